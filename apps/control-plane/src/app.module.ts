@@ -9,6 +9,8 @@ import { AllExceptionsFilter } from './common/exception.filter.js';
 import { AccountsModule } from './accounts/accounts.module.js';
 import { AuthGuard } from './accounts/auth.guard.js';
 import { HealthController } from './health/health.controller.js';
+import { IdentityModule } from './identity/identity.module.js';
+import type { KeySet } from './identity/keys.js';
 
 export interface AppDeps {
   config: Config;
@@ -16,6 +18,7 @@ export interface AppDeps {
   clock: Clock;
   registry: Registry;
   logger: Logger;
+  keys: KeySet;
 }
 
 /** Shared infrastructure every feature module may inject: config, pool, clock, metrics. */
@@ -41,6 +44,7 @@ export class AppModule {
       imports: [
         CoreModule.forRoot(deps),
         AccountsModule,
+        IdentityModule.forRoot(deps.keys),
         // Feature modules register here, one line each.
       ],
       controllers: [HealthController],

@@ -28,10 +28,20 @@ export const ConfigSchema = z.object({
   loginRateWindowSeconds: z.coerce.number().int().positive().default(60),
   /** Secure cookies need HTTPS; on by default when the public URL is https. */
   secureCookies: bool.optional(),
+  /**
+   * Private signing keys (JSON array of Ed25519 JWKs, newest first). Several control planes
+   * must share them; when unset, a key file under the data dir is created on first start.
+   */
+  signingKeys: z.string().optional(),
+  signingKeyFile: z.string().optional(),
   /** Run task workers in this process (`berth server`); `berth worker` runs them alone. */
   workers: bool.default(true),
 });
-export type Config = z.infer<typeof ConfigSchema> & { publicUrl: string };
+export type Config = z.infer<typeof ConfigSchema> & {
+  publicUrl: string;
+  /** True when BERTH_PUBLIC_URL was not given: the URL follows the real listening port. */
+  publicUrlDerived: boolean;
+};
 
 export type Env = Record<string, string | undefined>;
 
@@ -72,6 +82,8 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
       loginRateLimit: env.BERTH_LOGIN_RATE_LIMIT,
       loginRateWindowSeconds: env.BERTH_LOGIN_RATE_WINDOW_SECONDS,
       secureCookies: env.BERTH_SECURE_COOKIES,
+      signingKeys: env.BERTH_SIGNING_KEYS,
+      signingKeyFile: env.BERTH_SIGNING_KEY_FILE,
     }),
     ...clean({ ...flags }),
   };
@@ -92,5 +104,9 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
     );
   }
   const shownHost = c.host === '0.0.0.0' || c.host === '::' ? '127.0.0.1' : c.host;
-  return { ...c, publicUrl: (c.publicUrl ?? `http://${shownHost}:${c.port}`).replace(/\/+$/, '') };
+  return {
+    ...c,
+    publicUrl: (c.publicUrl ?? `http://${shownHost}:${c.port}`).replace(/\/+$/, ''),
+    publicUrlDerived: c.publicUrl === undefined,
+  };
 }

@@ -15,6 +15,7 @@ import { bodyParsers } from './common/body-limits.js';
 import { httpMetrics } from './common/http-metrics.js';
 import { PinoNestLogger, createLogger, httpLogger } from './common/logging.js';
 import { BootstrapService, type BootstrapOutcome } from './accounts/bootstrap.service.js';
+import { loadKeys } from './identity/keys.js';
 
 export interface RunningServer {
   url: string;
@@ -72,10 +73,11 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     const pool = createPool(databaseUrl, 20);
     cleanup.push(() => pool.end());
 
+    const keys = await loadKeys({ inline: config.signingKeys, file: config.signingKeyFile, dataDir: config.dataDir });
     const registry = new Registry();
     collectDefaultMetrics({ register: registry, prefix: 'berth_' });
     const app = await NestFactory.create<NestExpressApplication>(
-      AppModule.forRoot({ config, pool, clock: opts.clock ?? systemClock, registry, logger }),
+      AppModule.forRoot({ config, pool, clock: opts.clock ?? systemClock, registry, logger, keys }),
       { bodyParser: false, logger: new PinoNestLogger(logger), abortOnError: false },
     );
     app.set('trust proxy', 'loopback');
@@ -93,11 +95,13 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     await app.listen(config.port, config.host);
     cleanup.push(() => app.close());
     const port = (app.getHttpServer().address() as AddressInfo).port;
-    const url = config.port === 0 ? `http://${config.host}:${port}` : config.publicUrl;
+    // With --port 0 the real port is known only now; links and the token issuer must use it.
+    if (config.port === 0 && config.publicUrlDerived) config.publicUrl = config.publicUrl.replace(/:0$/, `:${port}`);
+    const url = config.publicUrl;
 
     const bootstrap = await app.get(BootstrapService).onFirstStart();
     if (bootstrap.kind === 'token-issued') {
-      announce(`First start: create the admin account at ${bootstrap.url.replace(config.publicUrl, url)}`);
+      announce(`First start: create the admin account at ${bootstrap.url}`);
       announce('(this one-time link is shown only now)');
     } else if (bootstrap.kind === 'admin-created') {
       announce(`Admin ${bootstrap.email} created from BERTH_ADMIN_EMAIL`);

@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createTestDatabase, type TestDatabase } from '@berth/db/testing';
 import { pino } from 'pino';
@@ -10,6 +13,7 @@ export const ADMIN = { email: 'admin@example.com', password: 'correct horse batt
 export interface TestServer extends RunningServer {
   db: TestDatabase;
   config: Config;
+  dataDir: string;
   /** Every log line the server wrote, for assertions that secrets never reach the log. */
   logs: string[];
   stop(): Promise<void>;
@@ -21,6 +25,7 @@ export async function startTestServer(
   opts: { clock?: Clock; admin?: boolean } = {},
 ): Promise<TestServer> {
   const db = await createTestDatabase();
+  const dataDir = await mkdtemp(join(tmpdir(), 'berth-cp-'));
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -29,8 +34,8 @@ export async function startTestServer(
     },
   });
   const config = loadConfig({
-    HOME: '/nonexistent',
-    BERTH_DATA_DIR: '/nonexistent/berth',
+    HOME: dataDir,
+    BERTH_DATA_DIR: dataDir,
     DATABASE_URL: db.url,
     BERTH_PORT: '0',
     BERTH_LOG_LEVEL: 'info',
@@ -46,10 +51,12 @@ export async function startTestServer(
     ...server,
     db,
     config,
+    dataDir,
     logs,
     async stop() {
       await server.close();
       await db.drop();
+      await rm(dataDir, { recursive: true, force: true });
     },
   };
 }
