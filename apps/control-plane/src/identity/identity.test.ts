@@ -7,6 +7,8 @@ import { IdentityService } from './identity.service.js';
 import { newPrivateJwk } from './keys.js';
 
 let s: TestServer;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON under test
+const getJson = async (url: string): Promise<any> => (await fetch(url)).json();
 beforeAll(async () => {
   s = await startTestServer();
 });
@@ -16,11 +18,11 @@ afterAll(async () => {
 
 describe('OIDC issuer', () => {
   it('publishes discovery and JWKS with the real public URL as issuer', async () => {
-    const d = await (await fetch(`${s.url}/.well-known/openid-configuration`)).json();
+    const d = await getJson(`${s.url}/.well-known/openid-configuration`);
     expect(d.issuer).toBe(s.url);
     expect(d.jwks_uri).toBe(`${s.url}/.well-known/jwks.json`);
     expect(d.id_token_signing_alg_values_supported).toEqual(['EdDSA']);
-    const jwks = await (await fetch(d.jwks_uri)).json();
+    const jwks = await getJson(d.jwks_uri);
     expect(jwks.keys).toHaveLength(1);
     expect(jwks.keys[0]).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA' });
     expect(jwks.keys[0].d).toBeUndefined();
@@ -30,14 +32,14 @@ describe('OIDC issuer', () => {
     const file = join(s.dataDir, 'keys', 'signing-keys.json');
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     const keys = JSON.parse(await readFile(file, 'utf8'));
-    const jwks = await (await fetch(`${s.url}/.well-known/jwks.json`)).json();
+    const jwks = await getJson(`${s.url}/.well-known/jwks.json`);
     expect(keys[0].kid).toBe(jwks.keys[0].kid);
   });
 
   it('signs gateway tickets that verify against the published JWKS with the environment as audience', async () => {
     const identity = s.app.get(IdentityService);
     const { token } = await identity.signGatewayToken({ environmentId: 'env-1', userId: 'u1', scope: 'terminal', role: 'observer' });
-    const jwks = createLocalJWKSet(await (await fetch(`${s.url}/.well-known/jwks.json`)).json());
+    const jwks = createLocalJWKSet(await getJson(`${s.url}/.well-known/jwks.json`));
     const { payload, protectedHeader } = await jwtVerify(token, jwks, { issuer: s.url, audience: 'env-1' });
     expect(protectedHeader.alg).toBe('EdDSA');
     expect(payload).toMatchObject({ sub: 'user:u1', scope: 'terminal', role: 'observer' });
@@ -55,7 +57,7 @@ describe('OIDC issuer', () => {
       provider: 'docker',
       launchSource: 'mobile',
     });
-    const jwks = createLocalJWKSet(await (await fetch(`${s.url}/.well-known/jwks.json`)).json());
+    const jwks = createLocalJWKSet(await getJson(`${s.url}/.well-known/jwks.json`));
     const { payload } = await jwtVerify(token, jwks, { issuer: s.url, audience: 'vault.example' });
     expect(payload).toMatchObject({
       sub: 'user:u9',
@@ -80,7 +82,7 @@ describe('key rotation', () => {
 
     const after = await startTestServer({ BERTH_SIGNING_KEYS: JSON.stringify([newKey, oldKey]) });
     try {
-      const jwks = await (await fetch(`${after.url}/.well-known/jwks.json`)).json();
+      const jwks = await getJson(`${after.url}/.well-known/jwks.json`);
       expect(jwks.keys.map((k: { kid: string }) => k.kid)).toEqual([newKey.kid, oldKey.kid]);
       const set = createLocalJWKSet(jwks);
       const fresh = (await after.app.get(IdentityService).signGatewayToken({ environmentId: 'e', userId: 'u', scope: 'exec' })).token;

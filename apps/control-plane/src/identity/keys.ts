@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import { exportJWK, generateKeyPair, importJWK, type JWK, type SignJWT } from 'jose';
 import { z } from 'zod';
 
 const PrivateJwk = z
@@ -9,9 +9,12 @@ const PrivateJwk = z
   .passthrough();
 const KeyList = z.array(PrivateJwk).min(1);
 
+/** What jose signs with (a WebCrypto key); named without the DOM lib. */
+export type PrivateKey = Parameters<SignJWT['sign']>[0];
+
 export interface SigningKey {
   kid: string;
-  privateKey: CryptoKey;
+  privateKey: PrivateKey;
   publicJwk: JWK;
 }
 
@@ -28,7 +31,7 @@ export async function newPrivateJwk(): Promise<JWK> {
 }
 
 async function toSigningKey(jwk: z.infer<typeof PrivateJwk>): Promise<SigningKey> {
-  const privateKey = (await importJWK({ ...jwk, alg: 'EdDSA' }, 'EdDSA')) as CryptoKey;
+  const privateKey = await importJWK({ ...jwk, alg: 'EdDSA' }, 'EdDSA');
   const { d: _d, ...pub } = jwk;
   return { kid: jwk.kid, privateKey, publicJwk: { kty: pub.kty, crv: pub.crv, x: pub.x, kid: jwk.kid, alg: 'EdDSA', use: 'sig' } };
 }
