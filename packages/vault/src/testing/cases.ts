@@ -1,0 +1,301 @@
+import { randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { VaultClient } from '../client.js';
+import { VaultError } from '../errors.js';
+import { fetchSecrets, unwrapSecrets } from '../secrets.js';
+import { startTestIssuer, type TestIssuer, type WorkloadClaims } from './issuer.js';
+
+/**
+ * The Vault behaviour Berth relies on, written once and run against the fake (always) and a
+ * real Vault (when one is configured). All setup goes through Vault's HTTP API with a root
+ * token, with per-test mount names, so it is the same code for both.
+ */
+
+export interface VaultUnderTest {
+  address: string;
+  rootToken: string;
+  namespace?: string;
+  /** Fake: moves its clock. Real Vault: waits, since there is no clock to move. */
+  advanceClock(seconds: number): Promise<void>;
+  /** Requests the server saw, when it can tell (the fake can). */
+  requests?: ReadonlyArray<{ method: string; path: string; namespace: string | undefined }>;
+  close(): Promise<void>;
+}
+
+export interface VaultTarget {
+  name: string;
+  start(): Promise<VaultUnderTest>;
+  /** Where the test JWKS server listens and how Vault reaches it. */
+  issuerHosts?: { bindHost: string; advertiseHost: string };
+}
+
+const AUDIENCE = 'berth-test-vault';
+
+interface Setup {
+  vault: VaultUnderTest;
+  issuer: TestIssuer;
+  admin: VaultClient;
+  jwtMount: string;
+  kvMount: string;
+  policy: string;
+  cleanup(): Promise<void>;
+}
+
+async function provision(vault: VaultUnderTest, issuer: TestIssuer, discovery: boolean): Promise<Setup> {
+  const admin = new VaultClient({ address: vault.address, token: vault.rootToken, namespace: vault.namespace });
+  const suffix = randomBytes(4).toString('hex');
+  const jwtMount = `berth-jwt-${suffix}`;
+  const kvMount = `berth-kv-${suffix}`;
+  const policy = `berth-users-${suffix}`;
+  const cleanup = async (): Promise<void> => {
+    await admin.request('DELETE', `sys/auth/${jwtMount}`).catch(() => undefined);
+    await admin.request('DELETE', `sys/mounts/${kvMount}`).catch(() => undefined);
+    await admin.request('DELETE', `sys/policies/acl/${policy}`).catch(() => undefined);
+  };
+  await admin.request('POST', `sys/auth/${jwtMount}`, { body: { type: 'jwt', description: 'Berth workload identity (test)' } });
+  const auths = await admin.request<Record<string, { accessor: string }>>('GET', 'sys/auth');
+  const accessor = auths.data[`${jwtMount}/`]?.accessor;
+  if (!accessor) throw new Error(`no accessor for ${jwtMount}/ in sys/auth`);
+  await admin.request('POST', `sys/mounts/${kvMount}`, { body: { type: 'kv', options: { version: '2' } } });
+  await admin.request('POST', `auth/${jwtMount}/config`, {
+    body: discovery
+      ? { oidc_discovery_url: issuer.issuer, bound_issuer: issuer.issuer }
+      : { jwks_url: issuer.jwksUrl, bound_issuer: issuer.issuer, jwt_supported_algs: ['EdDSA'] },
+  });
+  await admin.request('POST', `sys/policies/acl/${policy}`, {
+    body: { policy: `path "${kvMount}/data/users/{{identity.entity.aliases.${accessor}.name}}/*" {\n  capabilities = ["read"]\n}\n` },
+  });
+  const role = (extra: Record<string, unknown>): Record<string, unknown> => ({
+    role_type: 'jwt',
+    bound_audiences: [AUDIENCE],
+    user_claim: 'sub',
+    token_policies: [policy],
+    token_ttl: '10m',
+    token_max_ttl: '1h',
+    ...extra,
+  });
+  await admin.request('POST', `auth/${jwtMount}/role/berth`, {
+    body: role({ bound_claims: { launch_source: ['web', 'mobile', 'cli', 'api'] }, claim_mappings: { environment_id: 'environment_id' } }),
+  });
+  await admin.request('POST', `auth/${jwtMount}/role/alice-only`, { body: role({ bound_claims: { sub: 'user:alice' } }) });
+  await admin.request('POST', `auth/${jwtMount}/role/short`, { body: role({ token_ttl: '2s', token_max_ttl: '1h' }) });
+  const put = (path: string, data: Record<string, unknown>): Promise<unknown> => admin.request('POST', `${kvMount}/data/${path}`, { body: { data } });
+  await put('users/user:alice/github', { token: 'ghp_alice_v1', user: 'alice' });
+  await put('users/user:alice/github', { token: 'ghp_alice_v2', user: 'alice' });
+  await put('users/user:alice/db', { url: 'postgres://alice:pw@db/alice', port: 5432 });
+  await put('users/user:bob/github', { token: 'ghp_bob_secret' });
+  return { vault, issuer, admin, jwtMount, kvMount, policy, cleanup };
+}
+
+const claimsFor = (user: string, extra: Partial<WorkloadClaims> = {}): WorkloadClaims => ({
+  aud: AUDIENCE,
+  sub: `user:${user}`,
+  environment_id: 'env_123',
+  task_id: 'task_456',
+  provider: 'docker',
+  launch_source: 'web',
+  ...extra,
+});
+
+async function rejected(p: Promise<unknown>): Promise<VaultError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(VaultError);
+  return err as VaultError;
+}
+
+export function defineVaultCases(target: VaultTarget): void {
+  describe(`Vault behaviour (${target.name})`, () => {
+    let s: Setup;
+    let client: VaultClient;
+
+    beforeEach(async () => {
+      const vault = await target.start();
+      const issuer = await startTestIssuer(target.issuerHosts);
+      s = await provision(vault, issuer, false);
+      client = new VaultClient({ address: vault.address, namespace: vault.namespace });
+    });
+
+    afterEach(async () => {
+      await s.cleanup();
+      await s.issuer.close();
+      await s.vault.close();
+    });
+
+    const login = async (user: string, role = 'berth', extra: Partial<WorkloadClaims> = {}): Promise<VaultClient> => {
+      const auth = await client.loginJwt({ mount: s.jwtMount, role, jwt: await s.issuer.sign(claimsFor(user, extra)) });
+      return client.withToken(auth.clientToken);
+    };
+
+    it('logs in with an EdDSA workload-identity JWT verified against the JWKS', async () => {
+      const auth = await client.loginJwt({ mount: s.jwtMount, role: 'berth', jwt: await s.issuer.sign(claimsFor('alice')) });
+      expect(auth.clientToken).toMatch(/\S{20,}/);
+      expect(auth.policies).toEqual(expect.arrayContaining(['default', s.policy]));
+      expect(auth.leaseDuration).toBe(600);
+      expect(auth.renewable).toBe(true);
+      expect(auth.metadata).toMatchObject({ role: 'berth', environment_id: 'env_123' });
+    });
+
+    it('logs in when the auth method is configured by OIDC discovery', async () => {
+      await s.admin.request('POST', `auth/${s.jwtMount}/config`, { body: { oidc_discovery_url: s.issuer.issuer, bound_issuer: s.issuer.issuer } });
+      const auth = await client.loginJwt({ mount: s.jwtMount, role: 'berth', jwt: await s.issuer.sign(claimsFor('alice')) });
+      expect(auth.policies).toContain(s.policy);
+    });
+
+    it('rejects a JWT for another audience with Vault’s error text', async () => {
+      const jwt = await s.issuer.sign(claimsFor('alice', { aud: 'someone-else' }));
+      const err = await rejected(client.loginJwt({ mount: s.jwtMount, role: 'berth', jwt }));
+      expect(err.status).toBe(400);
+      expect(err.vaultErrors.join()).toMatch(/invalid audience \(aud\) claim/);
+      expect(err.message).toContain(`auth/${s.jwtMount}/login`);
+      expect(err.hint).toMatch(/bound_audiences/);
+      expect(err.message).not.toContain(jwt);
+    });
+
+    it('rejects an expired JWT', async () => {
+      const iat = Math.floor(Date.now() / 1000) - 3600;
+      const jwt = await s.issuer.sign(claimsFor('alice'), { iat, ttlSeconds: 300 });
+      const err = await rejected(client.loginJwt({ mount: s.jwtMount, role: 'berth', jwt }));
+      expect(err.status).toBe(400);
+      expect(err.vaultErrors.join()).toMatch(/token is expired/);
+      expect(err.hint).toMatch(/clock/);
+    });
+
+    it('rejects a JWT signed by a key that is not in the JWKS', async () => {
+      const jwt = await s.issuer.sign(claimsFor('alice'), { foreignKey: true });
+      const err = await rejected(client.loginJwt({ mount: s.jwtMount, role: 'berth', jwt }));
+      expect(err.status).toBe(400);
+      expect(err.vaultErrors.join()).toMatch(/signature/);
+    });
+
+    it('rejects a JWT whose claims do not match the role’s bound_claims', async () => {
+      const err = await rejected(client.loginJwt({ mount: s.jwtMount, role: 'alice-only', jwt: await s.issuer.sign(claimsFor('bob')) }));
+      expect(err.status).toBe(400);
+      expect(err.vaultErrors.join()).toMatch(/claim "sub" does not match any associated bound claim values/);
+      const ok = await client.loginJwt({ mount: s.jwtMount, role: 'alice-only', jwt: await s.issuer.sign(claimsFor('alice')) });
+      expect(ok.clientToken).toBeTruthy();
+    });
+
+    it('reads a KV v2 secret, latest and by version, in Vault’s response shape', async () => {
+      const alice = await login('alice');
+      const latest = await alice.readKv(s.kvMount, 'users/user:alice/github');
+      expect(latest.data).toEqual({ token: 'ghp_alice_v2', user: 'alice' });
+      expect(latest.metadata).toMatchObject({ version: 2, destroyed: false, deletion_time: '' });
+      const v1 = await alice.readKv(s.kvMount, 'users/user:alice/github', { version: 1 });
+      expect(v1.data.token).toBe('ghp_alice_v1');
+    });
+
+    it('does not let user A read user B’s path (templated policy)', async () => {
+      const alice = await login('alice');
+      const err = await rejected(alice.readKv(s.kvMount, 'users/user:bob/github'));
+      expect(err.status).toBe(403);
+      expect(err.vaultErrors.join()).toMatch(/permission denied/);
+      expect(err.path).toBe(`${s.kvMount}/data/users/user:bob/github`);
+    });
+
+    it('fetchSecrets maps refs to env vars, reads each path once and revokes its token', async () => {
+      const before = s.vault.requests?.length ?? 0;
+      const got = await fetchSecrets({
+        vault: { address: s.vault.address, namespace: s.vault.namespace, authMount: s.jwtMount, role: 'berth', kvMount: s.kvMount },
+        jwt: await s.issuer.sign(claimsFor('alice')),
+        refs: [
+          { env: 'GITHUB_TOKEN', path: 'users/user:alice/github', key: 'token' },
+          { env: 'GITHUB_USER', path: 'users/user:alice/github', key: 'user' },
+          { env: 'DB_URL', path: 'users/user:alice/db', key: 'url' },
+          { env: 'DB_PORT', path: 'users/user:alice/db', key: 'port' },
+        ],
+      });
+      expect(got.values).toEqual({ GITHUB_TOKEN: 'ghp_alice_v2', GITHUB_USER: 'alice', DB_URL: 'postgres://alice:pw@db/alice', DB_PORT: '5432' });
+      if (s.vault.requests) {
+        const reads = s.vault.requests.slice(before).filter((r) => r.method === 'GET' && r.path.includes('/data/'));
+        expect(reads.map((r) => r.path).sort()).toEqual([`${s.kvMount}/data/users/user:alice/db`, `${s.kvMount}/data/users/user:alice/github`]);
+      }
+      await got.revoke();
+      await got.revoke();
+    });
+
+    it('fetchSecrets fails naming the path and Vault’s message on 403, a missing path or a missing key', async () => {
+      const vault = { address: s.vault.address, namespace: s.vault.namespace, authMount: s.jwtMount, role: 'berth', kvMount: s.kvMount };
+      const forbidden = await rejected(
+        fetchSecrets({ vault, jwt: await s.issuer.sign(claimsFor('alice')), refs: [{ env: 'X', path: 'users/user:bob/github', key: 'token' }] }),
+      );
+      expect(forbidden.status).toBe(403);
+      expect(forbidden.message).toContain(`${s.kvMount}/data/users/user:bob/github`);
+      expect(forbidden.message).toMatch(/permission denied/);
+      const missing = await rejected(
+        fetchSecrets({ vault, jwt: await s.issuer.sign(claimsFor('alice')), refs: [{ env: 'X', path: 'users/user:alice/nope', key: 'token' }] }),
+      );
+      expect(missing.status).toBe(404);
+      expect(missing.message).toContain(`${s.kvMount}/data/users/user:alice/nope`);
+      const noKey = await rejected(
+        fetchSecrets({ vault, jwt: await s.issuer.sign(claimsFor('alice')), refs: [{ env: 'X', path: 'users/user:alice/github', key: 'password' }] }),
+      );
+      expect(noKey.message).toMatch(/has no key "password".*keys present: token, user/);
+      expect(noKey.message).not.toContain('ghp_alice');
+    });
+
+    it('refuses an expired Vault token with 403, and renew-self extends a live one', async () => {
+      const short = await login('alice', 'short');
+      const renewed = await short.renewSelf(60);
+      expect(renewed.renewable).toBe(true);
+      expect(renewed.leaseDuration).toBeGreaterThan(0);
+      expect(renewed.leaseDuration).toBeLessThanOrEqual(2);
+      const expiring = await login('alice', 'short');
+      await expiring.readKv(s.kvMount, 'users/user:alice/github');
+      await s.vault.advanceClock(3);
+      const err = await rejected(expiring.readKv(s.kvMount, 'users/user:alice/github'));
+      expect(err.status).toBe(403);
+      expect(err.vaultErrors.join()).toMatch(/permission denied|invalid token/);
+    });
+
+    it('makes a token unusable after revoke-self', async () => {
+      const alice = await login('alice');
+      await alice.revokeSelf();
+      const err = await rejected(alice.readKv(s.kvMount, 'users/user:alice/github'));
+      expect(err.status).toBe(403);
+    });
+
+    it('wraps a KV read, checks it by lookup, unwraps it once, and flags a second unwrap as possible interception', async () => {
+      const path = `${s.kvMount}/data/users/user:alice/github`;
+      const wrapped = await s.admin.request('GET', path, { headers: { 'X-Vault-Wrap-TTL': '300' } });
+      const wrappingToken = wrapped.wrap_info?.token ?? '';
+      expect(wrapped.wrap_info).toMatchObject({ ttl: 300, creation_path: path });
+
+      const lookup = await client.lookupWrapping(wrappingToken);
+      expect(lookup).toMatchObject({ creation_path: path, creation_ttl: 300 });
+      expect(typeof lookup.creation_time).toBe('string');
+
+      const vault = { address: s.vault.address, namespace: s.vault.namespace };
+      const got = await unwrapSecrets({ vault, wrappingToken, expectedCreationPath: path });
+      expect(got.values).toEqual({ token: 'ghp_alice_v2', user: 'alice' });
+
+      const raw = await rejected(client.unwrap(wrappingToken));
+      expect(raw.status).toBe(400);
+      expect(raw.vaultErrors).toEqual(['wrapping token is not valid or does not exist']);
+
+      const again = await rejected(unwrapSecrets({ vault, wrappingToken, expectedCreationPath: path }));
+      expect(again.message).toMatch(/already used .* or it expired/);
+      expect(again.message).toMatch(/intercepted/);
+      expect(again.message).not.toContain(wrappingToken);
+    });
+
+    it('refuses to unwrap a token created at an unexpected path, leaving it unused', async () => {
+      const wrapped = await s.admin.request('POST', 'sys/wrapping/wrap', { body: { GITHUB_TOKEN: 'x-wrapped' }, headers: { 'X-Vault-Wrap-TTL': '5m' } });
+      const wrappingToken = wrapped.wrap_info?.token ?? '';
+      const vault = { address: s.vault.address, namespace: s.vault.namespace };
+      const err = await rejected(unwrapSecrets({ vault, wrappingToken, expectedCreationPath: `${s.kvMount}/data/users/*` }));
+      expect(err.message).toMatch(/created at "sys\/wrapping\/wrap"/);
+      const ok = await unwrapSecrets({ vault, wrappingToken, expectedCreationPath: 'sys/wrapping/wrap' });
+      expect(ok.values).toEqual({ GITHUB_TOKEN: 'x-wrapped' });
+    });
+
+    it('expires a wrapping token after its TTL', async () => {
+      const wrapped = await s.admin.request('POST', 'sys/wrapping/wrap', { body: { a: 'b' }, headers: { 'X-Vault-Wrap-TTL': '2' } });
+      await s.vault.advanceClock(3);
+      const err = await rejected(client.lookupWrapping(wrapped.wrap_info?.token ?? ''));
+      expect(err.vaultErrors).toEqual(['wrapping token is not valid or does not exist']);
+    });
+  });
+}
