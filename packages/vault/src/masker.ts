@@ -15,7 +15,10 @@ export interface MaskerOptions {
 export const DEFAULT_MIN_MASK_LENGTH = 4;
 
 export interface Masker {
-  /** Bytes in, bytes out; holds back at most (longest value − 1) bytes between chunks. */
+  /**
+   * Bytes in, bytes out. Holds back only a tail that is the start of some value (at most
+   * longest value − 1 bytes) until the next chunk or the end shows whether it completes.
+   */
   stream(): Transform;
   /** Masks a complete buffer or string in one go. */
   mask(input: Buffer | string): Buffer;
@@ -53,38 +56,48 @@ export function createMasker(values: Iterable<string>, opts: MaskerOptions = {})
   }
 
   /**
-   * Scans `buf`, deciding only positions where every needle fits (unless `final`), and returns
-   * the output plus the undecided tail to carry into the next chunk.
+   * Scans `buf` and returns the masked output plus the tail to carry into the next chunk. Only a
+   * tail that could still become a value is held back (unless `final`), so ordinary output, a
+   * shell prompt say, is never delayed waiting for more bytes.
    */
   const scan = (buf: Buffer, final: boolean): { out: Buffer; tail: Buffer } => {
     if (maxLen === 0) return { out: buf, tail: Buffer.alloc(0) };
     const parts: Buffer[] = [];
-    const limit = final ? buf.length : buf.length - maxLen + 1;
     let emittedUpTo = 0;
     let i = 0;
-    while (i < limit) {
+    while (i < buf.length) {
       const list = byFirstByte.get(buf[i] as number);
-      let matched: Buffer | undefined;
-      if (list) {
-        for (const n of list) {
-          if (i + n.length <= buf.length && buf.compare(n, 0, n.length, i, i + n.length) === 0) {
-            matched = n;
+      if (!list) {
+        i++;
+        continue;
+      }
+      const rest = buf.length - i;
+      let full: Buffer | undefined;
+      let pending = false;
+      // Longest first: a longer value that may still complete wins over a shorter full match.
+      for (const n of list) {
+        if (n.length <= rest) {
+          if (buf.compare(n, 0, n.length, i, i + n.length) === 0) {
+            full = n;
             break;
           }
+        } else if (!final && buf.compare(n, 0, rest, i, buf.length) === 0) {
+          pending = true;
+          break;
         }
       }
-      if (matched) {
+      if (pending) break;
+      if (full) {
         if (i > emittedUpTo) parts.push(buf.subarray(emittedUpTo, i));
         parts.push(replacement);
-        i += matched.length;
+        i += full.length;
         emittedUpTo = i;
       } else {
         i++;
       }
     }
-    const decidedEnd = Math.max(emittedUpTo, Math.min(i, buf.length));
-    if (decidedEnd > emittedUpTo) parts.push(buf.subarray(emittedUpTo, decidedEnd));
-    return { out: Buffer.concat(parts), tail: Buffer.from(buf.subarray(decidedEnd)) };
+    if (i > emittedUpTo) parts.push(buf.subarray(emittedUpTo, i));
+    return { out: Buffer.concat(parts), tail: Buffer.from(buf.subarray(i)) };
   };
 
   return {
