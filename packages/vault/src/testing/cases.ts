@@ -291,6 +291,19 @@ export function defineVaultCases(target: VaultTarget): void {
       expect(ok.values).toEqual({ GITHUB_TOKEN: 'x-wrapped' });
     });
 
+    it('revokes Berth’s access: deleting the role stops logins, disabling the mount revokes issued tokens', async () => {
+      const alice = await login('alice');
+      await s.admin.request('DELETE', `auth/${s.jwtMount}/role/berth`);
+      const noRole = await rejected(client.loginJwt({ mount: s.jwtMount, role: 'berth', jwt: await s.issuer.sign(claimsFor('alice')) }));
+      expect(noRole.status).toBe(400);
+      expect(noRole.vaultErrors.join()).toMatch(/role "berth" could not be found/);
+      expect(noRole.hint).toMatch(/no role "berth"/);
+      await alice.readKv(s.kvMount, 'users/user:alice/github');
+      await s.admin.request('DELETE', `sys/auth/${s.jwtMount}`);
+      const revoked = await rejected(alice.readKv(s.kvMount, 'users/user:alice/github'));
+      expect(revoked.status).toBe(403);
+    });
+
     it('expires a wrapping token after its TTL', async () => {
       const wrapped = await s.admin.request('POST', 'sys/wrapping/wrap', { body: { a: 'b' }, headers: { 'X-Vault-Wrap-TTL': '2' } });
       await s.vault.advanceClock(3);

@@ -35,6 +35,8 @@ export interface SignOptions {
   /** Sign with a key that is NOT in the JWKS (but the same kid), to test signature checks. */
   foreignKey?: boolean;
   issuer?: string;
+  /** Leave out exp (and nbf): Vault then applies its expiration leeway to iat. */
+  noExpiry?: boolean;
 }
 
 export async function startTestIssuer(opts: { bindHost?: string; advertiseHost?: string } = {}): Promise<TestIssuer> {
@@ -68,13 +70,9 @@ export async function startTestIssuer(opts: { bindHost?: string; advertiseHost?:
   const signWith = async (key: CryptoKey, claims: WorkloadClaims, o: SignOptions): Promise<string> => {
     const iat = o.iat ?? Math.floor(Date.now() / 1000);
     const payload: JWTPayload = { jti: randomBytes(12).toString('hex'), ...claims };
-    return new SignJWT(payload)
-      .setProtectedHeader({ alg: 'EdDSA', kid, typ: 'JWT' })
-      .setIssuer(o.issuer ?? issuer)
-      .setIssuedAt(iat)
-      .setNotBefore(iat)
-      .setExpirationTime(iat + (o.ttlSeconds ?? 300))
-      .sign(key);
+    const jwt = new SignJWT(payload).setProtectedHeader({ alg: 'EdDSA', kid, typ: 'JWT' }).setIssuer(o.issuer ?? issuer).setIssuedAt(iat);
+    if (!o.noExpiry) jwt.setNotBefore(iat).setExpirationTime(iat + (o.ttlSeconds ?? 300));
+    return jwt.sign(key);
   };
 
   return {
