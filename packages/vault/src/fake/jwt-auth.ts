@@ -160,8 +160,10 @@ export class JwtAuthMount {
     const claims = await this.verifySignature(token, config);
     validateClaims(claims, config, role, nowSec);
 
+    // Since plugin v0.20.3 a single string aud counts too, not only a list.
     const aud = claims.aud;
-    if (Array.isArray(aud) && aud.length > 0 && role.bound_audiences.length === 0) {
+    const hasAud = (Array.isArray(aud) && aud.length > 0) || (typeof aud === 'string' && aud !== '');
+    if (hasAud && role.bound_audiences.length === 0) {
       throw badRequest('audience claim found in JWT but no audiences bound to the role');
     }
     const userRaw = getClaim(claims, role.user_claim);
