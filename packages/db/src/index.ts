@@ -2,3 +2,4 @@ export * from './embedded.js';
 export * from './migrate.js';
 export * from './pool.js';
 export * from './url.js';
+export * from './queue/index.js';

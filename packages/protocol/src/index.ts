@@ -1,2 +1,3 @@
 export * from './errors.js';
 export * from './gateway.js';
+export * from './jobs.js';

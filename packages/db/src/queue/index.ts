@@ -1,0 +1,5 @@
+export * from './jobs.js';
+export * from './listener.js';
+export * from './metrics.js';
+export * from './worker.js';
+export { NOTIFY_CHANNEL } from './sql.js';

@@ -1,0 +1,352 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { z } from 'zod';
+import type { JobCatalogShape } from '@berth/protocol';
+import type { Pool, PoolClient } from '../pool.js';
+import {
+  LeaseLostError,
+  PermanentJobError,
+  backoffMs,
+  claimJobs,
+  completeJobIn,
+  completeJobs,
+  defaultBackoff,
+  failJob,
+  heartbeatJobs,
+  reapExpiredLeases,
+  releaseJobs,
+  systemClock,
+  type BackoffPolicy,
+  type Clock,
+  type JobRow,
+} from './jobs.js';
+import { JobListener, silentLogger, type QueueLogger } from './listener.js';
+import type { QueueMetrics } from './metrics.js';
+
+export interface JobContext {
+  job: JobRow;
+  workerId: string;
+  /** Aborted when the lease is lost (reaped) or the pool is shutting down past its grace period. */
+  signal: AbortSignal;
+  /**
+   * Applies the job's effects and completes it in one transaction. The job row is deleted first
+   * (fenced on this worker and attempt), so if the lease was lost `fn` never runs and nothing is
+   * applied; if `fn` throws, the job stays claimed and is retried. Call at most once.
+   */
+  complete<T>(fn: (tx: PoolClient) => Promise<T>): Promise<T>;
+}
+
+/**
+ * A handler may call `ctx.complete` to apply effects atomically with completion; a handler that
+ * just returns is completed by the pool (batched with others: its effects, if any, are outside
+ * the database and must be idempotent). Throwing schedules a retry with backoff; throwing
+ * PermanentJobError kills the job at once.
+ */
+export type JobHandler<P> = (payload: P, ctx: JobContext) => Promise<void>;
+export type JobHandlers<C extends JobCatalogShape> = { [K in keyof C]?: JobHandler<z.output<C[K]>> };
+
+export type WorkerEvent =
+  | { type: 'completed'; job: JobRow }
+  | { type: 'failed'; job: JobRow; error: string; state: 'ready' | 'dead' | null }
+  | { type: 'lease-lost'; job: JobRow }
+  | { type: 'reaped'; requeued: number; dead: number };
+
+export interface WorkerPoolOptions<C extends JobCatalogShape> {
+  pool: Pool;
+  /** For the dedicated LISTEN connection. */
+  url: string;
+  catalog: C;
+  handlers: JobHandlers<C>;
+  concurrency?: number;
+  clock?: Clock;
+  logger?: QueueLogger;
+  workerId?: string;
+  /** Node name recorded with what this worker does (default: hostname). */
+  node?: string;
+  leaseMs?: number;
+  heartbeatMs?: number;
+  /** Fallback poll: NOTIFY can be lost while the listener reconnects. */
+  pollMs?: number;
+  reapMs?: number;
+  /** Jobs claimed per query; default the concurrency. */
+  batchSize?: number;
+  backoff?: BackoffPolicy;
+  metrics?: QueueMetrics;
+  onEvent?: (e: WorkerEvent) => void;
+}
+
+interface Active {
+  job: JobRow;
+  abort: AbortController;
+  started: number;
+  done: Promise<void>;
+}
+
+export function newWorkerId(): string {
+  return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Runs jobs from the outbox. Claims in batches with SKIP LOCKED when nudged (LISTEN), on a
+ * slow poll, and whenever a slot frees up while more work may be waiting; holds each lease by
+ * heartbeat; reaps leases other workers let expire.
+ */
+export class WorkerPool<C extends JobCatalogShape> {
+  readonly workerId: string;
+  readonly node: string;
+  private readonly pool: Pool;
+  private readonly clock: Clock;
+  private readonly log: QueueLogger;
+  private readonly concurrency: number;
+  private readonly batchSize: number;
+  private readonly leaseMs: number;
+  private readonly kinds: string[];
+  private readonly active = new Map<string, Active>();
+  private readonly listener: JobListener;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private pendingCompletions: JobRow[] = [];
+  private flushing: Promise<void> | undefined;
+  private running = false;
+  private fetching = false;
+  private fetchAgain = false;
+  private fetchScheduled = false;
+  private maybeMore = true;
+
+  constructor(private readonly opts: WorkerPoolOptions<C>) {
+    this.pool = opts.pool;
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.logger ?? silentLogger;
+    this.concurrency = opts.concurrency ?? 10;
+    this.batchSize = opts.batchSize ?? this.concurrency;
+    this.leaseMs = opts.leaseMs ?? 30_000;
+    this.workerId = opts.workerId ?? newWorkerId();
+    this.node = opts.node ?? hostname();
+    this.kinds = Object.keys(opts.handlers).filter((k) => opts.handlers[k] !== undefined);
+    this.listener = new JobListener({ url: opts.url, logger: this.log, onNudge: () => this.nudge() });
+  }
+
+  get activeCount(): number {
+    return this.active.size;
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    await this.listener.start();
+    const every = (ms: number, fn: () => Promise<void> | void) => {
+      const t = setInterval(() => {
+        Promise.resolve(fn()).catch((err: unknown) => this.log.error({ err }, 'worker timer failed'));
+      }, ms);
+      this.timers.push(t);
+    };
+    every(this.opts.pollMs ?? 2000, () => this.nudge());
+    every(this.opts.heartbeatMs ?? Math.max(50, Math.floor(this.leaseMs / 3)), () => this.heartbeat());
+    // Reapers on every worker; jitter keeps them from all scanning at the same instant.
+    const reapMs = this.opts.reapMs ?? Math.max(100, Math.floor(this.leaseMs / 2));
+    every(Math.round(reapMs * (0.75 + Math.random() * 0.5)), () => this.reap());
+    this.log.info({ workerId: this.workerId, kinds: this.kinds, concurrency: this.concurrency }, 'worker pool started');
+    this.nudge();
+  }
+
+  /** Look at the table now (a NOTIFY arrived, a slot freed, or the poll fired). */
+  nudge(): void {
+    this.maybeMore = true;
+    this.scheduleFetch();
+  }
+
+  private scheduleFetch(): void {
+    if (!this.running) return;
+    if (this.fetching) {
+      this.fetchAgain = true;
+      return;
+    }
+    if (this.fetchScheduled) return;
+    this.fetchScheduled = true;
+    // Coalesce: jobs that finish in the same tick free their slots before one claim for all.
+    setImmediate(() => {
+      this.fetchScheduled = false;
+      void this.fetch();
+    });
+  }
+
+  private async fetch(): Promise<void> {
+    if (this.fetching || !this.running) return;
+    this.fetching = true;
+    try {
+      do {
+        this.fetchAgain = false;
+        const free = this.concurrency - this.active.size;
+        if (free <= 0 || !this.maybeMore) break;
+        const limit = Math.min(free, this.batchSize);
+        const now = this.clock.now();
+        const jobs = await claimJobs(this.pool, { workerId: this.workerId, now, leaseMs: this.leaseMs, limit, kinds: this.kinds });
+        // A full batch means there may be more; a short one means the table is drained for now.
+        this.maybeMore = jobs.length === limit;
+        for (const job of jobs) {
+          this.opts.metrics?.claimLatency.observe({ kind: job.kind }, Math.max(0, now.getTime() - job.run_at.getTime()) / 1000);
+          if (!this.running) {
+            // Stopped while claiming: hand it straight back.
+            await releaseJobs(this.pool, [job.id], this.workerId, this.clock.now());
+            continue;
+          }
+          this.run(job);
+        }
+      } while ((this.fetchAgain || this.maybeMore) && this.running);
+    } catch (err) {
+      this.log.error({ err }, 'claiming jobs failed; the poll will retry');
+    } finally {
+      this.fetching = false;
+    }
+  }
+
+  private run(job: JobRow): void {
+    const abort = new AbortController();
+    const entry: Active = { job, abort, started: performance.now(), done: Promise.resolve() };
+    this.active.set(job.id, entry);
+    entry.done = this.execute(entry).finally(() => {
+      this.active.delete(job.id);
+      if (this.maybeMore) this.scheduleFetch();
+    });
+  }
+
+  private async execute(entry: Active): Promise<void> {
+    const { job, abort } = entry;
+    const handler = this.opts.handlers[job.kind] as JobHandler<unknown> | undefined;
+    const schema = this.opts.catalog[job.kind];
+    let completedInTx = false;
+    const ctx: JobContext = {
+      job,
+      workerId: this.workerId,
+      signal: abort.signal,
+      complete: async (fn) => {
+        if (completedInTx) throw new Error(`job ${job.id} already completed`);
+        const client = await this.pool.connect();
+        try {
+          await client.query('BEGIN');
+          await completeJobIn(client, job, this.workerId);
+          const result = await fn(client);
+          await client.query('COMMIT');
+          completedInTx = true;
+          return result;
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw err;
+        } finally {
+          client.release();
+        }
+      },
+    };
+    try {
+      if (!handler || !schema) throw new PermanentJobError(`no handler for job kind ${job.kind}`);
+      const parsed = schema.safeParse(job.payload);
+      if (!parsed.success) throw new PermanentJobError(`invalid payload for ${job.kind}: ${parsed.error.message}`);
+      await handler(parsed.data, ctx);
+      if (!completedInTx) await this.completeBatched(job);
+      this.observe(entry, 'completed');
+      this.opts.onEvent?.({ type: 'completed', job });
+    } catch (err) {
+      if (err instanceof LeaseLostError || abort.signal.reason instanceof LeaseLostError) {
+        this.log.warn({ jobId: job.id, kind: job.kind }, 'lease lost; another worker owns this job now');
+        this.observe(entry, 'lease_lost');
+        this.opts.onEvent?.({ type: 'lease-lost', job });
+        return;
+      }
+      if (!this.running && abort.signal.aborted) {
+        this.observe(entry, 'released');
+        return; // shutdown released it; nothing to record
+      }
+      await this.recordFailure(entry, err);
+    }
+  }
+
+  private async recordFailure(entry: Active, err: unknown): Promise<void> {
+    const { job } = entry;
+    const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    const permanent = err instanceof PermanentJobError;
+    try {
+      const state = await failJob(this.pool, job, {
+        workerId: this.workerId,
+        now: this.clock.now(),
+        delayMs: backoffMs(job.attempts, this.opts.backoff ?? defaultBackoff),
+        error: message,
+        permanent,
+      });
+      this.log.warn({ jobId: job.id, kind: job.kind, attempt: job.attempts, state, err }, 'job failed');
+      if (state === 'ready') this.opts.metrics?.retries.inc({ kind: job.kind });
+      if (state === 'dead') this.opts.metrics?.deadJobs.inc({ kind: job.kind, reason: permanent ? 'permanent' : 'attempts' });
+      this.observe(entry, 'failed');
+      this.opts.onEvent?.({ type: 'failed', job, error: message, state });
+    } catch (dbErr) {
+      // The lease runs out and the reaper requeues it; nothing is lost.
+      this.log.error({ err: dbErr, jobId: job.id }, 'recording a job failure failed');
+    }
+  }
+
+  private observe(entry: Active, outcome: string): void {
+    this.opts.metrics?.jobDuration.observe({ kind: entry.job.kind, outcome }, (performance.now() - entry.started) / 1000);
+  }
+
+  /** Effect-free completions are batched: one DELETE for all jobs finished within a tick. */
+  private completeBatched(job: JobRow): Promise<void> {
+    this.pendingCompletions.push(job);
+    if (!this.flushing) {
+      this.flushing = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+        const batch = this.pendingCompletions;
+        this.pendingCompletions = [];
+        this.flushing = undefined;
+        await completeJobs(this.pool, batch, this.workerId);
+      });
+    }
+    return this.flushing;
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (this.active.size === 0) return;
+    const ids = [...this.active.keys()];
+    const held = await heartbeatJobs(this.pool, ids, this.workerId, this.clock.now(), this.leaseMs);
+    for (const id of ids) {
+      const a = this.active.get(id);
+      if (a && !held.has(id) && !a.abort.signal.aborted) a.abort.abort(new LeaseLostError(id));
+    }
+  }
+
+  private async reap(): Promise<void> {
+    const r = await reapExpiredLeases(this.pool, this.clock, this.workerId);
+    if (r.requeued + r.dead === 0) return;
+    this.log.warn({ ...r }, 'reaped expired job leases');
+    this.opts.metrics?.leasesReaped.inc({ outcome: 'requeued' }, r.requeued);
+    this.opts.metrics?.leasesReaped.inc({ outcome: 'dead' }, r.dead);
+    if (r.dead) this.opts.metrics?.deadJobs.inc({ kind: 'any', reason: 'lease_expired' }, r.dead);
+    this.opts.onEvent?.({ type: 'reaped', ...r });
+    this.nudge();
+  }
+
+  /**
+   * Graceful stop: claim nothing more, let running jobs finish for up to `graceMs`, then abort
+   * the rest and hand their leases back so another worker takes them at once.
+   */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    for (const t of this.timers) clearInterval(t);
+    this.timers.length = 0;
+    await this.listener.close();
+    while (this.fetching) await new Promise((r) => setImmediate(r));
+    const all = () => Promise.allSettled([...this.active.values()].map((a) => a.done));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
+    const left = [...this.active.values()];
+    if (left.length) {
+      for (const a of left) a.abort.abort(new Error('worker shutting down'));
+      const released = await releaseJobs(this.pool, left.map((a) => a.job.id), this.workerId, this.clock.now()).catch(() => []);
+      this.log.warn({ released: released.length }, 'released unfinished jobs on shutdown');
+      // Handlers honouring the signal end now; those that ignore it cannot complete (fenced).
+      let t2: NodeJS.Timeout | undefined;
+      await Promise.race([all(), new Promise((r) => (t2 = setTimeout(r, 1000)))]);
+      clearTimeout(t2);
+    }
+    if (this.flushing) await this.flushing.catch(() => undefined);
+    this.log.info({ workerId: this.workerId }, 'worker pool stopped');
+  }
+}
