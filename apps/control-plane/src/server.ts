@@ -16,6 +16,7 @@ import { httpMetrics } from './common/http-metrics.js';
 import { PinoNestLogger, createLogger, httpLogger } from './common/logging.js';
 import { BootstrapService, type BootstrapOutcome } from './accounts/bootstrap.service.js';
 import { loadKeys } from './identity/keys.js';
+import { webApp } from './web/static.js';
 
 export interface RunningServer {
   url: string;
@@ -86,6 +87,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     app.use(httpMetrics(registry));
     app.use(cookieParser());
     app.use(bodyParsers());
+    app.use(webApp()); // the built web app at `/`; never answers /api, health, metrics or /.well-known
     const doc = SwaggerModule.createDocument(
       app,
       new DocumentBuilder().setTitle('Berth API').setVersion('1').addBearerAuth().addCookieAuth('berth_session').build(),

@@ -1,0 +1,117 @@
+// The typed client for the Berth API. Same origin as the page (the control plane serves both),
+// so the session cookie rides along and no URL is configured. Every failure becomes an ApiError
+// carrying the server's {code, message, hint}; nothing else (stack traces, HTML) reaches the UI.
+
+export type Role = 'admin' | 'member';
+export type Scope = 'read' | 'write' | 'admin';
+
+export interface User {
+  id: string;
+  email: string;
+  role: Role;
+  displayName: string | null;
+  createdAt: string;
+}
+
+export interface Me {
+  user: User | null;
+  via: 'session' | 'token';
+  scopes: Scope[];
+  tokenId: string | null;
+}
+
+export interface Token {
+  id: string;
+  name: string;
+  prefix: string;
+  scopes: Scope[];
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+  createdAt: string;
+}
+
+/** Only the create response carries the secret, and only once. */
+export interface CreatedToken extends Token {
+  token: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly hint: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+
+  get unauthorized(): boolean {
+    return this.status === 401;
+  }
+}
+
+/** Turns anything thrown into an ApiError, so components render one shape. */
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  return new ApiError(0, 'client_error', 'something went wrong in the page', 'reload the page; if it keeps happening, report it');
+}
+
+function isErrorBody(v: unknown): v is { error: { code: string; message: string; hint?: string } } {
+  if (typeof v !== 'object' || v === null || !('error' in v)) return false;
+  const e = (v as { error: unknown }).error;
+  return typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' && typeof (e as { message?: unknown }).message === 'string';
+}
+
+export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(`/api/v1${path}`, {
+      method,
+      credentials: 'include',
+      headers: { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      cache: 'no-store',
+    });
+  } catch {
+    throw new ApiError(0, 'network', 'could not reach the Berth server', 'check your connection and that `berth server` is running, then try again');
+  }
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  if (!res.ok) {
+    if (isErrorBody(json)) throw new ApiError(res.status, json.error.code, json.error.message, json.error.hint ?? '');
+    // A proxy in front of Berth, or a server that is restarting, answers with something else.
+    throw new ApiError(res.status, `http_${res.status}`, `the server answered ${res.status} ${res.statusText}`.trim(), 'try again in a moment');
+  }
+  if (json === undefined && text) throw new ApiError(res.status, 'bad_response', 'the server sent a response that is not JSON', 'reload the page');
+  return json as T;
+}
+
+export const api = {
+  me: () => request<Me>('GET', '/me'),
+  login: (email: string, password: string) => request<{ user: User }>('POST', '/auth/login', { email, password }),
+  logout: () => request<{ ok: true }>('POST', '/auth/logout'),
+  bootstrap: (token: string, email: string, password: string) =>
+    request<{ user: User }>('POST', '/auth/bootstrap', { token, email, password }),
+  tokens: {
+    list: (opts: { cursor?: string | null; limit?: number } = {}) => {
+      const q = new URLSearchParams();
+      if (opts.limit) q.set('limit', String(opts.limit));
+      if (opts.cursor) q.set('cursor', opts.cursor);
+      const qs = q.toString();
+      return request<Page<Token>>('GET', `/tokens${qs ? `?${qs}` : ''}`);
+    },
+    create: (body: { name: string; expiresInDays?: number; scopes?: Scope[] }) => request<CreatedToken>('POST', '/tokens', body),
+    revoke: (id: string) => request<{ revoked: true }>('DELETE', `/tokens/${encodeURIComponent(id)}`),
+  },
+};
