@@ -111,25 +111,9 @@ export async function unwrapSecrets(params: {
 }): Promise<UnwrappedSecrets> {
   const client = new VaultClient({ ...params.vault, token: undefined });
   try {
-    let lookup;
-    try {
-      lookup = await client.lookupWrapping(params.wrappingToken);
-    } catch (err) {
-      if (err instanceof VaultError && err.status === 400) {
-        throw new VaultError({
-          message:
-            'Vault does not know this wrapping token: it was already used (unwrapped) or it expired. ' +
-            'If nobody here unwrapped it, this may mean it was intercepted: treat the wrapped secret as compromised and rotate it. ' +
-            `(Vault said: ${err.vaultErrors.join('; ') || 'nothing'})`,
-          path: err.path,
-          status: err.status,
-          vaultErrors: err.vaultErrors,
-          hint: 'Create a new wrapping token (e.g. vault kv get -wrap-ttl=5m ...) and pass it once; check who else could have seen the old one.',
-          cause: err,
-        });
-      }
-      throw err;
-    }
+    const lookup = await client.lookupWrapping(params.wrappingToken).catch((err: unknown) => {
+      throw usedOrExpired(err);
+    });
     if (!creationPathMatches(lookup.creation_path, params.expectedCreationPath)) {
       throw new VaultError({
         message: `Wrapping token was created at "${lookup.creation_path}", expected "${params.expectedCreationPath}": refusing to unwrap it (it may have been substituted)`,
@@ -137,7 +121,10 @@ export async function unwrapSecrets(params: {
         hint: 'Wrap the response of the expected path, e.g. vault kv get -wrap-ttl=5m -mount=secret <path>.',
       });
     }
-    const res = await client.unwrap<Record<string, unknown>>(params.wrappingToken);
+    // Someone may still unwrap it between our lookup and unwrap: same meaning, same error.
+    const res = await client.unwrap<Record<string, unknown>>(params.wrappingToken).catch((err: unknown) => {
+      throw usedOrExpired(err);
+    });
     const data = isKvV2Response(lookup.creation_path, res.data) ? (res.data.data as Record<string, unknown>) : res.data;
     const values: Record<string, string> = {};
     for (const [k, v] of Object.entries(data ?? {})) values[k] = toEnvValue(v);
@@ -145,6 +132,22 @@ export async function unwrapSecrets(params: {
   } finally {
     await client.close();
   }
+}
+
+/** A 400 on a wrapping token means Vault no longer knows it; say what that may mean. */
+function usedOrExpired(err: unknown): unknown {
+  if (!(err instanceof VaultError) || err.status !== 400) return err;
+  return new VaultError({
+    message:
+      'Vault does not know this wrapping token: it was already used (unwrapped) or it expired. ' +
+      'If nobody here unwrapped it, this may mean it was intercepted: treat the wrapped secret as compromised and rotate it. ' +
+      `(Vault said: ${err.vaultErrors.join('; ') || 'nothing'})`,
+    path: err.path,
+    status: err.status,
+    vaultErrors: err.vaultErrors,
+    hint: 'Create a new wrapping token (e.g. vault kv get -wrap-ttl=5m ...) and pass it once; check who else could have seen the old one.',
+    cause: err,
+  });
 }
 
 function creationPathMatches(actual: string, expected: string): boolean {

@@ -224,6 +224,10 @@ export function defineVaultCases(target: VaultTarget): void {
       expect(forbidden.status).toBe(403);
       expect(forbidden.message).toContain(`${s.kvMount}/data/users/user:bob/github`);
       expect(forbidden.message).toMatch(/permission denied/);
+      if (s.vault.requests) {
+        // The token from the failed launch must not outlive it.
+        expect(s.vault.requests.at(-1)).toMatchObject({ method: 'POST', path: 'auth/token/revoke-self' });
+      }
       const missing = await rejected(
         fetchSecrets({ vault, jwt: await s.issuer.sign(claimsFor('alice')), refs: [{ env: 'X', path: 'users/user:alice/nope', key: 'token' }] }),
       );
