@@ -224,7 +224,8 @@ export class VaultClient {
     }
     const vaultErrors = parseErrors(text);
     const hint = opts.hint?.(status, vaultErrors) ?? genericHint(status, this.address);
-    const said = vaultErrors.length > 0 ? vaultErrors.map(flattenVaultError).join('; ') : '(no error text)';
+    // KV answers a missing secret with 404 and an empty errors array.
+    const said = vaultErrors.length > 0 ? vaultErrors.map(flattenVaultError).join('; ') : status === 404 ? 'not found' : '(no error text)';
     throw new VaultError({
       message: `Vault ${method} ${apiPath} failed with HTTP ${status}: ${said}`,
       path: apiPath,

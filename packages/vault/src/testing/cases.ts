@@ -22,7 +22,7 @@ export interface VaultUnderTest {
   close(): Promise<void>;
 }
 
-export interface VaultTarget {
+export interface VaultTestTarget {
   name: string;
   start(): Promise<VaultUnderTest>;
   /** Where the test JWKS server listens and how Vault reaches it. */
@@ -106,7 +106,7 @@ async function rejected(p: Promise<unknown>): Promise<VaultError> {
   return err as VaultError;
 }
 
-export function defineVaultCases(target: VaultTarget): void {
+export function defineVaultCases(target: VaultTestTarget): void {
   describe(`Vault behaviour (${target.name})`, () => {
     let s: Setup;
     let client: VaultClient;
