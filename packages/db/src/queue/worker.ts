@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import type { z } from 'zod';
 import type { JobCatalogShape } from '@berth/protocol';
 import type { Pool, PoolClient } from '../pool.js';
@@ -95,6 +96,14 @@ export class WorkerPool<C extends JobCatalogShape> {
   readonly workerId: string;
   readonly node: string;
   private readonly pool: Pool;
+  /**
+   * Claims, heartbeats, releases and reaps go through their own small pool whose sessions commit
+   * without waiting for the WAL flush (synchronous_commit=off, a per-session setting; fsync stays
+   * on). Lease state is soft: if Postgres crashes and loses the last claim, the job is simply
+   * ready again, and the fenced completion (worker + attempt) keeps its effects exactly-once.
+   * Enqueues and completions stay fully durable on the main pool.
+   */
+  private readonly leasePool: pg.Pool;
   private readonly clock: Clock;
   private readonly log: QueueLogger;
   private readonly concurrency: number;
@@ -122,6 +131,13 @@ export class WorkerPool<C extends JobCatalogShape> {
     this.workerId = opts.workerId ?? newWorkerId();
     this.node = opts.node ?? hostname();
     this.kinds = Object.keys(opts.handlers).filter((k) => opts.handlers[k] !== undefined);
+    this.leasePool = new pg.Pool({
+      connectionString: opts.url,
+      max: 2,
+      application_name: 'berth-worker',
+      options: '-c synchronous_commit=off',
+    });
+    this.leasePool.on('error', () => undefined);
     this.listener = new JobListener({ url: opts.url, logger: this.log, onNudge: () => this.nudge() });
   }
 
@@ -179,14 +195,14 @@ export class WorkerPool<C extends JobCatalogShape> {
         if (free <= 0 || !this.maybeMore) break;
         const limit = Math.min(free, this.batchSize);
         const now = this.clock.now();
-        const jobs = await claimJobs(this.pool, { workerId: this.workerId, now, leaseMs: this.leaseMs, limit, kinds: this.kinds });
+        const jobs = await claimJobs(this.leasePool, { workerId: this.workerId, now, leaseMs: this.leaseMs, limit, kinds: this.kinds });
         // A full batch means there may be more; a short one means the table is drained for now.
         this.maybeMore = jobs.length === limit;
         for (const job of jobs) {
           this.opts.metrics?.claimLatency.observe({ kind: job.kind }, Math.max(0, now.getTime() - job.run_at.getTime()) / 1000);
           if (!this.running) {
             // Stopped while claiming: hand it straight back.
-            await releaseJobs(this.pool, [job.id], this.workerId, this.clock.now());
+            await releaseJobs(this.leasePool, [job.id], this.workerId, this.clock.now());
             continue;
           }
           this.run(job);
@@ -303,7 +319,7 @@ export class WorkerPool<C extends JobCatalogShape> {
   private async heartbeat(): Promise<void> {
     if (this.active.size === 0) return;
     const ids = [...this.active.keys()];
-    const held = await heartbeatJobs(this.pool, ids, this.workerId, this.clock.now(), this.leaseMs);
+    const held = await heartbeatJobs(this.leasePool, ids, this.workerId, this.clock.now(), this.leaseMs);
     for (const id of ids) {
       const a = this.active.get(id);
       if (a && !held.has(id) && !a.abort.signal.aborted) a.abort.abort(new LeaseLostError(id));
@@ -311,7 +327,7 @@ export class WorkerPool<C extends JobCatalogShape> {
   }
 
   private async reap(): Promise<void> {
-    const r = await reapExpiredLeases(this.pool, this.clock, this.workerId);
+    const r = await reapExpiredLeases(this.leasePool, this.clock, this.workerId);
     if (r.requeued + r.dead === 0) return;
     this.log.warn({ ...r }, 'reaped expired job leases');
     this.opts.metrics?.leasesReaped.inc({ outcome: 'requeued' }, r.requeued);
@@ -339,7 +355,7 @@ export class WorkerPool<C extends JobCatalogShape> {
     const left = [...this.active.values()];
     if (left.length) {
       for (const a of left) a.abort.abort(new Error('worker shutting down'));
-      const released = await releaseJobs(this.pool, left.map((a) => a.job.id), this.workerId, this.clock.now()).catch(() => []);
+      const released = await releaseJobs(this.leasePool, left.map((a) => a.job.id), this.workerId, this.clock.now()).catch(() => []);
       this.log.warn({ released: released.length }, 'released unfinished jobs on shutdown');
       // Handlers honouring the signal end now; those that ignore it cannot complete (fenced).
       let t2: NodeJS.Timeout | undefined;
@@ -347,6 +363,7 @@ export class WorkerPool<C extends JobCatalogShape> {
       clearTimeout(t2);
     }
     if (this.flushing) await this.flushing.catch(() => undefined);
+    await this.leasePool.end();
     this.log.info({ workerId: this.workerId }, 'worker pool stopped');
   }
 }
