@@ -3,6 +3,7 @@ import { makeCtx } from './context.js';
 import { readEnv } from './env.js';
 import { CliError, EXIT } from './errors.js';
 import { authCommands } from './commands/auth.js';
+import { envCommands } from './commands/env.js';
 import { serverCommand } from './commands/server.js';
 import { tokenCommands } from './commands/token.js';
 
@@ -15,6 +16,7 @@ export function buildProgram(env: Record<string, string | undefined>): Command {
   serverCommand(program, ctx);
   authCommands(program, ctx);
   tokenCommands(program, ctx);
+  envCommands(program, ctx);
   return program;
 }
 

@@ -11,6 +11,7 @@ import { AuthGuard } from './accounts/auth.guard.js';
 import { HealthController } from './health/health.controller.js';
 import { IdentityModule } from './identity/identity.module.js';
 import type { KeySet } from './identity/keys.js';
+import { LiveModule } from './live/live.module.js';
 
 export interface AppDeps {
   config: Config;
@@ -19,6 +20,7 @@ export interface AppDeps {
   registry: Registry;
   logger: Logger;
   keys: KeySet;
+  databaseUrl: string;
 }
 
 /** Shared infrastructure every feature module may inject: config, pool, clock, metrics. */
@@ -45,6 +47,7 @@ export class AppModule {
         CoreModule.forRoot(deps),
         AccountsModule,
         IdentityModule.forRoot(deps.keys),
+        LiveModule.forRoot(deps.databaseUrl),
         // Feature modules register here, one line each.
       ],
       controllers: [HealthController],

@@ -78,7 +78,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     const registry = new Registry();
     collectDefaultMetrics({ register: registry, prefix: 'berth_' });
     const app = await NestFactory.create<NestExpressApplication>(
-      AppModule.forRoot({ config, pool, clock: opts.clock ?? systemClock, registry, logger, keys }),
+      AppModule.forRoot({ config, pool, clock: opts.clock ?? systemClock, registry, logger, keys, databaseUrl }),
       { bodyParser: false, logger: new PinoNestLogger(logger), abortOnError: false },
     );
     app.set('trust proxy', 'loopback');

@@ -1,0 +1,109 @@
+import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import type { Server as HttpServer } from 'node:http';
+import pgListen, { type Subscriber } from 'pg-listen';
+import { Server, type Socket } from 'socket.io';
+import { z } from 'zod';
+import type { Config } from '../config.js';
+import { CONFIG } from '../common/di.js';
+import { AuthService } from '../accounts/auth.service.js';
+import { SESSION_COOKIE, type AuthContext } from '../accounts/auth.types.js';
+
+// pg-listen is CommonJS with its function on `exports.default`: seen from ESM it is one level down.
+const createSubscriber = pgListen.default;
+
+export const LIVE_CHANNEL = 'berth_live';
+
+export const LiveChange = z.object({
+  kind: z.enum(['environment', 'task']),
+  id: z.string(),
+  owner: z.string(),
+  state: z.string(),
+});
+export type LiveChange = z.infer<typeof LiveChange>;
+
+export const DATABASE_URL = Symbol('DATABASE_URL');
+
+/**
+ * socket.io namespace `/events`: each signed-in user joins a room of their own and receives
+ * `change` events ({kind, id, state}) for their environments and tasks. Changes arrive through
+ * Postgres NOTIFY, so every replica sees every change. Connections authenticate like the API
+ * (session cookie or `auth: {token}`).
+ */
+@Injectable()
+export class LiveService implements OnApplicationBootstrap, OnModuleDestroy {
+  private io: Server | undefined;
+  private subscriber: Subscriber | undefined;
+
+  constructor(
+    @Inject(HttpAdapterHost) private readonly host: HttpAdapterHost,
+    @Inject(AuthService) private readonly auth: AuthService,
+    @Inject(CONFIG) private readonly config: Config,
+    @Inject(DATABASE_URL) private readonly databaseUrl: string,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    const http = this.host.httpAdapter.getHttpServer() as HttpServer;
+    this.io = new Server(http, { path: '/socket.io', serveClient: false, cors: { origin: false } });
+    const nsp = this.io.of('/events');
+    nsp.use((socket, next) => {
+      this.authenticate(socket).then(
+        (ctx) => {
+          socket.data.auth = ctx;
+          next();
+        },
+        (err: unknown) => next(new Error((err as Error).message || 'unauthorized')),
+      );
+    });
+    nsp.on('connection', (socket) => {
+      const ctx = socket.data.auth as AuthContext;
+      void socket.join(`user:${ctx.userId}`);
+      socket.emit('ready', { userId: ctx.userId });
+    });
+
+    this.subscriber = createSubscriber(
+      { connectionString: this.databaseUrl, application_name: 'berth-live' },
+      { retryLimit: Infinity, retryTimeout: 0, retryInterval: (n: number) => Math.round(Math.random() * Math.min(10_000, 100 * 2 ** n)), parse: (s: string) => s },
+    );
+    this.subscriber.notifications.on(LIVE_CHANNEL, (payload: unknown) => {
+      let parsed: LiveChange;
+      try {
+        parsed = LiveChange.parse(JSON.parse(String(payload)));
+      } catch {
+        return;
+      }
+      nsp.to(`user:${parsed.owner}`).emit('change', { kind: parsed.kind, id: parsed.id, state: parsed.state });
+    });
+    this.subscriber.events.on('error', () => undefined);
+    await this.subscriber.connect();
+    await this.subscriber.listenTo(LIVE_CHANNEL);
+  }
+
+  private async authenticate(socket: Socket): Promise<AuthContext> {
+    const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
+    if (typeof token === 'string' && token) return this.auth.authenticate(token, undefined);
+    const cookieHeader = socket.handshake.headers.cookie;
+    const origin = socket.handshake.headers.origin;
+    // Cookies ride along cross-site; only the app's own origin may use them here.
+    if (origin && new URL(this.config.publicUrl).origin !== origin && new URL(origin).host !== socket.handshake.headers.host)
+      throw new Error('cross-site connection refused');
+    const session = cookieHeader ? readCookie(cookieHeader, SESSION_COOKIE) : undefined;
+    return this.auth.authenticate(undefined, session);
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    const io = this.io;
+    if (io) await new Promise<void>((resolve) => void io.close(() => resolve()));
+    this.io = undefined;
+    await this.subscriber?.close().catch(() => undefined);
+    this.subscriber = undefined;
+  }
+}
+
+function readCookie(header: string, name: string): string | undefined {
+  for (const part of header.split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0 && part.slice(0, i).trim() === name) return decodeURIComponent(part.slice(i + 1).trim());
+  }
+  return undefined;
+}
