@@ -4,21 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { JwtAuthMount } from './jwt-auth.js';
 import { KvV2Store } from './kv.js';
 import { PolicyParseError, capabilitiesFor, parsePolicy, type Capability, type Policy } from './policy.js';
-import {
-  HttpError,
-  SYSTEM_DEFAULT_TTL,
-  aclDenied,
-  badRequest,
-  envelope,
-  invalidToken,
-  isoTime,
-  mountAccessor,
-  newAccessor,
-  newToken,
-  newUuid,
-  noRoute,
-  parseDuration,
-} from './util.js';
+import { DEFAULT_POLICY, TokenStore, WrapStore, type TokenEntry } from './tokens.js';
+import { HttpError, aclDenied, badRequest, envelope, mountAccessor, newAccessor, newToken, newUuid, noRoute, parseDuration } from './util.js';
 
 /**
  * A FAKE Vault for tests: an in-memory loopback HTTP server speaking the slice of Vault's HTTP
@@ -48,32 +35,6 @@ export interface FakeVault {
   close(): Promise<void>;
 }
 
-interface TokenEntry {
-  id: string;
-  accessor: string;
-  policies: string[];
-  tokenPolicies: string[];
-  createdMs: number;
-  ttl: number;
-  maxTtl: number;
-  expireMs: number | undefined;
-  renewable: boolean;
-  metadata: Record<string, string>;
-  displayName: string;
-  entityId: string;
-  alias: { mountAccessor: string; name: string } | undefined;
-  authMount: string | undefined;
-  root: boolean;
-}
-
-interface WrapEntry {
-  accessor: string;
-  response: Record<string, unknown>;
-  creationPath: string;
-  creationMs: number;
-  ttl: number;
-}
-
 interface AuthMount {
   type: string;
   accessor: string;
@@ -86,8 +47,6 @@ interface Reply {
   status: number;
   body?: Record<string, unknown>;
 }
-
-const DEFAULT_POLICY = 'default';
 
 export async function startFakeVault(opts: FakeVaultOptions = {}): Promise<FakeVault> {
   const core = new FakeVaultCore(opts);
@@ -120,32 +79,15 @@ class FakeVaultCore {
   offsetMs = 0;
   readonly rootToken: string;
   readonly requests: Array<{ method: string; path: string; namespace: string | undefined }> = [];
-  private readonly tokens = new Map<string, TokenEntry>();
-  private readonly wrapped = new Map<string, WrapEntry>();
+  private readonly tokens = new TokenStore(() => this.now());
+  private readonly wrapped = new WrapStore(() => this.now());
   private readonly policies = new Map<string, Policy>();
   private readonly authMounts = new Map<string, AuthMount>();
   private readonly kvMounts = new Map<string, { store: KvV2Store; accessor: string; uuid: string }>();
-  private readonly entities = new Map<string, { id: string; name: string }>();
 
   constructor(opts: FakeVaultOptions) {
     this.rootToken = opts.rootToken ?? newToken();
-    this.tokens.set(this.rootToken, {
-      id: this.rootToken,
-      accessor: newAccessor(),
-      policies: ['root'],
-      tokenPolicies: ['root'],
-      createdMs: this.now(),
-      ttl: 0,
-      maxTtl: 0,
-      expireMs: undefined,
-      renewable: false,
-      metadata: {},
-      displayName: 'root',
-      entityId: '',
-      alias: undefined,
-      authMount: undefined,
-      root: true,
-    });
+    this.tokens.addRoot(this.rootToken);
     this.policies.set(DEFAULT_POLICY, parsePolicy(DEFAULT_POLICY, ''));
     this.authMounts.set('token/', { type: 'token', accessor: mountAccessor('token'), uuid: newUuid(), description: 'token based credentials', jwt: undefined });
     for (const m of opts.kvMounts ?? ['secret']) this.mountKv(`${m.replace(/\/+$/, '')}/`);
@@ -186,7 +128,7 @@ class FakeVaultCore {
     if (path === 'sys/health') {
       return { status: 200, body: { initialized: true, sealed: false, standby: false, version: '0.0.0-fake', cluster_name: 'fake-vault' } };
     }
-    if (path === 'sys/wrapping/lookup' && method === 'POST') return this.wrappingLookup(String(body.token ?? tokenHeader ?? ''));
+    if (path === 'sys/wrapping/lookup' && method === 'POST') return { status: 200, body: this.wrapped.lookup(String(body.token ?? tokenHeader ?? '')) };
     if (path === 'sys/wrapping/unwrap' && method === 'POST') return this.unwrap(body, tokenHeader);
     const login = /^auth\/(.+)\/login$/.exec(path);
     if (login && method === 'POST') {
@@ -194,11 +136,11 @@ class FakeVaultCore {
       if (mount?.jwt) return this.maybeWrap(await this.jwtLogin(`${login[1] ?? ''}/`, mount, body), path, wrapTtl);
     }
 
-    const token = this.resolveToken(tokenHeader);
-    if (path === 'auth/token/lookup-self' && method === 'GET') return { status: 200, body: envelope({ data: this.tokenLookup(token) }) };
-    if (path === 'auth/token/renew-self' && method === 'POST') return this.renewSelf(token, body);
+    const token = this.tokens.resolve(tokenHeader);
+    if (path === 'auth/token/lookup-self' && method === 'GET') return { status: 200, body: envelope({ data: this.tokens.lookup(token) }) };
+    if (path === 'auth/token/renew-self' && method === 'POST') return { status: 200, body: this.tokens.renew(token, body) };
     if (path === 'auth/token/revoke-self' && method === 'POST') {
-      this.tokens.delete(token.id);
+      this.tokens.revoke(token.id);
       return { status: 204 };
     }
     if (path === 'sys/wrapping/wrap' && method === 'POST') {
@@ -265,174 +207,36 @@ class FakeVaultCore {
     throw noRoute(path);
   }
 
-  // --- tokens and ACLs -------------------------------------------------------------------
-
-  private resolveToken(id: string | undefined): TokenEntry {
-    const entry = id ? this.tokens.get(id) : undefined;
-    if (!entry) throw invalidToken();
-    if (entry.expireMs !== undefined && this.now() >= entry.expireMs) {
-      this.tokens.delete(entry.id);
-      throw invalidToken();
-    }
-    return entry;
-  }
+  // --- ACLs and wrapping --------------------------------------------------------------
 
   private authorize(token: TokenEntry, method: string, path: string): void {
     if (token.root) return;
     const policies = token.policies.map((p) => this.policies.get(p)).filter((p): p is Policy => p !== undefined);
-    const aliases = new Map<string, string>();
-    if (token.alias) aliases.set(token.alias.mountAccessor, token.alias.name);
-    const entity = [...this.entities.values()].find((e) => e.id === token.entityId);
-    const caps = capabilitiesFor(policies, path, { entityId: token.entityId || undefined, entityName: entity?.name, aliases });
+    const caps = capabilitiesFor(policies, path, this.tokens.templateContext(token));
     const needed: Capability[] =
       method === 'GET' ? ['read'] : method === 'LIST' ? ['list'] : method === 'DELETE' ? ['delete'] : ['create', 'update'];
     if (caps.has('deny') || !needed.some((c) => caps.has(c))) throw aclDenied();
   }
 
-  private issueToken(params: {
-    policies: string[];
-    noDefault: boolean;
-    ttl: number;
-    maxTtl: number;
-    metadata: Record<string, string>;
-    displayName: string;
-    alias: { mountAccessor: string; name: string };
-    authMount: string;
-  }): TokenEntry {
-    const key = `${params.alias.mountAccessor}:${params.alias.name}`;
-    let entity = this.entities.get(key);
-    if (!entity) {
-      entity = { id: newUuid(), name: `entity_${newAccessor().slice(0, 8)}` };
-      this.entities.set(key, entity);
-    }
-    const tokenPolicies = [...new Set([...(params.noDefault ? [] : [DEFAULT_POLICY]), ...params.policies])].sort();
-    const now = this.now();
-    const ttl = params.ttl > 0 ? params.ttl : SYSTEM_DEFAULT_TTL;
-    const entry: TokenEntry = {
-      id: newToken(),
-      accessor: newAccessor(),
-      policies: tokenPolicies,
-      tokenPolicies,
-      createdMs: now,
-      ttl,
-      maxTtl: params.maxTtl > 0 ? params.maxTtl : SYSTEM_DEFAULT_TTL,
-      expireMs: now + ttl * 1000,
-      renewable: true,
-      metadata: params.metadata,
-      displayName: params.displayName,
-      entityId: entity.id,
-      alias: params.alias,
-      authMount: params.authMount,
-      root: false,
-    };
-    this.tokens.set(entry.id, entry);
-    return entry;
-  }
-
-  private authBlock(t: TokenEntry, leaseDuration: number): Record<string, unknown> {
-    return {
-      client_token: t.id,
-      accessor: t.accessor,
-      policies: t.policies,
-      token_policies: t.tokenPolicies,
-      metadata: t.metadata,
-      lease_duration: leaseDuration,
-      renewable: t.renewable,
-      entity_id: t.entityId,
-      token_type: 'service',
-      orphan: true,
-      mfa_requirement: null,
-      num_uses: 0,
-    };
-  }
-
-  private tokenLookup(t: TokenEntry): Record<string, unknown> {
-    const ttl = t.expireMs === undefined ? 0 : Math.max(0, Math.floor((t.expireMs - this.now()) / 1000));
-    return {
-      accessor: t.accessor,
-      creation_time: Math.floor(t.createdMs / 1000),
-      creation_ttl: t.ttl,
-      display_name: t.displayName,
-      entity_id: t.entityId,
-      expire_time: t.expireMs === undefined ? null : isoTime(t.expireMs),
-      explicit_max_ttl: 0,
-      id: t.id,
-      meta: t.metadata,
-      num_uses: 0,
-      orphan: true,
-      path: t.authMount ? `auth/${t.authMount}login` : 'auth/token/root',
-      policies: t.policies,
-      renewable: t.renewable,
-      ttl,
-      type: 'service',
-    };
-  }
-
-  private renewSelf(t: TokenEntry, body: Record<string, unknown>): Reply {
-    if (!t.renewable) throw badRequest('lease is not renewable');
-    // vault-plugin-auth-jwt's renew handler resets the TTL to the role's token_ttl and ignores
-    // any requested increment; the fake does the same.
-    parseDuration(body.increment, 'increment');
-    const increment = t.ttl;
-    const now = this.now();
-    const maxLeft = Math.floor((t.createdMs + t.maxTtl * 1000 - now) / 1000);
-    const granted = Math.max(0, Math.min(increment, maxLeft));
-    t.expireMs = now + granted * 1000;
-    const res = envelope({ auth: this.authBlock(t, granted) });
-    if (granted < increment) {
-      res.warnings = [`TTL of "${increment}s" exceeded the effective max_ttl of "${maxLeft}s"; TTL value is capped accordingly`];
-    }
-    return { status: 200, body: res };
-  }
-
-  // --- response wrapping ---------------------------------------------------------------
-
   private maybeWrap(reply: Reply, path: string, ttl: number): Reply {
     if (ttl <= 0 || reply.status !== 200 || !reply.body) return reply;
-    const token = newToken();
-    const entry: WrapEntry = { accessor: newAccessor(), response: reply.body, creationPath: path, creationMs: this.now(), ttl };
-    this.wrapped.set(token, entry);
-    const wrapInfo = { token, accessor: entry.accessor, ttl, creation_time: isoTime(entry.creationMs), creation_path: path, wrapped_accessor: '' };
-    return { status: 200, body: envelope({ wrap_info: wrapInfo }) };
-  }
-
-  private liveWrap(token: string): WrapEntry {
-    const entry = this.wrapped.get(token);
-    if (!entry) throw badRequest('wrapping token is not valid or does not exist');
-    if (this.now() >= entry.creationMs + entry.ttl * 1000) {
-      this.wrapped.delete(token);
-      throw badRequest('wrapping token is not valid or does not exist');
-    }
-    return entry;
-  }
-
-  private wrappingLookup(token: string): Reply {
-    const entry = this.liveWrap(token);
-    return {
-      status: 200,
-      body: envelope({ data: { creation_path: entry.creationPath, creation_time: isoTime(entry.creationMs), creation_ttl: entry.ttl } }),
-    };
+    return { status: 200, body: this.wrapped.wrap(reply.body, path, ttl) };
   }
 
   private unwrap(body: Record<string, unknown>, tokenHeader: string | undefined): Reply {
-    let wrapping: string;
     if (typeof body.token === 'string' && body.token !== '') {
       // Unwrapping someone else's wrapping token needs a valid token of one's own.
-      this.resolveToken(tokenHeader);
-      wrapping = body.token;
-    } else {
-      wrapping = tokenHeader ?? '';
+      this.tokens.resolve(tokenHeader);
+      return { status: 200, body: this.wrapped.unwrap(body.token) };
     }
-    const entry = this.liveWrap(wrapping);
-    this.wrapped.delete(wrapping);
-    return { status: 200, body: { ...entry.response, request_id: newUuid() } };
+    return { status: 200, body: this.wrapped.unwrap(tokenHeader ?? '') };
   }
 
   // --- auth methods ----------------------------------------------------------------------
 
   private async jwtLogin(mountPath: string, mount: AuthMount, body: Record<string, unknown>): Promise<Reply> {
     const r = await (mount.jwt as JwtAuthMount).login(body, Math.floor(this.now() / 1000));
-    const t = this.issueToken({
+    const t = this.tokens.issue({
       policies: r.role.token_policies,
       noDefault: r.role.token_no_default_policy,
       ttl: r.role.token_ttl,
@@ -442,7 +246,7 @@ class FakeVaultCore {
       alias: { mountAccessor: mount.accessor, name: r.aliasName },
       authMount: mountPath,
     });
-    return { status: 200, body: envelope({ auth: this.authBlock(t, t.ttl) }) };
+    return { status: 200, body: envelope({ auth: this.tokens.authBlock(t, t.ttl) }) };
   }
 
   private async jwtAdmin(method: string, jwt: JwtAuthMount, what: string, roleName: string | undefined, body: Record<string, unknown>): Promise<Reply> {
@@ -484,8 +288,7 @@ class FakeVaultCore {
     }
     if (method === 'DELETE') {
       if (mountPath === 'token/') throw badRequest('token credential backend cannot be disabled');
-      // Disabling an auth method revokes every token it issued, as in Vault.
-      for (const [id, t] of this.tokens) if (t.authMount === mountPath) this.tokens.delete(id);
+      this.tokens.revokeByMount(mountPath);
       this.authMounts.delete(mountPath);
       return { status: 204 };
     }
