@@ -42,7 +42,10 @@ export async function fetchSecrets(params: { vault: VaultTarget; jwt: string; re
     seenEnv.add(ref.env);
   }
   const base = new VaultClient(vault);
-  const auth = await base.loginJwt({ mount: vault.authMount, role: vault.role, jwt });
+  const auth = await base.loginJwt({ mount: vault.authMount, role: vault.role, jwt }).catch(async (err: unknown) => {
+    await base.close();
+    throw err;
+  });
   const client = base.withToken(auth.clientToken);
   let revoked = false;
   const revoke = async (): Promise<void> => {

@@ -308,6 +308,29 @@ export function defineVaultCases(target: VaultTestTarget): void {
       expect(revoked.status).toBe(403);
     });
 
+    it('accepts the role from docs/secrets.md: only the bound Berth user logs in, launch details land in metadata', async () => {
+      await s.admin.request('POST', `auth/${s.jwtMount}/role/doc`, {
+        body: {
+          role_type: 'jwt',
+          bound_audiences: [AUDIENCE],
+          bound_claims_type: 'string',
+          bound_claims: { sub: ['user:alice'] },
+          user_claim: 'sub',
+          claim_mappings: { environment_id: 'environment_id', task_id: 'task_id', provider: 'provider', launch_source: 'launch_source' },
+          token_policies: [s.policy],
+          token_ttl: '10m',
+          token_max_ttl: '30m',
+          token_no_default_policy: false,
+        },
+      });
+      const auth = await client.loginJwt({ mount: s.jwtMount, role: 'doc', jwt: await s.issuer.sign(claimsFor('alice', { launch_source: 'mobile' })) });
+      expect(auth.metadata).toMatchObject({ role: 'doc', environment_id: 'env_123', task_id: 'task_456', provider: 'docker', launch_source: 'mobile' });
+      const secret = await client.withToken(auth.clientToken).readKv(s.kvMount, 'users/user:alice/github');
+      expect(secret.data.token).toBe('ghp_alice_v2');
+      const bob = await rejected(client.loginJwt({ mount: s.jwtMount, role: 'doc', jwt: await s.issuer.sign(claimsFor('bob')) }));
+      expect(bob.vaultErrors.join()).toMatch(/claim "sub" does not match any associated bound claim values/);
+    });
+
     it('expires a wrapping token after its TTL', async () => {
       const wrapped = await s.admin.request('POST', 'sys/wrapping/wrap', { body: { a: 'b' }, headers: { 'X-Vault-Wrap-TTL': '2' } });
       await s.vault.advanceClock(3);
