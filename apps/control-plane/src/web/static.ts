@@ -135,7 +135,8 @@ export function webApp(opts: WebAppOptions = {}): RequestHandler {
     } catch {
       return null;
     }
-    if (decoded.includes('\0')) return null;
+    // No NUL bytes, and no dotfiles (out/.source-hash is the build's bookkeeping, not content).
+    if (decoded.includes('\0') || /\/\./.test(decoded)) return null;
     const base = resolve(root, `.${decoded}`);
     // Never leave the export directory (`..`, encoded or not).
     if (base !== root && !base.startsWith(root + sep)) return null;

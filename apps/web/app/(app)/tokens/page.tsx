@@ -211,7 +211,9 @@ export default function TokensPage() {
         onCreated={(t) => {
           setCreated(t);
           const { token: _secret, ...row } = t;
-          setPage((p) => ({ ...p, items: [row, ...p.items] }));
+          // The list is oldest first; a new token belongs at its end, which is on screen only
+          // when every page is loaded (otherwise "Load more" brings it).
+          setPage((p) => (p.nextCursor ? p : { ...p, items: [...p.items, row] }));
         }}
       />
       {created ? <NewTokenNotice token={created} onDone={() => setCreated(null)} /> : null}

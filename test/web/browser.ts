@@ -1,0 +1,85 @@
+// Shared pieces of the browser suites: build the web app when stale, drive Debian's Chromium
+// through playwright-core (never `playwright install`), save screenshots, and check phone rules.
+import { spawn } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core';
+import { expect } from 'vitest';
+
+const BUILD_SCRIPT = fileURLToPath(new URL('../../apps/web/scripts/build-if-stale.mjs', import.meta.url));
+export const SCREENSHOTS = fileURLToPath(new URL('../e2e/screenshots/', import.meta.url));
+export const CHROMIUM = '/usr/bin/chromium';
+
+/** Builds apps/web/out when its sources changed (a no-op otherwise); concurrent files wait on one lock. */
+export function ensureWebBuilt(): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BUILD_SCRIPT], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    child.stdout.on('data', (d: Buffer) => (log += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`web build failed (${code}):\n${log.slice(-4000)}`))));
+  });
+}
+
+export function launchBrowser(): Promise<Browser> {
+  // playwright-core gives each launch a fresh temporary --user-data-dir and removes it on close.
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+}
+
+export const DESKTOP: BrowserContextOptions = { viewport: { width: 1280, height: 800 } };
+export const PHONE: BrowserContextOptions = { viewport: { width: 375, height: 812 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
+
+export interface Tab {
+  context: BrowserContext;
+  page: Page;
+  /** Problems the page reported: uncaught errors and CSP refusals. Expected to stay empty. */
+  problems: string[];
+}
+
+export async function openTab(browser: Browser, baseURL: string, opts: BrowserContextOptions = DESKTOP): Promise<Tab> {
+  const context = await browser.newContext({ ...opts, baseURL });
+  const page = await context.newPage();
+  page.setDefaultTimeout(30_000);
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    // A 401/404 answer is logged by Chromium as "Failed to load resource"; that is the API working.
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console: ${m.text()}`);
+  });
+  return { context, page, problems };
+}
+
+export async function screenshot(page: Page, name: string, size: 'desktop' | 'phone'): Promise<void> {
+  await mkdir(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: `${SCREENSHOTS}${name}-${size}.png`, fullPage: true });
+}
+
+/** The phone rules of issue 8: nothing scrolls sideways, and no input is small enough for iOS to zoom on focus. */
+export async function expectPhoneFriendly(page: Page): Promise<void> {
+  const m = await page.evaluate(() => ({
+    scrollWidth: document.documentElement.scrollWidth,
+    innerWidth: window.innerWidth,
+    small: [...document.querySelectorAll('input, select, textarea')]
+      .filter((el) => (el as HTMLInputElement).type !== 'hidden')
+      .map((el) => ({ name: (el as HTMLInputElement).name || el.tagName, size: parseFloat(getComputedStyle(el).fontSize) }))
+      .filter((x) => x.size < 16),
+    viewport: document.querySelector('meta[name="viewport"]')?.getAttribute('content') ?? '',
+  }));
+  expect(m.scrollWidth, 'horizontal scroll').toBeLessThanOrEqual(m.innerWidth);
+  expect(m.small, 'inputs under 16px').toEqual([]);
+  expect(m.viewport).toContain('width=device-width');
+  expect(m.viewport).toContain('initial-scale=1');
+}
+
+/** Signs in through the form and waits for the signed-in header. */
+export async function signIn(page: Page, email: string, password: string): Promise<void> {
+  await page.goto('/login');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByTestId('whoami').waitFor({ state: 'attached' });
+}
