@@ -80,11 +80,30 @@ async function provision(vault: VaultUnderTest, issuer: TestIssuer, discovery: b
   await admin.request('POST', `auth/${jwtMount}/role/alice-only`, { body: role({ bound_claims: { sub: 'user:alice' } }) });
   await admin.request('POST', `auth/${jwtMount}/role/short`, { body: role({ token_ttl: '2s', token_max_ttl: '1h' }) });
   const put = (path: string, data: Record<string, unknown>): Promise<unknown> => admin.request('POST', `${kvMount}/data/${path}`, { body: { data } });
+  await kvReady(() => put('probe', { ready: 'yes' }));
   await put('users/user:alice/github', { token: 'ghp_alice_v1', user: 'alice' });
   await put('users/user:alice/github', { token: 'ghp_alice_v2', user: 'alice' });
   await put('users/user:alice/db', { url: 'postgres://alice:pw@db/alice', port: 5432 });
   await put('users/user:bob/github', { token: 'ghp_bob_secret' });
   return { vault, issuer, admin, jwtMount, kvMount, policy, cleanup };
+}
+
+/**
+ * A real Vault answers writes to a KV v2 mount enabled a moment ago with "Upgrading from
+ * non-versioned to versioned data" until its background upgrade finishes; Vault gives no event
+ * to wait on, so poll (the fake is ready at once).
+ */
+async function kvReady(write: () => Promise<unknown>): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await write();
+      return;
+    } catch (err) {
+      const upgrading = err instanceof VaultError && err.vaultErrors.some((e) => /Upgrading from non-versioned to versioned/.test(e));
+      if (!upgrading || attempt >= 100) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 }
 
 const claimsFor = (user: string, extra: Partial<WorkloadClaims> = {}): WorkloadClaims => ({
