@@ -189,6 +189,13 @@ export function defineVaultCases(target: VaultTestTarget): void {
       expect(err.vaultErrors.join()).toMatch(/signature/);
     });
 
+    it('rejects a JWT whose alg header is the RFC 9864 name Ed25519 instead of EdDSA', async () => {
+      const jwt = await s.issuer.sign(claimsFor('alice'), { alg: 'Ed25519' });
+      const err = await rejected(client.loginJwt({ mount: s.jwtMount, role: 'berth', jwt }));
+      expect(err.status).toBe(400);
+      expect(err.vaultErrors.join()).toMatch(/^error validating token: /);
+    });
+
     it('rejects a JWT whose claims do not match the role’s bound_claims', async () => {
       const err = await rejected(client.loginJwt({ mount: s.jwtMount, role: 'alice-only', jwt: await s.issuer.sign(claimsFor('bob')) }));
       expect(err.status).toBe(400);

@@ -37,6 +37,8 @@ export interface SignOptions {
   issuer?: string;
   /** Leave out exp (and nbf): Vault then applies its expiration leeway to iat. */
   noExpiry?: boolean;
+  /** JWS alg header; default `EdDSA`. `Ed25519` (RFC 9864) is for testing that Vault refuses it. */
+  alg?: 'EdDSA' | 'Ed25519';
 }
 
 export async function startTestIssuer(opts: { bindHost?: string; advertiseHost?: string } = {}): Promise<TestIssuer> {
@@ -70,7 +72,7 @@ export async function startTestIssuer(opts: { bindHost?: string; advertiseHost?:
   const signWith = async (key: CryptoKey, claims: WorkloadClaims, o: SignOptions): Promise<string> => {
     const iat = o.iat ?? Math.floor(Date.now() / 1000);
     const payload: JWTPayload = { jti: randomBytes(12).toString('hex'), ...claims };
-    const jwt = new SignJWT(payload).setProtectedHeader({ alg: 'EdDSA', kid, typ: 'JWT' }).setIssuer(o.issuer ?? issuer).setIssuedAt(iat);
+    const jwt = new SignJWT(payload).setProtectedHeader({ alg: o.alg ?? 'EdDSA', kid, typ: 'JWT' }).setIssuer(o.issuer ?? issuer).setIssuedAt(iat);
     if (!o.noExpiry) jwt.setNotBefore(iat).setExpirationTime(iat + (o.ttlSeconds ?? 300));
     return jwt.sign(key);
   };
