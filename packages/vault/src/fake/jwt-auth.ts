@@ -79,7 +79,8 @@ export class JwtAuthMount {
       } catch (err) {
         throw badRequest(`error checking oidc discovery URL: ${(err as Error).message}`);
       }
-      if (doc.issuer?.replace(/\/+$/, '') !== base) {
+      // Exact, trailing slash included, as go-oidc compares it.
+      if (doc.issuer !== config.oidc_discovery_url) {
         throw badRequest(
           `error checking oidc discovery URL: oidc: issuer did not match the issuer returned by provider, expected "${config.oidc_discovery_url}" got "${doc.issuer ?? ''}"`,
         );

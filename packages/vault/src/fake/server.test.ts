@@ -53,6 +53,12 @@ describe('fake Vault', () => {
     expect(err.vaultErrors).toEqual(['error checking jwks URL']);
   });
 
+  it('requires the discovery document’s issuer to equal oidc_discovery_url exactly, like go-oidc', async () => {
+    const err = await rejected(admin.request('POST', 'auth/jwt/config', { body: { oidc_discovery_url: `${issuer.issuer}/` } }));
+    expect(err.vaultErrors[0]).toMatch(/^error checking oidc discovery URL: oidc: issuer did not match/);
+    await admin.request('POST', 'auth/jwt/config', { body: { oidc_discovery_url: issuer.issuer } });
+  });
+
   it('applies the 150 s expiration leeway (plus 60 s clock skew) to a JWT without exp', async () => {
     await admin.request('POST', 'auth/jwt/role/r', { body: { role_type: 'jwt', user_claim: 'sub', bound_audiences: ['a'], token_policies: 'p' } });
     const now = Math.floor(fake.now() / 1000);
