@@ -45,7 +45,7 @@ export async function openTab(browser: Browser, baseURL: string, opts: BrowserCo
   const page = await context.newPage();
   page.setDefaultTimeout(30_000);
   const problems: string[] = [];
-  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}\n${e.stack ?? ''}`));
   page.on('console', (m) => {
     // A 401/404 answer is logged by Chromium as "Failed to load resource"; that is the API working.
     if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console: ${m.text()}`);
@@ -53,9 +53,13 @@ export async function openTab(browser: Browser, baseURL: string, opts: BrowserCo
   return { context, page, problems };
 }
 
-export async function screenshot(page: Page, name: string, size: 'desktop' | 'phone'): Promise<void> {
+/** Saves test/e2e/screenshots/<name>-<size>.png: the whole page from the top, or just what is in view. */
+export async function screenshot(page: Page, name: string, size: 'desktop' | 'phone', opts: { fullPage?: boolean } = {}): Promise<void> {
   await mkdir(SCREENSHOTS, { recursive: true });
-  await page.screenshot({ path: `${SCREENSHOTS}${name}-${size}.png`, fullPage: true });
+  const fullPage = opts.fullPage ?? true;
+  // A sticky header would otherwise be drawn where the page happened to be scrolled to.
+  if (fullPage) await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: `${SCREENSHOTS}${name}-${size}.png`, fullPage });
 }
 
 /** The phone rules of issue 8: nothing scrolls sideways, and no input is small enough for iOS to zoom on focus. */

@@ -13,7 +13,7 @@ const rowNamed = (page: Page, name: string) => rows(page).filter({ has: page.loc
 
 /** Clicks "Load more" until the whole list is on screen. */
 async function loadAll(page: Page): Promise<void> {
-  await rows(page).first().waitFor();
+  await page.locator('[data-testid="token-row"], [data-testid="empty"]').first().waitFor();
   const more = page.getByRole('button', { name: 'Load more' });
   while ((await more.count()) > 0) {
     const before = await rows(page).count();
@@ -71,6 +71,19 @@ describe('web app: API tokens page', { timeout: 120_000 }, () => {
       expect(cells.join(' ')).not.toContain(secret); // the list shows only the prefix
       await screenshot(page, 'tokens-created', 'desktop');
 
+      // The same short list on a phone: rows become cards.
+      const phone = await openTab(browser, s.url, PHONE);
+      try {
+        await phone.context.addCookies(await context.cookies());
+        await phone.page.goto('/tokens');
+        await rows(phone.page).first().waitFor();
+        await expectPhoneFriendly(phone.page);
+        await screenshot(phone.page, 'tokens', 'phone');
+        expect(phone.problems).toEqual([]);
+      } finally {
+        await phone.context.close();
+      }
+
       // Shown once: after a reload only the prefix remains.
       await page.reload();
       await rows(page).first().waitFor();
@@ -122,7 +135,7 @@ describe('web app: API tokens page', { timeout: 120_000 }, () => {
       await row.getByRole('button', { name: 'Revoke to-revoke' }).click();
       const dialog = page.getByRole('dialog', { name: 'Revoke “to-revoke”?' });
       await dialog.waitFor();
-      await screenshot(page, 'tokens-revoke-confirm', 'desktop');
+      await screenshot(page, 'tokens-revoke-confirm', 'desktop', { fullPage: false });
       await dialog.getByRole('button', { name: 'Cancel' }).click();
       await dialog.waitFor({ state: 'hidden' });
       expect(await meWithToken(s.url, secret)).toBe(200);
@@ -204,13 +217,13 @@ describe('web app: API tokens page', { timeout: 120_000 }, () => {
       await page.getByRole('button', { name: 'Create token' }).tap();
       await page.getByTestId('new-token-value').waitFor();
       await expectPhoneFriendly(page);
-      await screenshot(page, 'tokens', 'phone');
+      await screenshot(page, 'tokens-created', 'phone', { fullPage: false });
 
       const row = rowNamed(page, 'phone-token-with-a-rather-long-name-for-layout');
       await row.getByRole('button', { name: /^Revoke/ }).tap();
       await page.getByRole('dialog').getByRole('button', { name: 'Revoke token' }).waitFor();
       await expectPhoneFriendly(page);
-      await screenshot(page, 'tokens-revoke-confirm', 'phone');
+      await screenshot(page, 'tokens-revoke-confirm', 'phone', { fullPage: false });
       await page.getByRole('dialog').getByRole('button', { name: 'Revoke token' }).tap();
       await page.getByRole('dialog').waitFor({ state: 'hidden' });
       await row.waitFor({ state: 'detached' });

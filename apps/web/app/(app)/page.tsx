@@ -11,7 +11,9 @@ export default function HomePage() {
   const user = me.user;
   // The page knows its own address only in the browser (a static export has no server side).
   const [origin, setOrigin] = useState('');
-  useEffect(() => setOrigin(window.location.origin), []);
+  useEffect(() => {
+    setOrigin(window.location.origin);
+  }, []);
   const loginCmd = `npx berth login --url ${origin || 'http://127.0.0.1:8080'}`;
 
   return (

@@ -1,6 +1,6 @@
 'use client';
 
-import { useState, type FormEvent } from 'react';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { ConfirmDialog } from '@/components/confirm';
 import { CopyButton } from '@/components/copy-button';
 import { Empty, ErrorNotice, Loadable } from '@/components/status';
@@ -95,8 +95,14 @@ function CreateTokenForm({ onCreated }: { onCreated: (t: CreatedToken) => void }
 }
 
 function NewTokenNotice({ token, onDone }: { token: CreatedToken; onDone: () => void }) {
+  // On a phone the form fills the screen; bring the one-time secret into view.
+  const ref = useRef<HTMLElement>(null);
+  // A block body: newer browsers return a promise from scrollIntoView, and an effect must not return one.
+  useEffect(() => {
+    ref.current?.scrollIntoView({ block: 'nearest' });
+  }, [token.id]);
   return (
-    <section className="notice notice-success stack" aria-labelledby="new-token-h" data-testid="new-token">
+    <section ref={ref} className="notice notice-success stack" aria-labelledby="new-token-h" data-testid="new-token">
       <h2 id="new-token-h" className="notice-title">
         Token “{token.name}” created
       </h2>
