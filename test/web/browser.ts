@@ -30,6 +30,30 @@ export function launchBrowser(): Promise<Browser> {
   });
 }
 
+/**
+ * The little of the DOM that page-side callbacks touch. The root tsconfig has no DOM lib (server
+ * code must not see `window`), so callbacks passed to page.evaluate start with
+ * `const w = globalThis as unknown as PageWindow;`, a cast that vanishes when compiled.
+ */
+export interface PageElement {
+  tagName: string;
+  type?: string;
+  name?: string;
+  getAttribute(name: string): string | null;
+  removeAttribute(name: string): void;
+}
+export interface PageWindow {
+  innerWidth: number;
+  scrollTo(x: number, y: number): void;
+  getComputedStyle(el: PageElement): { fontSize: string };
+  navigator: { clipboard: { readText(): Promise<string> } };
+  document: {
+    documentElement: { scrollWidth: number };
+    querySelector(selector: string): PageElement | null;
+    querySelectorAll(selector: string): ArrayLike<PageElement> & Iterable<PageElement>;
+  };
+}
+
 export const DESKTOP: BrowserContextOptions = { viewport: { width: 1280, height: 800 } };
 export const PHONE: BrowserContextOptions = { viewport: { width: 375, height: 812 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
 
@@ -58,21 +82,24 @@ export async function screenshot(page: Page, name: string, size: 'desktop' | 'ph
   await mkdir(SCREENSHOTS, { recursive: true });
   const fullPage = opts.fullPage ?? true;
   // A sticky header would otherwise be drawn where the page happened to be scrolled to.
-  if (fullPage) await page.evaluate(() => window.scrollTo(0, 0));
+  if (fullPage) await page.evaluate(() => (globalThis as unknown as PageWindow).scrollTo(0, 0));
   await page.screenshot({ path: `${SCREENSHOTS}${name}-${size}.png`, fullPage });
 }
 
 /** The phone rules of issue 8: nothing scrolls sideways, and no input is small enough for iOS to zoom on focus. */
 export async function expectPhoneFriendly(page: Page): Promise<void> {
-  const m = await page.evaluate(() => ({
-    scrollWidth: document.documentElement.scrollWidth,
-    innerWidth: window.innerWidth,
-    small: [...document.querySelectorAll('input, select, textarea')]
-      .filter((el) => (el as HTMLInputElement).type !== 'hidden')
-      .map((el) => ({ name: (el as HTMLInputElement).name || el.tagName, size: parseFloat(getComputedStyle(el).fontSize) }))
-      .filter((x) => x.size < 16),
-    viewport: document.querySelector('meta[name="viewport"]')?.getAttribute('content') ?? '',
-  }));
+  const m = await page.evaluate(() => {
+    const w = globalThis as unknown as PageWindow;
+    return {
+      scrollWidth: w.document.documentElement.scrollWidth,
+      innerWidth: w.innerWidth,
+      small: [...w.document.querySelectorAll('input, select, textarea')]
+        .filter((el) => el.type !== 'hidden')
+        .map((el) => ({ name: el.name || el.tagName, size: parseFloat(w.getComputedStyle(el).fontSize) }))
+        .filter((x) => x.size < 16),
+      viewport: w.document.querySelector('meta[name="viewport"]')?.getAttribute('content') ?? '',
+    };
+  });
   expect(m.scrollWidth, 'horizontal scroll').toBeLessThanOrEqual(m.innerWidth);
   expect(m.small, 'inputs under 16px').toEqual([]);
   expect(m.viewport).toContain('width=device-width');

@@ -1,7 +1,18 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, Client, startTestServer, type TestServer } from '../../apps/control-plane/src/testing/server.js';
-import { DESKTOP, PHONE, ensureWebBuilt, expectPhoneFriendly, launchBrowser, openTab, screenshot, signIn } from './browser.js';
+import {
+  DESKTOP,
+  PHONE,
+  ensureWebBuilt,
+  expectPhoneFriendly,
+  launchBrowser,
+  openTab,
+  screenshot,
+  signIn,
+  type PageElement,
+  type PageWindow,
+} from './browser.js';
 
 async function meWithToken(base: string, token: string): Promise<number> {
   return (await fetch(`${base}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } })).status;
@@ -18,7 +29,10 @@ async function loadAll(page: Page): Promise<void> {
   while ((await more.count()) > 0) {
     const before = await rows(page).count();
     await more.click();
-    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="token-row"]').length > n, before);
+    await page.waitForFunction(
+      (n) => (globalThis as unknown as PageWindow).document.querySelectorAll('[data-testid="token-row"]').length > n,
+      before,
+    );
   }
 }
 
@@ -61,7 +75,7 @@ describe('web app: API tokens page', { timeout: 120_000 }, () => {
 
       await page.getByTestId('new-token').getByRole('button', { name: 'Copy' }).click();
       await page.getByTestId('new-token').getByRole('button', { name: 'Copied', exact: true }).waitFor();
-      expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(secret);
+      expect(await page.evaluate(() => (globalThis as unknown as PageWindow).navigator.clipboard.readText())).toBe(secret);
 
       const row = rows(page).first();
       expect(await row.locator('.token-name').textContent()).toBe('ci-deploy');
@@ -193,7 +207,7 @@ describe('web app: API tokens page', { timeout: 120_000 }, () => {
       await signIn(page, ADMIN.email, ADMIN.password);
       await page.goto('/tokens');
       await rows(page).first().waitFor();
-      await page.getByLabel('Name').evaluate((el: HTMLInputElement) => el.removeAttribute('maxlength'));
+      await page.getByLabel('Name').evaluate((el: PageElement) => el.removeAttribute('maxlength'));
       await page.getByLabel('Name').fill('x'.repeat(101));
       await page.getByRole('button', { name: 'Create token' }).click();
       const error = page.getByTestId('error');
