@@ -95,7 +95,7 @@ export const REAP = `
       state = CASE WHEN j.attempts >= j.max_attempts THEN 'dead' ELSE 'ready' END,
       locked_by = NULL,
       locked_until = NULL,
-      run_at = $1,
+      -- run_at untouched: the job goes back to its place in line, ahead of newer work.
       last_error = format('lease expired: worker %s held it until %s and stopped heartbeating', e.locked_by, e.locked_until),
       updated_at = $1
     FROM expired e

@@ -27,6 +27,8 @@ import type { QueueMetrics } from './metrics.js';
 export interface JobContext {
   job: JobRow;
   workerId: string;
+  /** The host this worker runs on. */
+  node: string;
   /** Aborted when the lease is lost (reaped) or the pool is shutting down past its grace period. */
   signal: AbortSignal;
   /**
@@ -233,6 +235,7 @@ export class WorkerPool<C extends JobCatalogShape> {
     const ctx: JobContext = {
       job,
       workerId: this.workerId,
+      node: this.node,
       signal: abort.signal,
       complete: async (fn) => {
         if (completedInTx) throw new Error(`job ${job.id} already completed`);

@@ -1,0 +1,238 @@
+import { JobCatalog } from '@berth/protocol';
+import { transaction, type Pool, type Queryable } from '../pool.js';
+import { systemClock, type Clock } from '../queue/jobs.js';
+import { silentLogger, type QueueLogger } from '../queue/listener.js';
+import type { JobContext, JobHandlers } from '../queue/worker.js';
+import {
+  ackMessages,
+  appendControlMessage,
+  appendLogChunk,
+  getTask,
+  getTaskForUpdate,
+  isTerminal,
+  markCancelRequested,
+  transitionTask,
+  unackedMessages,
+  type TaskRow,
+  type TaskState,
+} from './repository.js';
+import type { RunnableTask, TaskRunner } from './runner.js';
+
+export interface TaskEngineOptions {
+  pool: Pool;
+  runner: TaskRunner;
+  clock?: Clock;
+  logger?: QueueLogger;
+  /** Output is stored in chunks of up to this many bytes... */
+  chunkBytes?: number;
+  /** ...written at least this often while output flows. */
+  flushMs?: number;
+  /** After a stop (timeout), how long to wait for the exit before recording the task as timed out anyway. */
+  stopGraceMs?: number;
+  /** Called after each transition this engine commits (live status, tests). */
+  onTransition?: (task: TaskRow) => void;
+}
+
+const toRunnable = (t: TaskRow): RunnableTask => ({ id: t.id, command: t.command, env: t.env, environmentId: t.environment_id });
+
+class TaskNotRunningYet extends Error {}
+
+/**
+ * Cancels a task in the caller's transaction. Queued: canceled at once. Provisioning or
+ * running: a `stop` control message is written (with the job that delivers it) and the task
+ * becomes canceled when the process exits. Returns false when there was nothing to change.
+ */
+export async function requestTaskCancel(tx: Queryable, taskId: string, now: Date, by?: string): Promise<{ changed: boolean; task: TaskRow | undefined }> {
+  const task = await getTaskForUpdate(tx, taskId);
+  if (!task || isTerminal(task.state) || task.cancel_requested_at) return { changed: false, task };
+  if (task.state === 'queued') {
+    const moved = await transitionTask(tx, taskId, { to: 'canceled', now, reason: by ? `canceled by ${by}` : 'canceled' });
+    return { changed: true, task: moved };
+  }
+  await markCancelRequested(tx, taskId, now);
+  await appendControlMessage(tx, taskId, 'stop', { reason: 'canceled' });
+  return { changed: true, task: await getTask(tx, taskId) };
+}
+
+/**
+ * The job handlers that drive tasks: `task.run` (provision, start, stream output into chunks,
+ * record the exit) and `task.deliver` (control messages, acknowledged by sequence). Register
+ * them on a WorkerPool over JobCatalog.
+ */
+export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof JobCatalog> {
+  const { pool, runner } = opts;
+  const clock = opts.clock ?? systemClock;
+  const log = opts.logger ?? silentLogger;
+  const chunkBytes = opts.chunkBytes ?? 64 * 1024;
+  const flushMs = opts.flushMs ?? 200;
+  const stopGraceMs = opts.stopGraceMs ?? 10_000;
+  const committed = (t: TaskRow | undefined): TaskRow | undefined => {
+    if (t) opts.onTransition?.(t);
+    return t;
+  };
+
+  /** Sends what the receiver has not acknowledged; returns the seq it has applied, or null if nothing was pending. */
+  async function deliverPending(task: TaskRow, signal: AbortSignal): Promise<number | null> {
+    const pending = await unackedMessages(pool, task.id);
+    if (pending.length === 0) return null;
+    const { appliedSeq } = await runner.deliver(
+      toRunnable(task),
+      pending.map((m) => ({ seq: m.seq, kind: m.kind, body: m.body })),
+      signal,
+    );
+    return appliedSeq;
+  }
+
+  async function deliverAndAck(task: TaskRow, signal: AbortSignal): Promise<void> {
+    const seq = await deliverPending(task, signal);
+    if (seq !== null && seq > task.acked_message_seq) await transaction(pool, (tx) => ackMessages(tx, task.id, seq, clock.now()));
+  }
+
+  const finalState = (t: TaskRow, exit: { code: number | null }, now: Date): { to: TaskState; reason: string } => {
+    if (t.cancel_requested_at) return { to: 'canceled', reason: 'canceled; process stopped' };
+    if (t.deadline_at && t.deadline_at.getTime() <= now.getTime()) return { to: 'timed_out', reason: `timed out after ${t.timeout_seconds}s` };
+    if (exit.code === 0) return { to: 'succeeded', reason: 'exited 0' };
+    return { to: 'failed', reason: `exited ${exit.code ?? 'by signal'}` };
+  };
+
+  async function run({ taskId }: { taskId: string }, ctx: JobContext): Promise<void> {
+    let task = await getTask(pool, taskId);
+    if (!task || isTerminal(task.state)) return;
+    const who = { workerId: ctx.workerId };
+
+    if (task.state === 'queued') {
+      const now = clock.now();
+      const moved = committed(await transaction(pool, (tx) =>
+        transitionTask(tx, taskId, {
+          to: 'provisioning',
+          now,
+          reason: 'claimed by a worker',
+          ...who,
+          node: ctx.node,
+          deadlineAt: new Date(now.getTime() + task!.timeout_seconds * 1000),
+        }),
+      ));
+      task = moved ?? (await getTask(pool, taskId));
+      if (!task || isTerminal(task.state)) return;
+    }
+
+    const { node } = await runner.prepare(toRunnable(task), ctx.signal);
+
+    // The deadline covers provisioning and running; past it the process gets a stop.
+    const deadline = new AbortController();
+    const msLeft = task.deadline_at ? task.deadline_at.getTime() - clock.now().getTime() : Infinity;
+    const deadlineTimer = Number.isFinite(msLeft) ? setTimeout(() => deadline.abort(new Error('deadline')), Math.max(0, msLeft)) : undefined;
+    const onLeaseLost = () => deadline.abort(ctx.signal.reason);
+    ctx.signal.addEventListener('abort', onLeaseLost, { once: true });
+
+    try {
+      await deliverAndAck(task, ctx.signal);
+      task = (await getTask(pool, taskId))!;
+      if (task.state === 'provisioning' && task.acked_message_seq >= 1) {
+        task = committed(await transaction(pool, (tx) => transitionTask(tx, taskId, { to: 'running', now: clock.now(), reason: 'started', ...who, node }))) ?? task;
+        // Messages written while it was provisioning were left for now: send them.
+        await deliverAndAck(task, ctx.signal);
+      }
+
+      // `stored` is where the stored log ends; `received` counts bytes read from the runner,
+      // some of which may still be buffered. Flushes are serialised so offsets never race.
+      let stored = Number(task.log_bytes);
+      let received = stored;
+      let pending: Buffer[] = [];
+      let lastFlush = performance.now();
+      let chain: Promise<void> = Promise.resolve();
+      const flush = (tx?: Queryable): Promise<void> => {
+        chain = chain.then(async () => {
+          if (pending.length === 0) return;
+          const data = Buffer.concat(pending);
+          pending = [];
+          lastFlush = performance.now();
+          stored = tx ? await appendLogChunk(tx, taskId, stored, data) : await transaction(pool, (t) => appendLogChunk(t, taskId, stored, data));
+        });
+        return chain;
+      };
+      const buffered = () => received - stored;
+
+      let exit: { code: number | null; signal: string | null } | undefined;
+      let stopSent = false;
+      let graceTimer: NodeJS.Timeout | undefined;
+      const grace = new AbortController();
+      // While output is quiet, a timer still flushes what is buffered.
+      const flushTimer = setInterval(() => {
+        if (pending.length > 0 && performance.now() - lastFlush >= flushMs) flush().catch((err: unknown) => log.error({ err, taskId }, 'flushing task output failed'));
+      }, flushMs);
+      try {
+        while (!exit) {
+          const readSignal = stopSent ? AbortSignal.any([ctx.signal, grace.signal]) : AbortSignal.any([ctx.signal, deadline.signal]);
+          try {
+            for await (const ev of runner.output(toRunnable(task), received, readSignal)) {
+              if (ev.type === 'exit') {
+                exit = ev;
+                break;
+              }
+              // A runner may resend bytes we already have (it resumes from an offset): keep only new ones.
+              const fresh = ev.data.subarray(Math.max(0, received - ev.offset));
+              if (fresh.length === 0) continue;
+              pending.push(fresh);
+              received += fresh.length;
+              if (buffered() >= chunkBytes || performance.now() - lastFlush >= flushMs) await flush();
+            }
+          } catch (err) {
+            if (ctx.signal.aborted) throw err;
+            if (deadline.signal.aborted && !stopSent) {
+              // Past the deadline: stop the process (a control message like any other) and keep
+              // reading until it exits, for at most the grace period.
+              stopSent = true;
+              log.warn({ taskId }, 'task deadline passed; stopping it');
+              await transaction(pool, (tx) => appendControlMessage(tx, taskId, 'stop', { reason: 'timeout' }, { deliver: false }));
+              await deliverAndAck((await getTask(pool, taskId))!, ctx.signal);
+              graceTimer = setTimeout(() => grace.abort(new Error('grace')), stopGraceMs);
+              continue;
+            }
+            if (grace.signal.aborted) {
+              exit = { code: null, signal: null };
+              break;
+            }
+            throw err;
+          }
+          if (!exit) throw new Error(`runner ended task ${taskId}'s output without an exit`);
+        }
+      } finally {
+        clearInterval(flushTimer);
+        clearTimeout(graceTimer);
+      }
+
+      const ended = exit;
+      const final = await ctx.complete(async (tx) => {
+        await flush(tx);
+        const current = (await getTaskForUpdate(tx, taskId))!;
+        if (isTerminal(current.state)) return undefined;
+        const { to, reason } = finalState(current, ended, clock.now());
+        return transitionTask(tx, taskId, { to, now: clock.now(), reason, ...who, node, exitCode: ended.code });
+      });
+      committed(final);
+    } finally {
+      clearTimeout(deadlineTimer);
+      ctx.signal.removeEventListener('abort', onLeaseLost);
+    }
+  }
+
+  async function deliver({ taskId }: { taskId: string }, ctx: JobContext): Promise<void> {
+    const task = await getTask(pool, taskId);
+    if (!task || isTerminal(task.state)) return;
+    // Before the start is acknowledged, task.run owns delivery (start must go first); it sends
+    // whatever is pending once the task runs. Retried with backoff in case that already passed.
+    if (task.state !== 'running') throw new TaskNotRunningYet(`task ${taskId} is ${task.state}; delivery retried later`);
+    const seq = await deliverPending(task, ctx.signal);
+    await ctx.complete(async (tx) => {
+      if (seq !== null) await ackMessages(tx, taskId, seq, clock.now());
+    });
+  }
+
+  return { 'task.run': run, 'task.deliver': deliver };
+}
+
+/** Appends a control message (signal, stdin close) to a running task in the caller's transaction. */
+export async function sendTaskSignal(tx: Queryable, taskId: string, signal: string): Promise<number> {
+  return appendControlMessage(tx, taskId, 'signal', { signal });
+}

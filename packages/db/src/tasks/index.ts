@@ -1,0 +1,3 @@
+export * from './repository.js';
+export * from './runner.js';
+export * from './engine.js';
