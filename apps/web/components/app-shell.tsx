@@ -6,9 +6,10 @@ import { useEffect, useState, type ReactNode } from 'react';
 import { useSession } from '@/lib/session';
 
 // Pages of the signed-in app. Environments, tasks and secrets join this list as their APIs land.
-const LINKS: Array<{ href: string; label: string }> = [
+const LINKS: Array<{ href: string; label: string; adminOnly?: boolean }> = [
   { href: '/', label: 'Home' },
   { href: '/tokens', label: 'API tokens' },
+  { href: '/users', label: 'Users', adminOnly: true },
 ];
 
 function isActive(pathname: string, href: string): boolean {
@@ -45,7 +46,7 @@ export function AppShell({ children }: { children: ReactNode }) {
           </button>
           <nav id="main-nav" className={`nav${menuOpen ? ' nav-open' : ''}`} aria-label="Main">
             <ul className="nav-links">
-              {LINKS.map((l) => (
+              {LINKS.filter((l) => !l.adminOnly || me.user.role === 'admin').map((l) => (
                 <li key={l.href}>
                   <Link href={l.href} className={isActive(pathname, l.href) ? 'active' : undefined} aria-current={isActive(pathname, l.href) ? 'page' : undefined}>
                     {l.label}

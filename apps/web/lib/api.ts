@@ -97,20 +97,30 @@ export async function request<T>(method: string, path: string, body?: unknown): 
   return json as T;
 }
 
+/** `?limit=&cursor=` for the API's keyset pagination; pass nextCursor back unchanged. */
+function pageQuery(opts: { cursor?: string | null; limit?: number }): string {
+  const q = new URLSearchParams();
+  if (opts.limit) q.set('limit', String(opts.limit));
+  if (opts.cursor) q.set('cursor', opts.cursor);
+  const qs = q.toString();
+  return qs ? `?${qs}` : '';
+}
+
 export const api = {
   me: () => request<Me>('GET', '/me'),
   login: (email: string, password: string) => request<{ user: User }>('POST', '/auth/login', { email, password }),
   logout: () => request<{ ok: true }>('POST', '/auth/logout'),
   bootstrap: (token: string, email: string, password: string) =>
     request<{ user: User }>('POST', '/auth/bootstrap', { token, email, password }),
+  users: {
+    list: (opts: { cursor?: string | null; limit?: number } = {}) => request<Page<User>>('GET', `/users${pageQuery(opts)}`),
+    create: (body: { email: string; password: string; role: Role; displayName?: string }) => request<{ user: User }>('POST', '/users', body),
+    update: (id: string, body: { role?: Role; password?: string; displayName?: string | null }) =>
+      request<{ user: User; changed: boolean }>('PATCH', `/users/${encodeURIComponent(id)}`, body),
+    remove: (id: string) => request<{ deleted: true }>('DELETE', `/users/${encodeURIComponent(id)}`),
+  },
   tokens: {
-    list: (opts: { cursor?: string | null; limit?: number } = {}) => {
-      const q = new URLSearchParams();
-      if (opts.limit) q.set('limit', String(opts.limit));
-      if (opts.cursor) q.set('cursor', opts.cursor);
-      const qs = q.toString();
-      return request<Page<Token>>('GET', `/tokens${qs ? `?${qs}` : ''}`);
-    },
+    list: (opts: { cursor?: string | null; limit?: number } = {}) => request<Page<Token>>('GET', `/tokens${pageQuery(opts)}`),
     create: (body: { name: string; expiresInDays?: number; scopes?: Scope[] }) => request<CreatedToken>('POST', '/tokens', body),
     revoke: (id: string) => request<{ revoked: true }>('DELETE', `/tokens/${encodeURIComponent(id)}`),
   },

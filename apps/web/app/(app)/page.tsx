@@ -66,6 +66,18 @@ export default function HomePage() {
             </a>
           </div>
         </section>
+
+        {user.role === 'admin' ? (
+          <section className="card stack" aria-labelledby="people-h">
+            <h2 id="people-h">People</h2>
+            <p className="muted">Add the people who use this Berth, change their role, or reset a password.</p>
+            <div>
+              <Link href="/users" className="btn">
+                Manage users
+              </Link>
+            </div>
+          </section>
+        ) : null}
       </div>
     </div>
   );

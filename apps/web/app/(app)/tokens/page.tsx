@@ -4,10 +4,11 @@ import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { ConfirmDialog } from '@/components/confirm';
 import { CopyButton } from '@/components/copy-button';
 import { Empty, ErrorNotice, Loadable } from '@/components/status';
-import { ApiError, api, toApiError, type CreatedToken, type Page, type Scope, type Token } from '@/lib/api';
+import { LoadMore } from '@/components/load-more';
+import { ApiError, api, toApiError, type CreatedToken, type Scope, type Token } from '@/lib/api';
 import { formatDate, formatDateTime, relative } from '@/lib/format';
 import { useSession } from '@/lib/session';
-import { useApi } from '@/lib/use-api';
+import { usePagedList } from '@/lib/use-paged';
 
 const PAGE_SIZE = 20;
 const EXPIRY_CHOICES = [7, 30, 90, 365];
@@ -164,36 +165,16 @@ function TokenRow({ t, onRevoke }: { t: Token; onRevoke: () => void }) {
 
 export default function TokensPage() {
   const { expired } = useSession();
-  const first = useApi(() => api.tokens.list({ limit: PAGE_SIZE }), 'tokens');
+  const paged = usePagedList((cursor) => api.tokens.list({ limit: PAGE_SIZE, cursor }), 'tokens');
   const [created, setCreated] = useState<CreatedToken | null>(null);
-  const [more, setMore] = useState<{ busy: boolean; error: ApiError | null }>({ busy: false, error: null });
   const [revoking, setRevoking] = useState<Token | null>(null);
   const [revokeState, setRevokeState] = useState<{ busy: boolean; error: ApiError | null }>({ busy: false, error: null });
-
-  const setPage = (f: (p: Page<Token>) => Page<Token>) => first.set((p) => (p ? f(p) : p));
-
-  async function loadMore(cursor: string) {
-    setMore({ busy: true, error: null });
-    try {
-      const next = await api.tokens.list({ limit: PAGE_SIZE, cursor });
-      // A token created meanwhile may already be on screen; keep one row per id.
-      setPage((p) => {
-        const seen = new Set(p.items.map((t) => t.id));
-        return { items: [...p.items, ...next.items.filter((t) => !seen.has(t.id))], nextCursor: next.nextCursor };
-      });
-      setMore({ busy: false, error: null });
-    } catch (err) {
-      const e = toApiError(err);
-      if (e.unauthorized) expired();
-      setMore({ busy: false, error: e });
-    }
-  }
 
   async function revoke(t: Token) {
     setRevokeState({ busy: true, error: null });
     try {
       await api.tokens.revoke(t.id);
-      setPage((p) => ({ ...p, items: p.items.filter((x) => x.id !== t.id) }));
+      paged.remove(t.id);
       if (created?.id === t.id) setCreated(null);
       setRevoking(null);
       setRevokeState({ busy: false, error: null });
@@ -217,16 +198,14 @@ export default function TokensPage() {
         onCreated={(t) => {
           setCreated(t);
           const { token: _secret, ...row } = t;
-          // The list is oldest first; a new token belongs at its end, which is on screen only
-          // when every page is loaded (otherwise "Load more" brings it).
-          setPage((p) => (p.nextCursor ? p : { ...p, items: [...p.items, row] }));
+          paged.append(row);
         }}
       />
       {created ? <NewTokenNotice token={created} onDone={() => setCreated(null)} /> : null}
 
       <section className="stack" aria-labelledby="list-h">
         <h2 id="list-h">Your tokens</h2>
-        <Loadable state={first} onRetry={first.reload}>
+        <Loadable state={paged.list} onRetry={paged.list.reload}>
           {(page) =>
             page.items.length === 0 ? (
               <Empty title="No API tokens yet">
@@ -261,14 +240,7 @@ export default function TokensPage() {
                     ))}
                   </tbody>
                 </table>
-                {more.error ? <ErrorNotice error={more.error} /> : null}
-                {page.nextCursor ? (
-                  <div>
-                    <button type="button" className="btn" disabled={more.busy} onClick={() => void loadMore(page.nextCursor!)}>
-                      {more.busy ? 'Loading…' : 'Load more'}
-                    </button>
-                  </div>
-                ) : null}
+                <LoadMore paged={paged} />
               </div>
             )
           }
