@@ -85,3 +85,20 @@ describe('berth login / whoami / token', () => {
     expect(r.stderr).toMatch(/missing required argument/);
   });
 });
+
+describe('berth secrets', () => {
+  it('config, add, show, rm — references only', async () => {
+    const c = await runCli(['secrets', 'config', '--vault-address', 'https://vault.example.com', '--role', 'berth', '--audience', 'vault'], env);
+    expect(c.code).toBe(0);
+    expect(c.stdout).toContain('Vault settings saved');
+    const a = await runCli(['secrets', 'add', 'NPM_TOKEN', '--path', 'users/admin/npm', '--key', 'token', '--json'], env);
+    expect(a.code).toBe(0);
+    const ref = JSON.parse(a.stdout);
+    const show = await runCli(['secrets', 'show', '--json'], env);
+    expect(JSON.parse(show.stdout)).toMatchObject({ settings: { vaultAddress: 'https://vault.example.com' }, refs: [{ env: 'NPM_TOKEN' }] });
+    const bad = await runCli(['secrets', 'add', 'not valid', '--path', 'p', '--key', 'k'], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/environment variable name/);
+    expect((await runCli(['secrets', 'rm', ref.id], env)).code).toBe(0);
+  });
+});

@@ -4,6 +4,7 @@ import { readEnv } from './env.js';
 import { CliError, EXIT } from './errors.js';
 import { authCommands } from './commands/auth.js';
 import { envCommands } from './commands/env.js';
+import { secretsCommands } from './commands/secrets.js';
 import { serverCommand } from './commands/server.js';
 import { tokenCommands } from './commands/token.js';
 
@@ -17,6 +18,7 @@ export function buildProgram(env: Record<string, string | undefined>): Command {
   authCommands(program, ctx);
   tokenCommands(program, ctx);
   envCommands(program, ctx);
+  secretsCommands(program, ctx);
   return program;
 }
 

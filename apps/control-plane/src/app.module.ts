@@ -12,6 +12,7 @@ import { HealthController } from './health/health.controller.js';
 import { IdentityModule } from './identity/identity.module.js';
 import type { KeySet } from './identity/keys.js';
 import { LiveModule } from './live/live.module.js';
+import { SecretsModule } from './secrets/secrets.module.js';
 
 export interface AppDeps {
   config: Config;
@@ -48,6 +49,7 @@ export class AppModule {
         AccountsModule,
         IdentityModule.forRoot(deps.keys),
         LiveModule.forRoot(deps.databaseUrl),
+        SecretsModule,
         // Feature modules register here, one line each.
       ],
       controllers: [HealthController],
