@@ -125,6 +125,10 @@ describe('web app: serving, sign in and sign out', { timeout: 120_000 }, () => {
       expect(await page.getByTestId('me-role').textContent()).toBe('admin');
       expect(await page.locator('code.code-block').textContent()).toBe(`npx berth login --url ${s.url}`);
       await screenshot(page, 'home', 'desktop');
+      // The same page in the dark scheme, for a person to look at.
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await screenshot(page, 'home-dark', 'desktop');
+      await page.emulateMedia({ colorScheme: 'light' });
 
       await page.getByRole('button', { name: 'Sign out' }).click();
       await page.waitForURL(/\/login$/);

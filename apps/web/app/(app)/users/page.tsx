@@ -13,7 +13,7 @@ import { usePagedList, type PagedList } from '@/lib/use-paged';
 const PAGE_SIZE = 50;
 const MIN_PASSWORD = 8;
 
-function CreateUserForm({ onCreated }: { onCreated: (u: User) => void }) {
+function CreateUserForm({ onStart, onCreated }: { onStart: () => void; onCreated: (u: User) => void }) {
   const { expired } = useSession();
   const [email, setEmail] = useState('');
   const [displayName, setDisplayName] = useState('');
@@ -25,6 +25,7 @@ function CreateUserForm({ onCreated }: { onCreated: (u: User) => void }) {
   async function submit(e: FormEvent) {
     e.preventDefault();
     setError(null);
+    onStart();
     setBusy(true);
     try {
       const { user } = await api.users.create({ email, password, role, ...(displayName.trim() ? { displayName: displayName.trim() } : {}) });
@@ -154,7 +155,9 @@ function UserRow({ u, self, onAction }: { u: User; self: boolean; onAction: (kin
   return (
     <tr data-testid="user-row" data-user-email={u.email}>
       <td data-label="Email">
-        <strong>{u.email}</strong> {self ? <span className="badge">you</span> : null}
+        <span>
+          <strong>{u.email}</strong> {self ? <span className="badge">you</span> : null}
+        </span>
       </td>
       <td data-label="Name">{u.displayName ?? <span className="muted">—</span>}</td>
       <td data-label="Role">
@@ -195,6 +198,7 @@ function AdminUsers() {
   return (
     <>
       <CreateUserForm
+        onStart={() => setCreated(null)}
         onCreated={(u) => {
           setCreated(u);
           paged.append(u);
