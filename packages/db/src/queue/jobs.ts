@@ -29,7 +29,7 @@ export interface EnqueueOptions {
   /** Lower runs first. Default 0. */
   priority?: number;
   maxAttempts?: number;
-  /** At most one pending (ready or running) job per key; a second enqueue is a no-op. */
+  /** At most one waiting (not yet claimed) job per key; enqueueing the key again meanwhile is a no-op. */
   dedupeKey?: string;
 }
 

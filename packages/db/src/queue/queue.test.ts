@@ -98,11 +98,14 @@ describe('job queue', () => {
     await expect(enqueueJob(pool, catalog, 'nope' as never, {} as never)).rejects.toThrow(/unknown job kind/);
   });
 
-  it('dedupe keys: a second enqueue while the first is pending is a no-op', async () => {
+  it('dedupe keys: a second enqueue while the first waits is a no-op; once it is claimed, a new one is made', async () => {
     const a = await enqueueJob(pool, catalog, 'test.ledger', { n: 1 }, { dedupeKey: 'k' });
     const b = await enqueueJob(pool, catalog, 'test.ledger', { n: 1 }, { dedupeKey: 'k' });
     expect(a).not.toBeNull();
     expect(b).toBeNull();
+    await claimJobs(pool, { workerId: 'w', now: new Date(), leaseMs: 1000, limit: 1, kinds: ['test.ledger'] });
+    const c = await enqueueJob(pool, catalog, 'test.ledger', { n: 1 }, { dedupeKey: 'k' });
+    expect(c).not.toBeNull();
   });
 
   it('retries with backoff, then marks the job dead with its last error', async () => {

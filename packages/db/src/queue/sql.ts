@@ -25,6 +25,9 @@ export const CLAIM = `
   UPDATE jobs SET
     state = 'running',
     attempts = attempts + 1,
+    -- A dedupe key guards only waiting jobs: once one is claimed, the next enqueue of the key
+    -- makes a new job, so a change committed while this one runs is never dropped.
+    dedupe_key = NULL,
     locked_by = $1,
     locked_until = $2::timestamptz + $3 * interval '1 millisecond',
     updated_at = $2

@@ -71,21 +71,27 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
     return t;
   };
 
-  /** Sends what the receiver has not acknowledged; returns the seq it has applied, or null if nothing was pending. */
-  async function deliverPending(task: TaskRow, signal: AbortSignal): Promise<number | null> {
-    const pending = await unackedMessages(pool, task.id);
-    if (pending.length === 0) return null;
-    const { appliedSeq } = await runner.deliver(
-      toRunnable(task),
-      pending.map((m) => ({ seq: m.seq, kind: m.kind, body: m.body })),
-      signal,
-    );
-    return appliedSeq;
-  }
-
+  /**
+   * Sends what the receiver has not acknowledged, a bounded batch at a time, recording each
+   * acknowledgement as it comes: if the receiver or this worker fails midway, the next attempt
+   * resends only from the first unacknowledged message (and the receiver ignores repeats).
+   */
   async function deliverAndAck(task: TaskRow, signal: AbortSignal): Promise<void> {
-    const seq = await deliverPending(task, signal);
-    if (seq !== null && seq > task.acked_message_seq) await transaction(pool, (tx) => ackMessages(tx, task.id, seq, clock.now()));
+    let acked = task.acked_message_seq;
+    for (;;) {
+      const batch = await unackedMessages(pool, task.id, 16);
+      if (batch.length === 0) return;
+      const { appliedSeq } = await runner.deliver(
+        toRunnable(task),
+        batch.map((m) => ({ seq: m.seq, kind: m.kind, body: m.body })),
+        signal,
+      );
+      if (appliedSeq > acked) {
+        await transaction(pool, (tx) => ackMessages(tx, task.id, appliedSeq, clock.now()));
+        acked = appliedSeq;
+      }
+      if (appliedSeq < batch[batch.length - 1]!.seq) throw new Error(`task ${task.id}: receiver stopped at seq ${appliedSeq}; retried`);
+    }
   }
 
   const finalState = (t: TaskRow, exit: { code: number | null }, now: Date): { to: TaskState; reason: string } => {
@@ -223,10 +229,9 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
     // Before the start is acknowledged, task.run owns delivery (start must go first); it sends
     // whatever is pending once the task runs. Retried with backoff in case that already passed.
     if (task.state !== 'running') throw new TaskNotRunningYet(`task ${taskId} is ${task.state}; delivery retried later`);
-    const seq = await deliverPending(task, ctx.signal);
-    await ctx.complete(async (tx) => {
-      if (seq !== null) await ackMessages(tx, taskId, seq, clock.now());
-    });
+    // Acks are monotonic and idempotent, so each batch commits its own; the job itself has no
+    // other effect and completes with the pool's batch.
+    await deliverAndAck(task, ctx.signal);
   }
 
   return { 'task.run': run, 'task.deliver': deliver };

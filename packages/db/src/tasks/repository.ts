@@ -207,14 +207,15 @@ export async function appendControlMessage(
   );
   const seq = rows[0]?.seq;
   if (seq === undefined) throw new Error(`task ${taskId} not found`);
-  if (opts.deliver !== false) await enqueueJob(tx, JobCatalog, 'task.deliver', { taskId });
+  // One waiting delivery per task covers every message written before it is claimed.
+  if (opts.deliver !== false) await enqueueJob(tx, JobCatalog, 'task.deliver', { taskId }, { dedupeKey: `task.deliver:${taskId}` });
   return seq;
 }
 
-export async function unackedMessages(db: Queryable, taskId: string): Promise<TaskMessageRow[]> {
+export async function unackedMessages(db: Queryable, taskId: string, limit = 1000): Promise<TaskMessageRow[]> {
   const { rows } = await db.query<TaskMessageRow>(
-    `SELECT task_id, seq, kind, body, created_at, acked_at FROM task_messages WHERE task_id = $1 AND acked_at IS NULL ORDER BY seq`,
-    [taskId],
+    `SELECT task_id, seq, kind, body, created_at, acked_at FROM task_messages WHERE task_id = $1 AND acked_at IS NULL ORDER BY seq LIMIT $2`,
+    [taskId, limit],
   );
   return rows;
 }
