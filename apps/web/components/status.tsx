@@ -9,6 +9,15 @@ export function ErrorNotice({ error, onRetry, title }: { error: ApiError; onRetr
     <div className="notice notice-error" role="alert" data-testid="error">
       <p className="notice-title">{title ?? error.message}</p>
       {title ? <p>{error.message}</p> : null}
+      {error.fields.length > 0 ? (
+        <ul className="notice-fields" data-testid="error-fields">
+          {error.fields.map((f) => (
+            <li key={`${f.path}:${f.message}`}>
+              <code>{f.path}</code> {f.message}
+            </li>
+          ))}
+        </ul>
+      ) : null}
       {error.hint ? <p className="notice-hint" data-testid="error-hint">{error.hint}</p> : null}
       {onRetry ? (
         <button type="button" className="btn btn-small" onClick={onRetry}>

@@ -35,9 +35,38 @@ export interface CreatedToken extends Token {
   token: string;
 }
 
+export interface SecretSettings {
+  vaultAddress: string;
+  authMount: string;
+  role: string;
+  audience: string;
+  namespace: string | null;
+  caCert: string | null;
+  kvMount: string;
+  updatedAt: string;
+}
+
+export type SecretSettingsInput = Omit<SecretSettings, 'updatedAt'>;
+
+/** Where one env var's value lives in the user's Vault: a key of a KV v2 path. Never the value. */
+export interface SecretRef {
+  id: string;
+  env: string;
+  path: string;
+  key: string;
+  mount: string | null;
+  createdAt: string;
+}
+
 export interface Page<T> {
   items: T[];
   nextCursor: string | null;
+}
+
+/** Per-field problems of a 400 validation_failed answer. */
+export interface FieldProblem {
+  path: string;
+  message: string;
 }
 
 export class ApiError extends Error {
@@ -46,6 +75,7 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly hint: string,
+    readonly fields: FieldProblem[] = [],
   ) {
     super(message);
     this.name = 'ApiError';
@@ -62,7 +92,14 @@ export function toApiError(err: unknown): ApiError {
   return new ApiError(0, 'client_error', 'something went wrong in the page', 'reload the page; if it keeps happening, report it');
 }
 
-function isErrorBody(v: unknown): v is { error: { code: string; message: string; hint?: string } } {
+function fieldProblems(details: unknown): FieldProblem[] {
+  if (!Array.isArray(details)) return [];
+  return details.filter(
+    (d): d is FieldProblem => typeof d === 'object' && d !== null && typeof (d as FieldProblem).path === 'string' && typeof (d as FieldProblem).message === 'string',
+  );
+}
+
+function isErrorBody(v: unknown): v is { error: { code: string; message: string; hint?: string; details?: unknown } } {
   if (typeof v !== 'object' || v === null || !('error' in v)) return false;
   const e = (v as { error: unknown }).error;
   return typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' && typeof (e as { message?: unknown }).message === 'string';
@@ -89,7 +126,8 @@ export async function request<T>(method: string, path: string, body?: unknown): 
     json = undefined;
   }
   if (!res.ok) {
-    if (isErrorBody(json)) throw new ApiError(res.status, json.error.code, json.error.message, json.error.hint ?? '');
+    if (isErrorBody(json))
+      throw new ApiError(res.status, json.error.code, json.error.message, json.error.hint ?? '', fieldProblems(json.error.details));
     // A proxy in front of Berth, or a server that is restarting, answers with something else.
     throw new ApiError(res.status, `http_${res.status}`, `the server answered ${res.status} ${res.statusText}`.trim(), 'try again in a moment');
   }
@@ -118,6 +156,14 @@ export const api = {
     update: (id: string, body: { role?: Role; password?: string; displayName?: string | null }) =>
       request<{ user: User; changed: boolean }>('PATCH', `/users/${encodeURIComponent(id)}`, body),
     remove: (id: string) => request<{ deleted: true }>('DELETE', `/users/${encodeURIComponent(id)}`),
+  },
+  secrets: {
+    settings: () => request<{ settings: SecretSettings | null }>('GET', '/secrets/settings'),
+    putSettings: (body: SecretSettingsInput) => request<{ settings: SecretSettings; changed: boolean }>('PUT', '/secrets/settings', body),
+    deleteSettings: () => request<{ deleted: boolean }>('DELETE', '/secrets/settings'),
+    refs: (opts: { cursor?: string | null; limit?: number } = {}) => request<Page<SecretRef>>('GET', `/secrets/refs${pageQuery(opts)}`),
+    addRef: (body: { env: string; path: string; key: string; mount?: string }) => request<{ ref: SecretRef }>('POST', '/secrets/refs', body),
+    removeRef: (id: string) => request<{ deleted: true }>('DELETE', `/secrets/refs/${encodeURIComponent(id)}`),
   },
   tokens: {
     list: (opts: { cursor?: string | null; limit?: number } = {}) => request<Page<Token>>('GET', `/tokens${pageQuery(opts)}`),
