@@ -33,7 +33,8 @@ if (!process.env.BERTH_WEB_BUILD_LOCKED) {
     env: { ...process.env, BERTH_WEB_BUILD_LOCKED: '1' },
   });
   if (r.error) fail(`could not run flock: ${r.error.message}`);
-  process.exit(r.status ?? 1);
+  if (r.status !== 0) fail(`the web build exited ${r.status ?? r.signal}`);
+  process.exit(0);
 }
 
 function files(p) {
