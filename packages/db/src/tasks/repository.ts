@@ -2,6 +2,9 @@ import { JobCatalog } from '@berth/protocol';
 import type { Queryable } from '../pool.js';
 import { enqueueJob } from '../queue/jobs.js';
 
+/** Live status fan-out (the control plane's socket.io relays it); delivered when the transaction commits. */
+export const LIVE_CHANNEL = 'berth_live';
+
 export const TASK_STATES = ['queued', 'provisioning', 'running', 'succeeded', 'failed', 'canceled', 'timed_out'] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 export const TERMINAL_STATES: readonly TaskState[] = ['succeeded', 'failed', 'canceled', 'timed_out'];
@@ -102,6 +105,7 @@ export async function createTask(tx: Queryable, t: NewTask, now: Date): Promise<
     return { task: existing.rows[0]!, created: false };
   }
   await tx.query(`INSERT INTO task_events (task_id, from_state, to_state, reason, at) VALUES ($1, NULL, 'queued', 'created', $2)`, [task.id, now]);
+  await tx.query(`SELECT pg_notify($1, $2)`, [LIVE_CHANNEL, JSON.stringify({ kind: 'task', id: task.id, owner: task.owner_id, state: 'queued' })]);
   await appendControlMessage(tx, task.id, 'start', { command: t.command }, { deliver: false });
   await enqueueJob(tx, JobCatalog, 'task.run', { taskId: task.id });
   return { task, created: true };
@@ -173,8 +177,10 @@ export async function transitionTask(tx: Queryable, id: string, a: TransitionArg
      ), ev AS (
        INSERT INTO task_events (task_id, from_state, to_state, reason, worker_id, node, at)
        SELECT id, prev_state, state, $5, $6, coalesce($7, node), $4 FROM moved
+     ), live AS (
+       SELECT pg_notify('${LIVE_CHANNEL}', json_build_object('kind', 'task', 'id', id, 'owner', owner_id, 'state', state)::text) FROM moved
      )
-     SELECT ${TASK_COLUMNS}, prev_state FROM moved`,
+     SELECT ${TASK_COLUMNS}, prev_state FROM moved, (SELECT count(*) FROM live) AS notified`,
     [id, a.to, from, a.now, a.reason ?? null, a.workerId ?? null, a.node ?? null, a.exitCode ?? null, a.error ?? null, a.deadlineAt ?? null, terminal],
   );
   return rows[0];

@@ -1,0 +1,79 @@
+import { z } from 'zod';
+import type { TaskEventRow, TaskRow } from '@berth/db';
+
+export const CreateTaskBody = z.strictObject({
+  /** argv: the program and its arguments (no shell unless you run one). */
+  command: z.array(z.string().min(1).max(4096)).min(1).max(256),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name'), z.string().max(32_768)).optional(),
+  /** Seconds from when a worker picks the task up; capped by the server's global maximum. */
+  timeoutSeconds: z.number().int().positive().optional(),
+  environmentId: z.string().uuid().optional(),
+});
+export type CreateTaskBody = z.output<typeof CreateTaskBody>;
+
+export const IdempotencyKey = z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
+
+export const LogQuery = z.strictObject({
+  offset: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(4 * 1024 * 1024).default(1024 * 1024),
+  /** Offsets count bytes; utf8 may split a multi-byte character at a page edge, base64 never does. */
+  encoding: z.enum(['utf8', 'base64']).default('utf8'),
+});
+export type LogQuery = z.output<typeof LogQuery>;
+
+export interface TaskDto {
+  id: string;
+  state: TaskRow['state'];
+  command: string[];
+  environmentId: string | null;
+  timeoutSeconds: number;
+  deadlineAt: string | null;
+  exitCode: number | null;
+  error: string | null;
+  cancelRequested: boolean;
+  logBytes: number;
+  node: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+/** Env values are not echoed back: they may hold credentials. */
+export function toTaskDto(t: TaskRow): TaskDto {
+  return {
+    id: t.id,
+    state: t.state,
+    command: t.command,
+    environmentId: t.environment_id,
+    timeoutSeconds: t.timeout_seconds,
+    deadlineAt: iso(t.deadline_at),
+    exitCode: t.exit_code,
+    error: t.error,
+    cancelRequested: t.cancel_requested_at !== null,
+    logBytes: Number(t.log_bytes),
+    node: t.node,
+    createdAt: t.created_at.toISOString(),
+    startedAt: iso(t.started_at),
+    finishedAt: iso(t.finished_at),
+  };
+}
+
+export interface TaskEventDto {
+  from: string | null;
+  to: string;
+  reason: string | null;
+  workerId: string | null;
+  node: string | null;
+  at: string;
+}
+
+export const toTaskEventDto = (e: TaskEventRow): TaskEventDto => ({
+  from: e.from_state,
+  to: e.to_state,
+  reason: e.reason,
+  workerId: e.worker_id,
+  node: e.node,
+  at: e.at.toISOString(),
+});

@@ -1,0 +1,61 @@
+import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Res } from '@nestjs/common';
+import { ApiBody, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { PageQuery } from '../common/pagination.js';
+import { idOr404, jsonSchema, parseInput, zBody, zQuery } from '../common/validation.js';
+import { Auth } from '../accounts/auth.guard.js';
+import type { AuthContext } from '../accounts/auth.types.js';
+import { CreateTaskBody, IdempotencyKey, LogQuery } from './dto.js';
+import { TasksService } from './tasks.service.js';
+
+@ApiTags('tasks')
+@Controller('api/v1/tasks')
+export class TasksController {
+  constructor(@Inject(TasksService) private readonly tasks: TasksService) {}
+
+  @Post()
+  @ApiOperation({ summary: 'Run a command as a task; with Idempotency-Key, retries return the same task' })
+  @ApiBody({ schema: jsonSchema(CreateTaskBody) })
+  @ApiHeader({ name: 'Idempotency-Key', required: false })
+  async create(
+    @Auth() ctx: AuthContext,
+    @Body(zBody(CreateTaskBody)) body: CreateTaskBody,
+    @Headers('idempotency-key') key: string | undefined,
+    @Res({ passthrough: true }) res: Response,
+  ) {
+    const k = key === undefined ? undefined : parseInput(IdempotencyKey, key, 'Idempotency-Key header');
+    const { task, created } = await this.tasks.create(ctx, body, k);
+    res.status(created ? 201 : 200);
+    if (!created) res.setHeader('Idempotent-Replayed', 'true');
+    return { task };
+  }
+
+  @Get()
+  list(@Auth() ctx: AuthContext, @Query(zQuery(PageQuery)) q: PageQuery) {
+    return this.tasks.list(ctx, q);
+  }
+
+  @Get(':id')
+  async get(@Auth() ctx: AuthContext, @Param('id') id: string) {
+    return { task: await this.tasks.get(ctx, idOr404(id, 'task')) };
+  }
+
+  @Post(':id/cancel')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Cancel a task: at once if queued, else by stopping its process' })
+  cancel(@Auth() ctx: AuthContext, @Param('id') id: string) {
+    return this.tasks.cancel(ctx, idOr404(id, 'task'));
+  }
+
+  @Get(':id/timeline')
+  @ApiOperation({ summary: 'Every state transition, with time, worker and node' })
+  async timeline(@Auth() ctx: AuthContext, @Param('id') id: string) {
+    return { events: await this.tasks.timeline(ctx, idOr404(id, 'task')) };
+  }
+
+  @Get(':id/logs')
+  @ApiOperation({ summary: 'Output from a byte offset; pass nextOffset back to continue' })
+  logs(@Auth() ctx: AuthContext, @Param('id') id: string, @Query(zQuery(LogQuery)) q: LogQuery) {
+    return this.tasks.logs(ctx, idOr404(id, 'task'), q);
+  }
+}

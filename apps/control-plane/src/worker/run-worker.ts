@@ -1,0 +1,59 @@
+import { createPool, migrate, type TaskRunner } from '@berth/db';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { ConfigError, type Config } from '../config.js';
+import { createLogger } from '../common/logging.js';
+import type { Clock } from '../common/di.js';
+import { startTaskWorkers } from './task-workers.js';
+
+export interface RunningWorker {
+  workerId: string;
+  /** Graceful stop: claim nothing more, finish or release leases, close the pool. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export interface RunWorkerOptions {
+  logger?: Logger;
+  clock?: Clock;
+  runner?: TaskRunner;
+  registry?: Registry;
+}
+
+/**
+ * `berth worker`: task workers without the API, against a shared Postgres. Any number may run
+ * beside any number of `berth server`s; leases and SKIP LOCKED keep every job to one of them.
+ */
+export async function runWorker(config: Config, opts: RunWorkerOptions = {}): Promise<RunningWorker> {
+  const databaseUrl = config.databaseUrl;
+  if (!databaseUrl)
+    throw new ConfigError(
+      'berth worker needs DATABASE_URL',
+      'point it at the Postgres your `berth server` uses (an embedded one is private to its server)',
+    );
+  const logger = opts.logger ?? createLogger(config.logLevel);
+  // Forward-only and advisory-locked: safe beside servers starting at the same time.
+  await migrate(databaseUrl);
+  const pool = createPool(databaseUrl, 20);
+  try {
+    const workers = await startTaskWorkers({
+      pool,
+      databaseUrl,
+      logger: logger.child({ component: 'task-workers' }),
+      ...(opts.clock ? { clock: opts.clock } : {}),
+      ...(opts.runner ? { runner: opts.runner } : {}),
+      ...(opts.registry ? { registry: opts.registry } : {}),
+    });
+    logger.info({ workerId: workers.workerId }, 'berth worker running');
+    return {
+      workerId: workers.workerId,
+      async stop(graceMs = 10_000) {
+        await workers.stop(graceMs);
+        await pool.end();
+        logger.info({ workerId: workers.workerId }, 'berth worker stopped');
+      },
+    };
+  } catch (err) {
+    await pool.end();
+    throw err;
+  }
+}
