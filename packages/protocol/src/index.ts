@@ -1,3 +1,4 @@
 export * from './errors.js';
 export * from './gateway.js';
 export * from './jobs.js';
+export * from './terminal.js';

@@ -1,0 +1,335 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import * as pty from 'node-pty';
+import {
+  encodeExit,
+  encodeOutput,
+  encodeSessionInfo,
+  encodeSnapshot,
+  OUTPUT_HEADER_BYTES,
+  type TerminalClientInfo,
+  type TerminalRole,
+  type TerminalSessionInfo,
+} from '@berth/protocol';
+import { OutputRing } from './ring.js';
+import { ScreenMirror } from './screen-mirror.js';
+import { PtyWriter } from './pty-writer.js';
+
+/** One WebSocket attached to a session; the server owns the socket, the session only sends. */
+export interface Attachment {
+  readonly id: string;
+  readonly sub: string;
+  readonly role: TerminalRole;
+  readonly connectedAt: Date;
+  readonly resumeToken: string;
+  mode: 'live' | 'snapshot';
+  /** Offset one past the last output byte sent, and the offset the client has acknowledged. */
+  sentOffset: number;
+  ackedOffset: number;
+  send(frame: Uint8Array): void;
+  close(code: number, reason: string): void;
+}
+
+export interface SessionOptions {
+  id?: string;
+  command: string[];
+  cwd: string;
+  env: Record<string, string>;
+  cols: number;
+  rows: number;
+  ringBytes: number;
+  idleTimeoutMs: number;
+  /** Unacknowledged bytes per client before the PTY is paused (driver) or the client skipped (observer). */
+  highWaterBytes: number;
+  lowWaterBytes: number;
+  onEnd: (session: Session) => void;
+}
+
+/** Forward only: running → exited (process gone, output kept for late readers) → closed. */
+export type SessionState = 'running' | 'exited' | 'closed';
+
+const KILL_GRACE_MS = 2000;
+
+export class Session {
+  readonly id: string;
+  readonly createdAt = new Date();
+  readonly command: string[];
+  state: SessionState = 'running';
+  exit: { code: number; signal: number } | undefined;
+  private readonly proc: pty.IPty;
+  private readonly writer: PtyWriter;
+  private readonly ring: OutputRing;
+  private readonly mirror: ScreenMirror;
+  private readonly clients = new Set<Attachment>();
+  private readonly resumeTokens = new Map<string, { sub: string; role: TerminalRole }>();
+  private readonly pauseReasons = new Set<string>();
+  private idleTimer: NodeJS.Timeout | undefined;
+  private killTimer: NodeJS.Timeout | undefined;
+  private cols: number;
+  private rows: number;
+  private readonly exited: Promise<void>;
+
+  constructor(private readonly opts: SessionOptions) {
+    this.id = opts.id ?? randomUUID();
+    this.command = opts.command;
+    this.cols = opts.cols;
+    this.rows = opts.rows;
+    this.ring = new OutputRing(opts.ringBytes);
+    this.mirror = new ScreenMirror(opts.cols, opts.rows, 1000, () => this.onMirrorParsed());
+    const [file, ...args] = opts.command;
+    this.proc = pty.spawn(file ?? '/bin/sh', args, {
+      name: 'xterm-256color',
+      cols: opts.cols,
+      rows: opts.rows,
+      cwd: opts.cwd,
+      env: opts.env,
+      // Raw bytes end to end: a read can split a UTF-8 sequence.
+      encoding: null,
+    } as pty.IPtyForkOptions);
+    this.writer = new PtyWriter(this.proc);
+    this.proc.onData((data) => this.onOutput(data as unknown as Buffer));
+    this.exited = new Promise((resolve) => {
+      this.proc.onExit(({ exitCode, signal }) => {
+        this.onExit(exitCode, signal ?? 0);
+        resolve();
+      });
+    });
+    this.armIdleTimer();
+  }
+
+  get pid(): number {
+    return this.proc.pid;
+  }
+
+  get outputOffset(): number {
+    return this.ring.endOffset;
+  }
+
+  get paused(): boolean {
+    return this.pauseReasons.size > 0;
+  }
+
+  /** Resume secret for a client that authenticated with a ticket; tickets are short-lived. */
+  issueResumeToken(sub: string, role: TerminalRole): string {
+    const token = randomBytes(24).toString('base64url');
+    this.resumeTokens.set(token, { sub, role });
+    return token;
+  }
+
+  resolveResumeToken(token: string): { sub: string; role: TerminalRole } | undefined {
+    return this.resumeTokens.get(token);
+  }
+
+  clientInfos(): TerminalClientInfo[] {
+    return [...this.clients].map((c) => ({
+      id: c.id,
+      sub: c.sub,
+      role: c.role,
+      connectedAt: c.connectedAt.toISOString(),
+      mode: c.mode,
+    }));
+  }
+
+  describe(): Record<string, unknown> {
+    return {
+      id: this.id,
+      state: this.state,
+      pid: this.proc.pid,
+      command: this.command,
+      cols: this.cols,
+      rows: this.rows,
+      createdAt: this.createdAt.toISOString(),
+      outputOffset: this.ring.endOffset,
+      exit: this.exit,
+      clients: this.clientInfos(),
+    };
+  }
+
+  /**
+   * Sends the missing bytes when the ring still has `lastOffset`, otherwise a screen snapshot and
+   * the bytes after it; then the client receives live output.
+   */
+  attach(client: Attachment, lastOffset: number | undefined): void {
+    if (this.state === 'closed') throw new Error('session closed');
+    this.clearIdleTimer();
+    this.clients.add(client);
+    this.broadcastInfo();
+    if (lastOffset !== undefined && this.ring.has(lastOffset)) {
+      this.sendFrom(client, lastOffset);
+    } else {
+      this.sendSnapshot(client);
+    }
+    if (this.exit) client.send(encodeExit(this.exit.code, this.exit.signal));
+    this.checkFlow(client);
+  }
+
+  detach(client: Attachment): void {
+    if (!this.clients.delete(client)) return;
+    this.pauseReasons.delete(client.id);
+    this.updatePause();
+    if (this.state === 'closed') return;
+    this.broadcastInfo();
+    if (this.clients.size === 0) this.armIdleTimer();
+  }
+
+  input(client: Attachment, data: Uint8Array): void {
+    if (client.role !== 'driver' || this.state !== 'running') return;
+    this.writer.write(data);
+  }
+
+  resize(client: Attachment, cols: number, rows: number): void {
+    if (client.role !== 'driver' || this.state !== 'running') return;
+    if (cols < 1 || rows < 1 || (cols === this.cols && rows === this.rows)) return;
+    this.cols = cols;
+    this.rows = rows;
+    this.proc.resize(cols, rows);
+    this.mirror.resize(cols, rows);
+    this.broadcastInfo();
+  }
+
+  ack(client: Attachment, offset: number): void {
+    if (offset <= client.ackedOffset || offset > client.sentOffset) return;
+    client.ackedOffset = offset;
+    this.checkFlow(client);
+  }
+
+  /** Ends the session: kills the process (HUP, then KILL) and closes its clients. */
+  async close(reason = 'session closed'): Promise<void> {
+    if (this.state === 'closed') return;
+    const wasRunning = this.state === 'running';
+    this.state = 'closed';
+    this.clearIdleTimer();
+    if (wasRunning) {
+      this.signal('SIGHUP');
+      this.killTimer = setTimeout(() => this.signal('SIGKILL'), KILL_GRACE_MS);
+    }
+    for (const c of this.clients) c.close(4410, reason);
+    this.clients.clear();
+    await this.exited;
+    clearTimeout(this.killTimer);
+    this.mirror.dispose();
+    this.opts.onEnd(this);
+  }
+
+  private signal(sig: NodeJS.Signals): void {
+    // The whole process group: a shell's foreground job should go too.
+    try {
+      process.kill(-this.proc.pid, sig);
+    } catch {
+      /* group already gone */
+    }
+    try {
+      this.proc.kill(sig);
+    } catch {
+      /* already gone */
+    }
+  }
+
+  private info(client: Attachment): TerminalSessionInfo {
+    return {
+      sessionId: this.id,
+      clientId: client.id,
+      role: client.role,
+      resumeToken: client.resumeToken,
+      cols: this.cols,
+      rows: this.rows,
+      state: this.state === 'running' ? 'running' : 'exited',
+      clients: this.clientInfos(),
+    };
+  }
+
+  private broadcastInfo(): void {
+    for (const c of this.clients) c.send(encodeSessionInfo(this.info(c)));
+  }
+
+  private onOutput(data: Buffer): void {
+    const offset = this.ring.endOffset;
+    this.ring.push(data);
+    this.mirror.feed(data);
+    if (this.clients.size > 0) {
+      // One frame for every client; sent as soon as the PTY read returns, no timer.
+      const frame = encodeOutput(offset, data, Buffer.allocUnsafe(OUTPUT_HEADER_BYTES + data.byteLength));
+      const end = this.ring.endOffset;
+      for (const c of this.clients) {
+        if (c.mode !== 'live') continue;
+        c.send(frame);
+        c.sentOffset = end;
+        this.checkFlow(c);
+      }
+    }
+    // xterm parses slower than a PTY can write; never let it fall further behind than the ring
+    // reaches, or a snapshot could not be continued with exact bytes.
+    if (this.mirror.lag > this.opts.ringBytes / 2) this.pause('mirror');
+  }
+
+  private onMirrorParsed(): void {
+    if (this.pauseReasons.has('mirror') && this.mirror.lag <= this.opts.ringBytes / 4) {
+      this.pauseReasons.delete('mirror');
+      this.updatePause();
+    }
+  }
+
+  private sendFrom(client: Attachment, from: number): void {
+    const end = this.ring.endOffset;
+    if (from < end) client.send(encodeOutput(from, this.ring.slice(from)));
+    client.sentOffset = end;
+    client.ackedOffset = from;
+  }
+
+  private sendSnapshot(client: Attachment): void {
+    const snap = this.mirror.snapshot();
+    client.send(encodeSnapshot(snap.offset, snap.cols, snap.rows, snap.data));
+    this.sendFrom(client, snap.offset);
+  }
+
+  private checkFlow(c: Attachment): void {
+    const unacked = c.sentOffset - c.ackedOffset;
+    if (c.role === 'driver') {
+      if (unacked > this.opts.highWaterBytes) this.pause(c.id);
+      else if (unacked <= this.opts.lowWaterBytes && this.pauseReasons.delete(c.id)) this.updatePause();
+      return;
+    }
+    // An observer never holds the driver back: past the high-water mark it stops getting output,
+    // and once it has read what it was sent it gets the current screen and continues live.
+    if (c.mode === 'live' && unacked > this.opts.highWaterBytes) {
+      c.mode = 'snapshot';
+    } else if (c.mode === 'snapshot' && unacked <= this.opts.lowWaterBytes) {
+      c.mode = 'live';
+      this.sendSnapshot(c);
+    }
+  }
+
+  private pause(reason: string): void {
+    this.pauseReasons.add(reason);
+    this.updatePause();
+  }
+
+  private pausedNow = false;
+  private updatePause(): void {
+    const want = this.pauseReasons.size > 0 && this.state === 'running';
+    if (want === this.pausedNow) return;
+    this.pausedNow = want;
+    if (want) this.proc.pause();
+    else this.proc.resume();
+  }
+
+  private onExit(code: number, signal: number): void {
+    this.exit = { code, signal };
+    if (this.state === 'running') this.state = 'exited';
+    clearTimeout(this.killTimer);
+    const frame = encodeExit(code, signal);
+    for (const c of this.clients) c.send(frame);
+    this.broadcastInfo();
+    if (this.clients.size === 0) this.armIdleTimer();
+  }
+
+  private armIdleTimer(): void {
+    this.clearIdleTimer();
+    if (this.state === 'closed') return;
+    this.idleTimer = setTimeout(() => void this.close('idle timeout'), this.opts.idleTimeoutMs);
+  }
+
+  private clearIdleTimer(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+  }
+}

@@ -1,0 +1,55 @@
+import { EventEmitter } from 'node:events';
+import { Session, type SessionOptions } from './session.js';
+
+export interface SessionDefaults {
+  shell: string[];
+  cwd: string;
+  env: Record<string, string>;
+  ringBytes: number;
+  idleTimeoutMs: number;
+  highWaterBytes: number;
+  lowWaterBytes: number;
+}
+
+/** The gateway's live sessions; emits `ended` (session) once a session's process is gone. */
+export class SessionRegistry extends EventEmitter<{ ended: [Session] }> {
+  private readonly sessions = new Map<string, Session>();
+
+  constructor(private readonly defaults: SessionDefaults) {
+    super();
+  }
+
+  get(id: string): Session | undefined {
+    return this.sessions.get(id);
+  }
+
+  list(): Session[] {
+    return [...this.sessions.values()];
+  }
+
+  create(opts: { cols: number; rows: number; command?: string[] }): Session {
+    const d = this.defaults;
+    const options: SessionOptions = {
+      command: opts.command && opts.command.length > 0 ? opts.command : d.shell,
+      cwd: d.cwd,
+      env: d.env,
+      cols: opts.cols,
+      rows: opts.rows,
+      ringBytes: d.ringBytes,
+      idleTimeoutMs: d.idleTimeoutMs,
+      highWaterBytes: d.highWaterBytes,
+      lowWaterBytes: d.lowWaterBytes,
+      onEnd: (s) => {
+        this.sessions.delete(s.id);
+        this.emit('ended', s);
+      },
+    };
+    const session = new Session(options);
+    this.sessions.set(session.id, session);
+    return session;
+  }
+
+  async closeAll(reason: string): Promise<void> {
+    await Promise.all(this.list().map((s) => s.close(reason)));
+  }
+}
