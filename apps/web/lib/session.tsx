@@ -1,7 +1,7 @@
 'use client';
 
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
-import { usePathname, useRouter } from 'next/navigation';
+import { useRouter } from 'next/navigation';
 import { api, toApiError, type ApiError, type Me, type User } from './api';
 
 interface Session {
@@ -38,15 +38,15 @@ export function SessionProvider({
   failed: (error: ApiError, retry: () => void) => ReactNode;
 }) {
   const router = useRouter();
-  const pathname = usePathname();
   const [me, setMe] = useState<Me | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const [attempt, setAttempt] = useState(0);
 
+  // Stable across navigations (reads the address when called), so /me is not refetched on each page change.
   const expired = useCallback(() => {
-    const here = typeof window === 'undefined' ? pathname : window.location.pathname + window.location.search;
+    const here = window.location.pathname + window.location.search;
     router.replace(here && here !== '/' ? `/login?next=${encodeURIComponent(here)}` : '/login');
-  }, [router, pathname]);
+  }, [router]);
 
   useEffect(() => {
     let live = true;
