@@ -9,6 +9,7 @@ import { useSession } from '@/lib/session';
 const LINKS: Array<{ href: string; label: string; adminOnly?: boolean }> = [
   { href: '/', label: 'Home' },
   { href: '/tokens', label: 'API tokens' },
+  { href: '/secrets', label: 'Secrets' },
   { href: '/users', label: 'Users', adminOnly: true },
 ];
 
