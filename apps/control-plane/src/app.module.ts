@@ -13,6 +13,7 @@ import { IdentityModule } from './identity/identity.module.js';
 import type { KeySet } from './identity/keys.js';
 import { LiveModule } from './live/live.module.js';
 import { SecretsModule } from './secrets/secrets.module.js';
+import { TerminalsModule } from './terminals/terminals.module.js';
 import { TasksModule } from './tasks/tasks.module.js';
 
 export interface AppDeps {
@@ -51,6 +52,7 @@ export class AppModule {
         IdentityModule.forRoot(deps.keys),
         LiveModule.forRoot(deps.databaseUrl),
         SecretsModule,
+        TerminalsModule,
         TasksModule.forRoot(deps),
         // Feature modules register here, one line each.
       ],

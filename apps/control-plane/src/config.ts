@@ -34,6 +34,8 @@ export const ConfigSchema = z.object({
    */
   signingKeys: z.string().optional(),
   signingKeyFile: z.string().optional(),
+  /** Operator switch: when false, nobody can open or attach to a terminal (tasks still run). */
+  interactiveAttach: bool.default(true),
   /** Run task workers in this process (`berth server`); `berth worker` runs them alone. */
   workers: bool.default(true),
 });
@@ -83,6 +85,7 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
       loginRateWindowSeconds: env.BERTH_LOGIN_RATE_WINDOW_SECONDS,
       secureCookies: env.BERTH_SECURE_COOKIES,
       signingKeys: env.BERTH_SIGNING_KEYS,
+      interactiveAttach: env.BERTH_INTERACTIVE_ATTACH,
       signingKeyFile: env.BERTH_SIGNING_KEY_FILE,
     }),
     ...clean({ ...flags }),

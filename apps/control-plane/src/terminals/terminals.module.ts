@@ -1,0 +1,10 @@
+import { Module } from '@nestjs/common';
+import { EnvironmentsRepository } from '../environments/environments.repository.js';
+import { TerminalsController } from './terminals.controller.js';
+import { TerminalsService } from './terminals.service.js';
+
+@Module({
+  controllers: [TerminalsController],
+  providers: [TerminalsService, EnvironmentsRepository],
+})
+export class TerminalsModule {}
