@@ -115,7 +115,7 @@ export class WorkerPool<C extends JobCatalogShape> {
   private readonly active = new Map<string, Active>();
   private readonly listener: JobListener;
   private readonly timers: NodeJS.Timeout[] = [];
-  private pendingCompletions: JobRow[] = [];
+  private pendingCompletions: Array<{ job: JobRow; resolve: () => void; reject: (err: unknown) => void }> = [];
   private flushing: Promise<void> | undefined;
   private running = false;
   private fetching = false;
@@ -260,9 +260,18 @@ export class WorkerPool<C extends JobCatalogShape> {
       const parsed = schema.safeParse(job.payload);
       if (!parsed.success) throw new PermanentJobError(`invalid payload for ${job.kind}: ${parsed.error.message}`);
       await handler(parsed.data, ctx);
-      if (!completedInTx) await this.completeBatched(job);
-      this.observe(entry, 'completed');
-      this.opts.onEvent?.({ type: 'completed', job });
+      if (completedInTx) {
+        this.observe(entry, 'completed');
+        this.opts.onEvent?.({ type: 'completed', job });
+        return;
+      }
+      this.completeBatched(job).then(
+        () => {
+          this.observe(entry, 'completed');
+          this.opts.onEvent?.({ type: 'completed', job });
+        },
+        (err: unknown) => this.log.error({ err, jobId: job.id }, 'completing a job failed; its lease will expire and it will run again'),
+      );
     } catch (err) {
       if (err instanceof LeaseLostError || abort.signal.reason instanceof LeaseLostError) {
         this.log.warn({ jobId: job.id, kind: job.kind }, 'lease lost; another worker owns this job now');
@@ -305,18 +314,31 @@ export class WorkerPool<C extends JobCatalogShape> {
     this.opts.metrics?.jobDuration.observe({ kind: entry.job.kind, outcome }, (performance.now() - entry.started) / 1000);
   }
 
-  /** Effect-free completions are batched: one DELETE for all jobs finished within a tick. */
+  /**
+   * Effect-free completions are batched: one DELETE for all jobs finished meanwhile, one flush
+   * in flight at a time (so completions arriving during a flush share the next commit). The
+   * slot is free before the DELETE commits, so the next claim overlaps it; until then the job
+   * keeps its lease, and if the DELETE never commits the lease expires and the job re-runs.
+   */
   private completeBatched(job: JobRow): Promise<void> {
-    this.pendingCompletions.push(job);
-    if (!this.flushing) {
-      this.flushing = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
-        const batch = this.pendingCompletions;
-        this.pendingCompletions = [];
-        this.flushing = undefined;
-        await completeJobs(this.pool, batch, this.workerId);
-      });
+    return new Promise<void>((resolve, reject) => {
+      this.pendingCompletions.push({ job, resolve, reject });
+      this.flushing ??= this.flushCompletions();
+    });
+  }
+
+  private async flushCompletions(): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+    while (this.pendingCompletions.length > 0) {
+      const batch = this.pendingCompletions.splice(0);
+      try {
+        await completeJobs(this.pool, batch.map((b) => b.job), this.workerId);
+        for (const b of batch) b.resolve();
+      } catch (err) {
+        for (const b of batch) b.reject(err);
+      }
     }
-    return this.flushing;
+    this.flushing = undefined;
   }
 
   private async heartbeat(): Promise<void> {
