@@ -8,6 +8,7 @@ import { CLOCK, CONFIG, METRICS, PG_POOL, type Clock } from './common/di.js';
 import { AllExceptionsFilter } from './common/exception.filter.js';
 import { AccountsModule } from './accounts/accounts.module.js';
 import { AuthGuard } from './accounts/auth.guard.js';
+import { AuditModule } from './audit/audit.module.js';
 import { HealthController } from './health/health.controller.js';
 import { IdentityModule } from './identity/identity.module.js';
 import type { KeySet } from './identity/keys.js';
@@ -54,6 +55,7 @@ export class AppModule {
         SecretsModule,
         TerminalsModule,
         TasksModule.forRoot(deps),
+        AuditModule.forRoot(deps),
         // Feature modules register here, one line each.
       ],
       controllers: [HealthController],

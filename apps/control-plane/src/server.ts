@@ -17,6 +17,8 @@ import { PinoNestLogger, createLogger, httpLogger } from './common/logging.js';
 import { BootstrapService, type BootstrapOutcome } from './accounts/bootstrap.service.js';
 import { loadKeys } from './identity/keys.js';
 import { webApp } from './web/static.js';
+import { auditTrail } from './audit/audit.middleware.js';
+import { AuditService } from './audit/audit.service.js';
 
 export interface RunningServer {
   url: string;
@@ -85,6 +87,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     app.disable('x-powered-by');
     app.use(httpLogger(logger));
     app.use(httpMetrics(registry));
+    app.use(auditTrail(app.get(AuditService))); // every mutating /api/v1 call, failures included
     app.use(cookieParser());
     app.use(bodyParsers());
     app.use(webApp()); // the built web app at `/`; never answers /api, health, metrics or /.well-known
