@@ -22,9 +22,14 @@ export class HeadlessScreen {
     this.term.write(data);
   }
 
+  /**
+   * xterm parses asynchronously, so `reset()` would overtake output still queued: the reset goes
+   * in-stream (RIS) and the resize runs in its parse callback, before the snapshot is parsed.
+   */
   applySnapshot(s: TerminalSnapshot): void {
-    this.term.reset();
-    if (s.cols !== this.term.cols || s.rows !== this.term.rows) this.term.resize(s.cols, s.rows);
+    this.term.write('\x1bc', () => {
+      if (s.cols !== this.term.cols || s.rows !== this.term.rows) this.term.resize(s.cols, s.rows);
+    });
     this.term.write(s.data);
   }
 
