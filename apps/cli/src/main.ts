@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { makeCtx } from './context.js';
 import { readEnv } from './env.js';
 import { CliError, EXIT } from './errors.js';
+import { auditCommand } from './commands/audit.js';
 import { authCommands } from './commands/auth.js';
 import { envCommands } from './commands/env.js';
 import { secretsCommands } from './commands/secrets.js';
@@ -19,6 +20,7 @@ export function buildProgram(env: Record<string, string | undefined>): Command {
   tokenCommands(program, ctx);
   envCommands(program, ctx);
   secretsCommands(program, ctx);
+  auditCommand(program, ctx);
   return program;
 }
 
