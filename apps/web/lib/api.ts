@@ -58,6 +58,45 @@ export interface SecretRef {
   createdAt: string;
 }
 
+export type TaskState = 'queued' | 'provisioning' | 'running' | 'succeeded' | 'failed' | 'canceled' | 'timed_out';
+export const TERMINAL_TASK_STATES: readonly TaskState[] = ['succeeded', 'failed', 'canceled', 'timed_out'];
+
+export interface Task {
+  id: string;
+  state: TaskState;
+  command: string[];
+  environmentId: string | null;
+  timeoutSeconds: number;
+  deadlineAt: string | null;
+  exitCode: number | null;
+  error: string | null;
+  cancelRequested: boolean;
+  logBytes: number;
+  node: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface TaskEvent {
+  from: string | null;
+  to: TaskState;
+  reason: string | null;
+  workerId: string | null;
+  node: string | null;
+  at: string;
+}
+
+export interface LogPage {
+  offset: number;
+  nextOffset: number;
+  totalBytes: number;
+  encoding: 'utf8' | 'base64';
+  data: string;
+  /** The task has finished and this page reached the end of its output. */
+  complete: boolean;
+}
+
 export interface Page<T> {
   items: T[];
   nextCursor: string | null;
@@ -105,13 +144,13 @@ function isErrorBody(v: unknown): v is { error: { code: string; message: string;
   return typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' && typeof (e as { message?: unknown }).message === 'string';
 }
 
-export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+export async function request<T>(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<T> {
   let res: Response;
   try {
     res = await fetch(`/api/v1${path}`, {
       method,
       credentials: 'include',
-      headers: { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...extraHeaders },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       cache: 'no-store',
     });
@@ -133,6 +172,12 @@ export async function request<T>(method: string, path: string, body?: unknown): 
   }
   if (json === undefined && text) throw new ApiError(res.status, 'bad_response', 'the server sent a response that is not JSON', 'reload the page');
   return json as T;
+}
+
+/** A random key; getRandomValues works on plain http too, unlike crypto.randomUUID. */
+export function newIdempotencyKey(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return `web-${Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')}`;
 }
 
 /** `?limit=&cursor=` for the API's keyset pagination; pass nextCursor back unchanged. */
@@ -164,6 +209,16 @@ export const api = {
     refs: (opts: { cursor?: string | null; limit?: number } = {}) => request<Page<SecretRef>>('GET', `/secrets/refs${pageQuery(opts)}`),
     addRef: (body: { env: string; path: string; key: string; mount?: string }) => request<{ ref: SecretRef }>('POST', '/secrets/refs', body),
     removeRef: (id: string) => request<{ deleted: true }>('DELETE', `/secrets/refs/${encodeURIComponent(id)}`),
+  },
+  tasks: {
+    list: (opts: { cursor?: string | null; limit?: number } = {}) => request<Page<Task>>('GET', `/tasks${pageQuery(opts)}`),
+    get: (id: string) => request<{ task: Task }>('GET', `/tasks/${encodeURIComponent(id)}`),
+    /** `key` makes a retried launch (double tap, flaky network) return the same task instead of a second one. */
+    create: (body: { command: string[]; timeoutSeconds?: number }, key: string) =>
+      request<{ task: Task }>('POST', '/tasks', body, { 'idempotency-key': key }),
+    cancel: (id: string) => request<{ task: Task; changed: boolean }>('POST', `/tasks/${encodeURIComponent(id)}/cancel`),
+    timeline: (id: string) => request<{ events: TaskEvent[] }>('GET', `/tasks/${encodeURIComponent(id)}/timeline`),
+    logs: (id: string, offset: number) => request<LogPage>('GET', `/tasks/${encodeURIComponent(id)}/logs?offset=${offset}&encoding=base64`),
   },
   tokens: {
     list: (opts: { cursor?: string | null; limit?: number } = {}) => request<Page<Token>>('GET', `/tokens${pageQuery(opts)}`),

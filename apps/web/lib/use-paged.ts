@@ -10,7 +10,10 @@ export interface PagedList<T> {
   list: Loaded<Page<T>>;
   more: { busy: boolean; error: ApiError | null };
   loadMore: () => Promise<void>;
-  /** A row just created: the API lists oldest first, so it belongs at the end, shown only once every page is loaded. */
+  /**
+   * A row just created (or changed, if already shown): the API lists oldest first, so a new row
+   * belongs at the end, shown only once every page is loaded.
+   */
   append: (item: T) => void;
   replace: (item: T) => void;
   remove: (id: string) => void;
@@ -48,7 +51,15 @@ export function usePagedList<T extends { id: string }>(load: (cursor?: string) =
     list,
     more,
     loadMore,
-    append: (item) => update((p) => (p.nextCursor ? p : { ...p, items: [...p.items, item] })),
+    // Keyed by id inside the state update: two live events for one new row must not add it twice.
+    append: (item) =>
+      update((p) =>
+        p.items.some((x) => x.id === item.id)
+          ? { ...p, items: p.items.map((x) => (x.id === item.id ? item : x)) }
+          : p.nextCursor
+            ? p
+            : { ...p, items: [...p.items, item] },
+      ),
     replace: (item) => update((p) => ({ ...p, items: p.items.map((x) => (x.id === item.id ? item : x)) })),
     remove: (id) => update((p) => ({ ...p, items: p.items.filter((x) => x.id !== id) })),
   };
