@@ -6,7 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type Gateway } from '@berth/gateway';
 import { connectTerminal, type TerminalClient } from '@berth/terminal';
 import { nodeSocketFactory } from '@berth/terminal/node';
+import * as pty from 'node-pty';
 import { ADMIN, Client, memberClient, startTestServer, type TestServer } from '../../apps/control-plane/src/testing/server.js';
+import { BERTH_BIN } from '../helpers/cli.js';
 
 /**
  * The ticket path end to end: the control plane signs, a real gateway (in-process, real PTYs)
@@ -154,5 +156,55 @@ describe('operator switch', () => {
     } finally {
       await off.stop();
     }
+  });
+});
+
+describe('berth attach', () => {
+  /** Runs the CLI in a real PTY, as a person at a terminal would. */
+  async function attach(args: string[]) {
+    const token = (await admin.post('/api/v1/tokens', { name: 'attach' })).json.token as string;
+    const p = pty.spawn(BERTH_BIN, ['attach', envId, ...args], {
+      cols: 90,
+      rows: 20,
+      env: { PATH: process.env.PATH ?? '', HOME: dir, BERTH_URL: s.url, BERTH_TOKEN: token, TERM: 'xterm' },
+    });
+    let screen = '';
+    const waiters: Array<() => void> = [];
+    p.onData((d) => {
+      screen += d;
+      for (const w of waiters.splice(0)) w();
+    });
+    const exited = new Promise<number>((resolve) => p.onExit((e) => resolve(e.exitCode)));
+    const see = (re: RegExp) =>
+      new Promise<void>((resolve) => {
+        const check = () => (re.test(screen) ? resolve() : waiters.push(check));
+        check();
+      });
+    return { p, see, exited, screen: () => screen };
+  }
+
+  it('types into a shell and exits with the shell’s exit code', async () => {
+    const a = await attach([]);
+    a.p.write('echo $((6*7))\r');
+    await a.see(/\n42\r*\n/);
+    a.p.write('exit 3\r');
+    expect(await a.exited).toBe(3);
+  });
+
+  it('~. detaches and leaves the session running', async () => {
+    const a = await attach([]);
+    a.p.write('echo attached-$((2+3))\r');
+    await a.see(/attached-5/);
+    a.p.write('\r~.');
+    expect(await a.exited).toBe(0);
+    const m = a.screen().match(/--session (\S+)\]/);
+    expect(m).not.toBeNull();
+    const list = await admin.get(`/api/v1/environments/${envId}/terminals`);
+    expect(JSON.stringify(list.json.sessions)).toContain(m![1]!);
+    // Back in, the screen still has what was typed before.
+    const b = await attach(['--session', m![1]!]);
+    await b.see(/attached-5/);
+    b.p.write('exit 0\r');
+    expect(await b.exited).toBe(0);
   });
 });

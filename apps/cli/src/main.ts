@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { makeCtx } from './context.js';
 import { readEnv } from './env.js';
 import { CliError, EXIT } from './errors.js';
+import { attachCommand } from './commands/attach.js';
 import { auditCommand } from './commands/audit.js';
 import { authCommands } from './commands/auth.js';
 import { envCommands } from './commands/env.js';
@@ -21,6 +22,7 @@ export function buildProgram(env: Record<string, string | undefined>): Command {
   envCommands(program, ctx);
   secretsCommands(program, ctx);
   auditCommand(program, ctx);
+  attachCommand(program, ctx);
   return program;
 }
 
