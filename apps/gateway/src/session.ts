@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import * as pty from 'node-pty';
 import {
   encodeExit,
@@ -49,7 +50,8 @@ export type SessionState = 'running' | 'exited' | 'closed';
 
 const KILL_GRACE_MS = 2000;
 
-export class Session {
+/** Emits `pause` (true/false) when flow control stops or restarts reading the PTY. */
+export class Session extends EventEmitter<{ pause: [boolean] }> {
   readonly id: string;
   readonly createdAt = new Date();
   readonly command: string[];
@@ -69,6 +71,7 @@ export class Session {
   private readonly exited: Promise<void>;
 
   constructor(private readonly opts: SessionOptions) {
+    super();
     this.id = opts.id ?? randomUUID();
     this.command = opts.command;
     this.cols = opts.cols;
@@ -310,6 +313,7 @@ export class Session {
     this.pausedNow = want;
     if (want) this.proc.pause();
     else this.proc.resume();
+    this.emit('pause', want);
   }
 
   private onExit(code: number, signal: number): void {

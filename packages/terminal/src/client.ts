@@ -96,7 +96,10 @@ export class TerminalClient {
     this.acked = this.received;
     this.token = opts.token;
     if (opts.cols && opts.rows) this.size = { cols: opts.cols, rows: opts.rows };
-    this.open();
+    // Next microtask, so listeners added right after construction see `connecting`.
+    queueMicrotask(() => {
+      if (!this.finished) this.open();
+    });
   }
 
   get offset(): number {
@@ -140,9 +143,15 @@ export class TerminalClient {
     });
   }
 
+  /** The socket, while attached and open (a closing one would silently drop frames). */
+  private live(): TerminalSocket | undefined {
+    return this.attached && this.socket?.readyState === 1 ? this.socket : undefined;
+  }
+
   write(data: string | Uint8Array): void {
     const frame = encodeInput(data);
-    if (this.attached && this.socket) return this.socket.send(frame);
+    const socket = this.live();
+    if (socket) return socket.send(frame);
     // Typed while reconnecting: delivered after the reattach, in order, within a bound.
     if (this.pendingBytes + frame.byteLength > MAX_PENDING_INPUT) return;
     this.pendingInput.push(frame);
@@ -151,22 +160,23 @@ export class TerminalClient {
 
   resize(cols: number, rows: number): void {
     this.size = { cols, rows };
-    if (this.attached && this.socket) this.socket.send(encodeResize(cols, rows));
+    this.live()?.send(encodeResize(cols, rows));
   }
 
   ping(payload?: Uint8Array): void {
-    if (this.attached && this.socket) this.socket.send(encodePing(payload));
+    this.live()?.send(encodePing(payload));
   }
 
   /** With `manualAck`: the consumer has processed output up to `offset`. */
   ack(offset: number): void {
     if (offset <= this.acked) return;
     this.acked = offset;
-    if (this.attached && this.socket) this.socket.send(encodeAck(offset));
+    this.live()?.send(encodeAck(offset));
   }
 
   /** Drops the connection as a network failure would; the client reconnects. */
   dropConnection(): void {
+    this.attached = false;
     this.socket?.close(4000, 'dropped by client');
   }
 
