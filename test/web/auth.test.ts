@@ -36,6 +36,9 @@ describe('web app: serving, sign in and sign out', { timeout: 120_000 }, () => {
     expect(csp).toMatch(/connect-src 'self' ws: wss:/);
     expect(csp).not.toMatch(/script-src[^;]*'unsafe-inline'/);
     const body = await html.text();
+    // `/login/` is the same page; a task's page is a static file too.
+    expect((await fetch(`${s.url}/login/`, { headers: { accept: 'text/html' } })).status).toBe(200);
+    expect((await fetch(`${s.url}/tasks/view?id=x`, { headers: { accept: 'text/html' } })).status).toBe(200);
 
     const asset = body.match(/\/_next\/static\/[^"]+\.js/)?.[0];
     expect(asset).toBeTruthy();

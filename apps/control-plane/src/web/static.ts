@@ -141,7 +141,7 @@ export function webApp(opts: WebAppOptions = {}): RequestHandler {
     // Never leave the export directory (`..`, encoded or not).
     if (base !== root && !base.startsWith(root + sep)) return null;
     const trimmed = base.endsWith(sep) ? base.slice(0, -1) : base;
-    if (decoded.endsWith('/')) return fileAt(join(trimmed, 'index.html'));
+    if (decoded.endsWith('/')) return (await fileAt(join(trimmed, 'index.html'))) ?? (trimmed === root ? null : await fileAt(`${trimmed}.html`));
     return (await fileAt(trimmed)) ?? (await fileAt(`${trimmed}.html`)) ?? (await fileAt(join(trimmed, 'index.html')));
   }
 
