@@ -16,6 +16,8 @@ export interface ListenerOptions {
   url: string;
   /** Called on each nudge, and after every (re)connect since nudges may have been lost meanwhile. */
   onNudge: () => void;
+  /** After each (re)connect, once LISTEN is in place. */
+  onConnected?: () => void;
   logger?: QueueLogger;
   /** Shows in pg_stat_activity; tests find the connection by it. */
   applicationName?: string;
@@ -43,7 +45,7 @@ export class JobListener {
   async start(): Promise<void> {
     const log = this.opts.logger ?? silentLogger;
     const base = this.opts.backoffBaseMs ?? 100;
-    const max = this.opts.backoffMaxMs ?? 10_000;
+    const max = this.opts.backoffMaxMs ?? 5_000;
     const sub = createSubscriber(
       { connectionString: this.opts.url, application_name: this.opts.applicationName ?? 'berth-listen' },
       {
@@ -64,6 +66,7 @@ export class JobListener {
         return;
       }
       this.opts.onNudge();
+      this.opts.onConnected?.();
     });
     sub.events.on('reconnect', (attempt: number) => {
       this.connected = false;
@@ -75,6 +78,7 @@ export class JobListener {
     });
     await sub.connect();
     await sub.listenTo(NOTIFY_CHANNEL);
+    this.opts.onConnected?.();
   }
 
   async close(): Promise<void> {

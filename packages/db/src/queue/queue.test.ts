@@ -206,24 +206,37 @@ describe('job queue', () => {
     expect(backoffMs(10, p, () => 1)).toBe(1000);
   });
 
-  it('work is still picked up after the LISTEN connection is terminated', async () => {
+  it('work is still picked up after the LISTEN connection is terminated (no poll to fall back on)', async () => {
     const ev = eventWaiter();
-    const w = worker({ onEvent: ev.onEvent, pollMs: 60_000 });
+    const w = worker({ onEvent: ev.onEvent, pollMs: 600_000 });
     await w.start();
     const admin = createPool(inject('pgAdminUrl'), 1);
-    try {
+    const terminate = async () => {
       const { rows } = await admin.query<{ n: number }>(
         `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'berth-listen'`,
         [db.name],
       );
       expect(rows[0]?.n).toBe(1);
+    };
+    try {
+      // A job enqueued while the listener is down: its NOTIFY is lost; the reconnect's nudge finds it.
+      let relistened = ev.next((e) => e.type === 'listening');
+      const first = ev.next((e) => e.type === 'completed');
+      await terminate();
+      await enqueueJob(pool, catalog, 'test.ledger', { n: 41 });
+      await relistened;
+      await first;
+      // And once reconnected, nudges arrive again.
+      relistened = ev.next((e) => e.type === 'listening');
+      await terminate();
+      await relistened;
+      const second = ev.next((e) => e.type === 'completed');
+      await enqueueJob(pool, catalog, 'test.ledger', { n: 42 });
+      await second;
     } finally {
       await admin.end();
     }
-    const done = ev.next((e) => e.type === 'completed');
-    await enqueueJob(pool, catalog, 'test.ledger', { n: 42 });
-    await done;
-    expect((await pool.query('SELECT n FROM ledger')).rows).toEqual([{ n: 42 }]);
+    expect((await pool.query('SELECT n FROM ledger ORDER BY n')).rows).toEqual([{ n: 41 }, { n: 42 }]);
   });
 
   it('registers queue metrics on a given registry, queue depth read at scrape time', async () => {

@@ -52,7 +52,8 @@ export type WorkerEvent =
   | { type: 'completed'; job: JobRow }
   | { type: 'failed'; job: JobRow; error: string; state: 'ready' | 'dead' | null }
   | { type: 'lease-lost'; job: JobRow }
-  | { type: 'reaped'; requeued: number; dead: number };
+  | { type: 'reaped'; requeued: number; dead: number }
+  | { type: 'listening' };
 
 export interface WorkerPoolOptions<C extends JobCatalogShape> {
   pool: Pool;
@@ -144,7 +145,12 @@ export class WorkerPool<C extends JobCatalogShape> {
       options: '-c synchronous_commit=off -c enable_sort=off -c enable_bitmapscan=off',
     });
     this.leasePool.on('error', () => undefined);
-    this.listener = new JobListener({ url: opts.url, logger: this.log, onNudge: () => this.nudge() });
+    this.listener = new JobListener({
+      url: opts.url,
+      logger: this.log,
+      onNudge: () => this.nudge(),
+      onConnected: () => this.opts.onEvent?.({ type: 'listening' }),
+    });
   }
 
   get activeCount(): number {
