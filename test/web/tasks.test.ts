@@ -125,6 +125,23 @@ describe('web app: tasks (launch, live status, log, timeline)', { timeout: 120_0
     }
   });
 
+  it("another user's task is not found, with the API's hint", async () => {
+    const mine = await admin.post('/api/v1/tasks', { command: ['fake:lines', '1'] });
+    expect((await admin.post('/api/v1/users', { email: 'other@example.com', password: 'other password 1', role: 'member' })).status).toBe(201);
+    const { page, context } = await openTab(browser, s.url, DESKTOP);
+    try {
+      await signIn(page, 'other@example.com', 'other password 1');
+      await page.goto(`/tasks/view?id=${mine.json.task.id as string}`);
+      await page.getByTestId('error').waitFor();
+      expect(await page.getByTestId('error').textContent()).toContain('not found');
+      expect(await page.getByTestId('error-hint').textContent()).toContain('check the task id');
+      await page.goto('/tasks');
+      await page.getByTestId('empty').waitFor();
+    } finally {
+      await context.close();
+    }
+  });
+
   it('at 375 px: running a task again takes two taps from the list; list and task pages fit', async () => {
     const { page, context, problems } = await openTab(browser, s.url, PHONE);
     try {

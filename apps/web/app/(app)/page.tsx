@@ -54,11 +54,21 @@ export default function HomePage() {
           </p>
         </section>
 
+        <section className="card stack" aria-labelledby="tasks-card-h">
+          <h2 id="tasks-card-h">Tasks</h2>
+          <p className="muted">Run a command, follow its output live, and keep its log and exit code.</p>
+          <div>
+            <Link href="/tasks" className="btn btn-primary">
+              Open tasks
+            </Link>
+          </div>
+        </section>
+
         <section className="card stack" aria-labelledby="links-h">
           <h2 id="links-h">Automation</h2>
           <p className="muted">Scripts and CI use API tokens, sent as <code>Authorization: Bearer …</code>.</p>
           <div className="row-wrap">
-            <Link href="/tokens" className="btn btn-primary">
+            <Link href="/tokens" className="btn">
               Manage API tokens
             </Link>
             <a href="/api/docs" className="btn">
