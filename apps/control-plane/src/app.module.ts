@@ -16,6 +16,8 @@ import { LiveModule } from './live/live.module.js';
 import { SecretsModule } from './secrets/secrets.module.js';
 import { TerminalsModule } from './terminals/terminals.module.js';
 import { TasksModule } from './tasks/tasks.module.js';
+import { EnvironmentsModule } from './environments/environments.module.js';
+import type { ProviderRegistry } from './environments/providers.js';
 
 export interface AppDeps {
   config: Config;
@@ -25,6 +27,7 @@ export interface AppDeps {
   logger: Logger;
   keys: KeySet;
   databaseUrl: string;
+  providers: ProviderRegistry;
 }
 
 /** Shared infrastructure every feature module may inject: config, pool, clock, metrics. */
@@ -55,6 +58,7 @@ export class AppModule {
         SecretsModule,
         TerminalsModule,
         TasksModule.forRoot(deps),
+        EnvironmentsModule.forRoot(deps),
         AuditModule.forRoot(deps),
         // Feature modules register here, one line each.
       ],

@@ -34,6 +34,20 @@ export const ConfigSchema = z.object({
    */
   signingKeys: z.string().optional(),
   signingKeyFile: z.string().optional(),
+  /** Environment providers this control plane offers, the first being the default. */
+  providers: z
+    .string()
+    .default('local')
+    .transform((v) => v.split(',').map((x) => x.trim()).filter(Boolean))
+    .pipe(z.array(z.enum(['local', 'docker', 'modal', 'fake'])).min(1)),
+  /** Docker provider: the base image (default: the one docker/base builds) and where gateway ports are published. */
+  dockerBaseImage: z.string().min(1).optional(),
+  dockerBindAddress: z.string().min(1).default('127.0.0.1'),
+  /** Maximums an environment may ask for, and what it gets when it asks for nothing. */
+  envMaxCpus: z.coerce.number().positive().default(4),
+  envMaxMemoryMb: z.coerce.number().int().positive().default(8192),
+  envDefaultCpus: z.coerce.number().positive().default(1),
+  envDefaultMemoryMb: z.coerce.number().int().positive().default(1024),
   /** Operator switch: when false, nobody can open or attach to a terminal (tasks still run). */
   interactiveAttach: bool.default(true),
   /** Run task workers in this process (`berth server`); `berth worker` runs them alone. */
@@ -86,6 +100,13 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
       secureCookies: env.BERTH_SECURE_COOKIES,
       signingKeys: env.BERTH_SIGNING_KEYS,
       interactiveAttach: env.BERTH_INTERACTIVE_ATTACH,
+      providers: env.BERTH_PROVIDERS,
+      dockerBaseImage: env.BERTH_DOCKER_BASE_IMAGE,
+      dockerBindAddress: env.BERTH_DOCKER_BIND_ADDRESS,
+      envMaxCpus: env.BERTH_ENV_MAX_CPUS,
+      envMaxMemoryMb: env.BERTH_ENV_MAX_MEMORY_MB,
+      envDefaultCpus: env.BERTH_ENV_DEFAULT_CPUS,
+      envDefaultMemoryMb: env.BERTH_ENV_DEFAULT_MEMORY_MB,
       signingKeyFile: env.BERTH_SIGNING_KEY_FILE,
     }),
     ...clean({ ...flags }),

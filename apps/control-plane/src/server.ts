@@ -16,6 +16,8 @@ import { httpMetrics } from './common/http-metrics.js';
 import { PinoNestLogger, createLogger, httpLogger } from './common/logging.js';
 import { BootstrapService, type BootstrapOutcome } from './accounts/bootstrap.service.js';
 import { loadKeys } from './identity/keys.js';
+import { createProviders } from './environments/providers.js';
+import type { EnvironmentProvider } from '@berth/providers';
 import { webApp } from './web/static.js';
 import { auditTrail } from './audit/audit.middleware.js';
 import { AuditService } from './audit/audit.service.js';
@@ -35,6 +37,8 @@ export interface ServerOptions {
   clock?: Clock;
   /** Print to the operator (bootstrap URL, listening address). */
   announce?: (line: string) => void;
+  /** Provider instances to use instead of building them from the config (tests). */
+  providers?: Record<string, EnvironmentProvider>;
 }
 
 async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
@@ -77,10 +81,11 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     cleanup.push(() => pool.end());
 
     const keys = await loadKeys({ inline: config.signingKeys, file: config.signingKeyFile, dataDir: config.dataDir });
+    const providers = await createProviders(config, opts.providers);
     const registry = new Registry();
     collectDefaultMetrics({ register: registry, prefix: 'berth_' });
     const app = await NestFactory.create<NestExpressApplication>(
-      AppModule.forRoot({ config, pool, clock: opts.clock ?? systemClock, registry, logger, keys, databaseUrl }),
+      AppModule.forRoot({ config, pool, clock: opts.clock ?? systemClock, registry, logger, keys, databaseUrl, providers }),
       { bodyParser: false, logger: new PinoNestLogger(logger), abortOnError: false },
     );
     app.set('trust proxy', 'loopback');

@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { loadConfig, type Config } from '../config.js';
 import { startServer, type RunningServer } from '../server.js';
 import type { Clock } from '../common/di.js';
+import type { EnvironmentProvider } from '@berth/providers';
 
 export const ADMIN = { email: 'admin@example.com', password: 'correct horse battery' };
 
@@ -22,7 +23,7 @@ export interface TestServer extends RunningServer {
 /** A real control plane on a free port, against its own fresh database. */
 export async function startTestServer(
   env: Record<string, string> = {},
-  opts: { clock?: Clock; admin?: boolean } = {},
+  opts: { clock?: Clock; admin?: boolean; providers?: Record<string, EnvironmentProvider> } = {},
 ): Promise<TestServer> {
   const db = await createTestDatabase();
   const dataDir = await mkdtemp(join(tmpdir(), 'berth-cp-'));
@@ -45,6 +46,7 @@ export async function startTestServer(
   const server = await startServer(config, {
     logger: pino({ level: 'info' }, sink),
     ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.providers ? { providers: opts.providers } : {}),
     announce: (l) => logs.push(l),
   });
   return {

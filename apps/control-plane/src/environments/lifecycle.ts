@@ -1,0 +1,149 @@
+import type { JobContext, JobHandlers, Pool, QueueLogger } from '@berth/db';
+import { ProviderError, type EnvironmentProvider } from '@berth/providers';
+import type { EnvironmentJobCatalog, EnvironmentSpec } from '@berth/protocol';
+import type { EnvironmentsRepository, EnvironmentRow } from './environments.repository.js';
+import type { ProviderRegistry } from './providers.js';
+import { removeBuildContext, toProviderSpec, writeBuildContext, type StoredSpec } from './spec.js';
+
+export interface LifecycleDeps {
+  pool: Pool;
+  envs: EnvironmentsRepository;
+  providers: ProviderRegistry;
+  /** What every gateway verifies tickets against. */
+  gateway: () => EnvironmentSpec['gateway'];
+  dataDir: string;
+  logger: QueueLogger;
+}
+
+const MAX_PROGRESS_EVENTS = 500;
+
+function describe(err: unknown): { message: string; hint: string; permanent: boolean } {
+  if (err instanceof ProviderError) {
+    const retryable = (err as ProviderError & { retryable?: boolean }).retryable === true;
+    return { message: err.message, hint: err.hint, permanent: !retryable };
+  }
+  return { message: (err as Error).message ?? String(err), hint: 'it will be retried; see the control plane log', permanent: false };
+}
+
+/**
+ * The environment lifecycle as jobs. Provider calls are idempotent on the environment id, so a
+ * job re-run after a crash is harmless; the state change is applied in the job's completing
+ * transaction, and only if no later request (a destroy during provisioning) overtook it.
+ */
+export function environmentJobHandlers(deps: LifecycleDeps): JobHandlers<typeof EnvironmentJobCatalog> {
+  const { envs } = deps;
+
+  async function load(id: string): Promise<{ env: EnvironmentRow; provider: EnvironmentProvider } | undefined> {
+    const env = await envs.findById(id);
+    if (!env) return undefined;
+    const provider = deps.providers.get(env.provider);
+    if (!provider) throw new ProviderError('provider_unavailable', `provider ${env.provider} is not enabled on this worker`, 'enable it in BERTH_PROVIDERS');
+    return { env, provider };
+  }
+
+  /** Records the failure; a permanent one (or the last attempt) marks the environment failed. */
+  async function fail(ctx: JobContext, env: EnvironmentRow, action: string, err: unknown, expect: EnvironmentRow['state'][]): Promise<void> {
+    const d = describe(err);
+    const last = ctx.job.attempts >= ctx.job.max_attempts;
+    deps.logger.warn({ environmentId: env.id, action, err: d.message, attempt: ctx.job.attempts }, 'environment job failed');
+    if (!d.permanent && !last) {
+      await envs.addEvent(deps.pool, env.id, 'retry', `${action} failed (attempt ${ctx.job.attempts}): ${d.message}; retrying`);
+      throw err;
+    }
+    await ctx.complete(async (tx) => {
+      const cur = await envs.lock(tx, env.id);
+      if (!cur || !expect.includes(cur.state)) return;
+      await envs.setState(tx, env.id, 'failed', { reason: `${action} failed: ${d.message}` });
+      await envs.addEvent(tx, env.id, 'failed', `${action} failed: ${d.message}`, { hint: d.hint });
+    });
+  }
+
+  return {
+    async 'environment.provision'({ environmentId }, ctx) {
+      const loaded = await load(environmentId);
+      if (!loaded) return;
+      const { env, provider } = loaded;
+      if (env.state !== 'pending' && env.state !== 'provisioning') return;
+      if (env.state === 'pending') {
+        const moved = await envs.setState(deps.pool, env.id, 'provisioning', { reason: null });
+        await envs.addEvent(deps.pool, env.id, 'provisioning', `provisioning on ${provider.name}`);
+        Object.assign(env, moved);
+      }
+      let events = 0;
+      try {
+        const spec = env.spec as StoredSpec;
+        const buildContext = await writeBuildContext(deps.dataDir, env.id, spec);
+        const result = await provider.create(toProviderSpec(env.id, env.owner_id, spec, deps.gateway(), buildContext), {
+          onProgress: (p) => {
+            events += 1;
+            if (events > MAX_PROGRESS_EVENTS) return;
+            const step = p.step ? ` [${p.step.index}/${p.step.total}]` : '';
+            const message = events === MAX_PROGRESS_EVENTS ? '… further output omitted' : `${p.message}${step}`;
+            envs.addEvent(deps.pool, env.id, p.phase, message.slice(0, 2000)).catch(() => undefined);
+          },
+        });
+        if (result.state !== 'ready' || !result.gatewayUrl)
+          throw new ProviderError('not_ready', `environment is ${result.state}${result.detail ? `: ${result.detail}` : ''}`, 'see its events');
+        await ctx.complete(async (tx) => {
+          const cur = await envs.lock(tx, env.id);
+          if (!cur || cur.state !== 'provisioning') return; // destroyed or stopped meanwhile: that job wins
+          await envs.setState(tx, env.id, 'ready', { gatewayUrl: result.gatewayUrl, node: result.node });
+          await envs.addEvent(tx, env.id, 'ready', `ready on ${result.node} (${result.isolation})`, { gatewayUrl: result.gatewayUrl });
+        });
+      } catch (err) {
+        await fail(ctx, env, 'provisioning', err, ['provisioning']);
+      }
+    },
+
+    async 'environment.stop'({ environmentId }, ctx) {
+      const loaded = await load(environmentId);
+      if (!loaded || loaded.env.state !== 'stopping') return;
+      try {
+        await loaded.provider.stop(environmentId);
+        await ctx.complete(async (tx) => {
+          const cur = await envs.lock(tx, environmentId);
+          if (!cur || cur.state !== 'stopping') return;
+          await envs.setState(tx, environmentId, 'stopped', { gatewayUrl: null });
+          await envs.addEvent(tx, environmentId, 'stopped', 'stopped; files in /workspace are kept');
+        });
+      } catch (err) {
+        await fail(ctx, loaded.env, 'stop', err, ['stopping']);
+      }
+    },
+
+    async 'environment.start'({ environmentId }, ctx) {
+      const loaded = await load(environmentId);
+      if (!loaded || loaded.env.state !== 'starting') return;
+      try {
+        const info = await loaded.provider.start(environmentId);
+        if (info.state !== 'ready' || !info.gatewayUrl)
+          throw new ProviderError('not_ready', `environment is ${info.state}${info.detail ? `: ${info.detail}` : ''}`, 'destroy it and create a new one');
+        await ctx.complete(async (tx) => {
+          const cur = await envs.lock(tx, environmentId);
+          if (!cur || cur.state !== 'starting') return;
+          await envs.setState(tx, environmentId, 'ready', { gatewayUrl: info.gatewayUrl, node: info.node });
+          await envs.addEvent(tx, environmentId, 'ready', `started on ${info.node}`);
+        });
+      } catch (err) {
+        await fail(ctx, loaded.env, 'start', err, ['starting']);
+      }
+    },
+
+    async 'environment.destroy'({ environmentId }, ctx) {
+      const loaded = await load(environmentId);
+      if (!loaded || loaded.env.state !== 'destroying') return;
+      try {
+        await loaded.provider.destroy(environmentId);
+        await removeBuildContext(deps.dataDir, environmentId);
+        await ctx.complete(async (tx) => {
+          const cur = await envs.lock(tx, environmentId);
+          if (!cur || cur.state !== 'destroying') return;
+          await envs.setState(tx, environmentId, 'destroyed', { gatewayUrl: null });
+          await envs.addEvent(tx, environmentId, 'destroyed', 'destroyed: container or process and files removed');
+        });
+      } catch (err) {
+        await fail(ctx, loaded.env, 'destroy', err, ['destroying']);
+      }
+    },
+  };
+}
