@@ -145,11 +145,14 @@ export class LocalProvider implements EnvironmentProvider {
     const meta = await this.readMeta(id);
     if (!meta) return;
     if (meta.pid && this.alive(meta)) {
-      const child = this.children.get(id);
-      const gone = child && child.exitCode === null ? new Promise((r) => child.once('exit', r)) : undefined;
-      this.killGroup(meta.pid, 'SIGTERM');
-      const stopped = gone ? await Promise.race([gone.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))]) : await pollUntil(() => !this.alive(meta), 10_000);
-      if (!stopped) this.killGroup(meta.pid, 'SIGKILL');
+      const pid = meta.pid;
+      this.killGroup(pid, 'SIGTERM');
+      // bwrap's outer process exits at once while the gateway inside is still closing, so wait for
+      // the whole process group; there is no event for that, hence a poll with a deadline.
+      if (!(await pollUntil(() => !this.groupAlive(pid), 10_000))) {
+        this.killGroup(pid, 'SIGKILL');
+        await pollUntil(() => !this.groupAlive(pid), 5_000);
+      }
     }
     this.children.delete(id);
     await this.writeMeta({ ...meta, desired: 'stopped', pid: undefined, port: undefined });
@@ -204,6 +207,15 @@ export class LocalProvider implements EnvironmentProvider {
       process.kill(-pid, sig);
     } catch {
       // already gone
+    }
+  }
+
+  private groupAlive(pgid: number): boolean {
+    try {
+      process.kill(-pgid, 0);
+      return true;
+    } catch {
+      return false;
     }
   }
 

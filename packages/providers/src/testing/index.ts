@@ -1,0 +1,2 @@
+export { behaviourSuite, makeBareRepo, type BehaviourHarness } from './behaviour.js';
+export { dockerHarness, ensureGatewayBundle, fakeHarness, localHarness } from './harness.js';
