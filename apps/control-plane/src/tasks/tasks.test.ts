@@ -2,6 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inject } from 'vitest';
 import { openConnections } from '@berth/db/testing';
+import { pino } from 'pino';
+import { loadConfig } from '../config.js';
+import { startServer } from '../server.js';
 import { ADMIN, Client, memberClient, startTestServer, type TestServer } from '../testing/server.js';
 
 let s: TestServer;
@@ -115,5 +118,35 @@ describe('tasks API (workers in-process, fake runner)', () => {
     expect(m.text).toContain('berth_jobs_queue_depth{state="ready"}');
     expect(m.text).toMatch(/berth_jobs_duration_seconds_count\{kind="task.run",outcome="completed"\} [1-9]/);
     expect(m.text).toContain('berth_jobs_claim_latency_seconds');
+  });
+
+  it('two control planes on one database: every task runs once, whichever plane took the request', async () => {
+    const second = await startServer(
+      loadConfig({ HOME: s.dataDir, BERTH_DATA_DIR: s.dataDir, DATABASE_URL: s.db.url, BERTH_PORT: '0', BERTH_LOG_LEVEL: 'silent' }),
+      { logger: pino({ level: 'silent' }), announce: () => undefined },
+    );
+    try {
+      const alice2 = new Client(second.url, alice.token);
+      const ids: string[] = [];
+      for (let i = 0; i < 16; i++) {
+        const c = i % 2 === 0 ? alice : alice2;
+        const r = await c.post('/api/v1/tasks', { command: ['fake:lines', '3'] });
+        expect(r.status).toBe(201);
+        ids.push(r.json.task.id as string);
+      }
+      for (const id of ids) expect((await untilState(alice, id, ['succeeded', 'failed'])).state).toBe('succeeded');
+      const workers = new Set<string>();
+      for (const id of ids) {
+        const tl = await alice2.get(`/api/v1/tasks/${id}/timeline`);
+        // One claim, one start, one end: no task was driven by both planes.
+        expect(tl.json.events.map((e: { to: string }) => e.to)).toEqual(['queued', 'provisioning', 'running', 'succeeded']);
+        workers.add(tl.json.events[1].workerId as string);
+        const log = await alice2.get(`/api/v1/tasks/${id}/logs`);
+        expect(log.json.data).toBe('line 1\nline 2\nline 3\n');
+      }
+      expect(workers.size).toBeGreaterThanOrEqual(1);
+    } finally {
+      await second.close();
+    }
   });
 });
