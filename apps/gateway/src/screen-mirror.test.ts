@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { HeadlessScreen } from '@berth/terminal';
+import { ScreenMirror, skipToTail } from './screen-mirror.js';
+
+function rng(seed: number): () => number {
+  let s = seed;
+  return () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 2 ** 32;
+  };
+}
+
+/** Text-heavy output with the things that could break skipping: wraps, bare LFs, CRs, modes. */
+function stream(seed: number, withEscapes: boolean): Buffer {
+  const r = rng(seed);
+  const parts: string[] = ['\x1b[5;3Hstart '];
+  for (let i = 0; i < 6000; i++) {
+    const x = r();
+    if (withEscapes && x < 0.01) parts.push(['\x1b[2J\x1b[H', '\x1b[31m', '\x1b[0m', '\x1b[3;10r', '\x1b[r', '\x1b[?1049h', '\x1b[?1049l', '\x1b[4h', '\x1b[4l', '\x1b[10;5H'][Math.floor(r() * 10)]!);
+    else if (x < 0.03) parts.push('\n');
+    else if (x < 0.05) parts.push('\rprogress ' + Math.floor(r() * 100) + '%');
+    else parts.push('line ' + i + ' ' + 'abcdefghij'.repeat(Math.floor(r() * 20)) + '\r\n');
+  }
+  parts.push('tail without newline');
+  return Buffer.from(parts.join(''));
+}
+
+async function compare(data: Buffer, seed: number): Promise<void> {
+  const r = rng(seed + 1);
+  const reference = new HeadlessScreen(80, 24);
+  const mirror = new ScreenMirror(80, 24, 1000, () => undefined);
+  for (let at = 0; at < data.length; ) {
+    const n = Math.min(data.length - at, 1 + Math.floor(r() * 70_000));
+    mirror.feed(data.subarray(at, at + n));
+    reference.write(data.subarray(at, at + n));
+    at += n;
+  }
+  await reference.flush();
+  await new Promise<void>((resolve) => {
+    const check = (): void => (mirror.parsedOffset === data.length ? resolve() : void setImmediate(check));
+    check();
+  });
+  const restored = new HeadlessScreen(80, 24);
+  restored.applySnapshot(mirror.snapshot());
+  await restored.flush();
+  expect(restored.state()).toEqual(reference.state());
+  for (const s of [reference, restored]) s.dispose();
+  mirror.dispose();
+}
+
+describe('ScreenMirror', () => {
+  it('skipping bulk plain text leaves the same screen and cursor as parsing all of it', async () => {
+    for (const seed of [1, 2]) await compare(stream(seed, false), seed);
+  });
+
+  it('stays exact when escapes (scroll regions, insert mode, alternate screen) are mixed in', async () => {
+    for (const seed of [4, 5]) await compare(stream(seed, true), seed);
+  });
+
+  it('cuts only after a CRLF with enough line feeds after it', () => {
+    const lines = Buffer.from('a\r\n'.repeat(100));
+    const tail = skipToTail(lines, 49);
+    expect(Buffer.from(tail!).toString()).toBe('\r\n' + 'a\r\n'.repeat(49));
+    expect(skipToTail(Buffer.from('a\n'.repeat(100)), 49)).toBeUndefined();
+    expect(skipToTail(Buffer.from('a\r\n'.repeat(10)), 49)).toBeUndefined();
+  });
+});
