@@ -9,6 +9,7 @@ import { envCommands } from './commands/env.js';
 import { secretsCommands } from './commands/secrets.js';
 import { serverCommand } from './commands/server.js';
 import { tokenCommands } from './commands/token.js';
+import { workerCommand } from './commands/worker.js';
 
 export function buildProgram(env: Record<string, string | undefined>): Command {
   const ctx = makeCtx(readEnv(env));
@@ -17,6 +18,7 @@ export function buildProgram(env: Record<string, string | undefined>): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   serverCommand(program, ctx);
+  workerCommand(program, ctx);
   authCommands(program, ctx);
   tokenCommands(program, ctx);
   envCommands(program, ctx);
