@@ -39,18 +39,20 @@ export class WarmPool {
 
   /** Creates members until `size` are ready; concurrent calls share one fill. */
   fill(): Promise<void> {
-    this.filling ??= (async () => {
-      try {
-        while (this.ready.length < this.opts.size) {
-          const id = `${this.opts.idPrefix ?? 'warm'}-${randomBytes(5).toString('hex')}`;
-          await this.opts.provider.create({ ...this.opts.template, id });
-          this.ready.push(id);
-        }
-      } finally {
-        this.filling = undefined;
+    if (this.filling) return this.filling;
+    if (this.ready.length >= this.opts.size) return Promise.resolve();
+    const run = async (): Promise<void> => {
+      while (this.ready.length < this.opts.size) {
+        const id = `${this.opts.idPrefix ?? 'warm'}-${randomBytes(5).toString('hex')}`;
+        await this.opts.provider.create({ ...this.opts.template, id });
+        this.ready.push(id);
       }
-    })();
-    return this.filling;
+    };
+    const filling = run().finally(() => {
+      if (this.filling === filling) this.filling = undefined;
+    });
+    this.filling = filling;
+    return filling;
   }
 
   /** Returns a ready environment for `id`, or undefined when the pool is empty (create normally then). */
