@@ -150,6 +150,19 @@ describe('web app: serving, sign in and sign out', { timeout: 120_000 }, () => {
     }
   });
 
+  it('on a tablet (820 px) the navigation is a menu and nothing scrolls sideways', async () => {
+    const { page, context, problems } = await openTab(browser, s.url, { viewport: { width: 820, height: 1180 }, hasTouch: true });
+    try {
+      await signIn(page, ADMIN.email, ADMIN.password);
+      await page.getByRole('button', { name: 'Menu' }).waitFor({ state: 'visible' });
+      await expectPhoneFriendly(page);
+      await screenshot(page, 'home', 'tablet');
+      expect(problems).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('at 375 px: sign-in, home and 404 do not scroll sideways; the menu opens and signs out', async () => {
     const { page, context, problems } = await openTab(browser, s.url, PHONE);
     try {

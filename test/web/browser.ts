@@ -78,7 +78,7 @@ export async function openTab(browser: Browser, baseURL: string, opts: BrowserCo
 }
 
 /** Saves test/e2e/screenshots/<name>-<size>.png: the whole page from the top, or just what is in view. */
-export async function screenshot(page: Page, name: string, size: 'desktop' | 'phone', opts: { fullPage?: boolean } = {}): Promise<void> {
+export async function screenshot(page: Page, name: string, size: 'desktop' | 'tablet' | 'phone', opts: { fullPage?: boolean } = {}): Promise<void> {
   await mkdir(SCREENSHOTS, { recursive: true });
   const fullPage = opts.fullPage ?? true;
   // A sticky header would otherwise be drawn where the page happened to be scrolled to.

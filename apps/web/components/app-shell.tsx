@@ -19,7 +19,7 @@ function isActive(pathname: string, href: string): boolean {
   return href === '/' ? p === '/' : p === href || p.startsWith(`${href}/`);
 }
 
-/** Header with navigation; below 640 px the links fold into a menu so nothing scrolls sideways. */
+/** Header with navigation; below 960 px the links fold into a menu so nothing scrolls sideways or wraps mid-word. */
 export function AppShell({ children }: { children: ReactNode }) {
   const { me, signOut } = useSession();
   const pathname = usePathname();
