@@ -29,6 +29,8 @@ export interface TaskEngineOptions {
   flushMs?: number;
   /** After a stop (timeout), how long to wait for the exit before recording the task as timed out anyway. */
   stopGraceMs?: number;
+  /** How often the driver of a running task checks for control messages still unacknowledged. */
+  redeliverMs?: number;
   /** Called after each transition this engine commits (live status, tests). */
   onTransition?: (task: TaskRow) => void;
 }
@@ -66,6 +68,7 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
   const chunkBytes = opts.chunkBytes ?? 64 * 1024;
   const flushMs = opts.flushMs ?? 200;
   const stopGraceMs = opts.stopGraceMs ?? 10_000;
+  const redeliverMs = opts.redeliverMs ?? 2000;
   const committed = (t: TaskRow | undefined): TaskRow | undefined => {
     if (t) opts.onTransition?.(t);
     return t;
@@ -167,6 +170,17 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
       const flushTimer = setInterval(() => {
         if (pending.length > 0 && performance.now() - lastFlush >= flushMs) flush().catch((err: unknown) => log.error({ err, taskId }, 'flushing task output failed'));
       }, flushMs);
+      // Safety net: the driver of a task also sends messages the task.deliver jobs have not
+      // (a delivery job that died, or a runner only this process can reach, like the fake).
+      let redelivering = false;
+      const redeliverTimer = setInterval(() => {
+        if (redelivering) return;
+        redelivering = true;
+        getTask(pool, taskId)
+          .then((t) => (t && t.state === 'running' && t.last_message_seq > t.acked_message_seq ? deliverAndAck(t, ctx.signal) : undefined))
+          .catch((err: unknown) => log.warn({ err, taskId }, 'redelivering control messages failed; will retry'))
+          .finally(() => (redelivering = false));
+      }, redeliverMs);
       try {
         while (!exit) {
           const readSignal = stopSent ? AbortSignal.any([ctx.signal, grace.signal]) : AbortSignal.any([ctx.signal, deadline.signal]);
@@ -205,6 +219,7 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
         }
       } finally {
         clearInterval(flushTimer);
+        clearInterval(redeliverTimer);
         clearTimeout(graceTimer);
       }
 

@@ -62,12 +62,13 @@ describe('tasks on the job engine (fake runner)', () => {
     }
   }
 
-  async function startWorkers(leaseMs = 30_000) {
+  async function startWorkers(leaseMs = 30_000, only?: 'task.run') {
+    const all = taskJobHandlers({ pool, runner, flushMs: 20, redeliverMs: 100, onTransition: () => void onEvent({ type: 'transition' }) });
     workers = new WorkerPool({
       pool,
       url: db.url,
       catalog: JobCatalog,
-      handlers: taskJobHandlers({ pool, runner, flushMs: 20, onTransition: () => void onEvent({ type: 'transition' }) }),
+      handlers: only ? { [only]: all[only] } : all,
       leaseMs,
       onEvent: (e) => void onEvent(e),
       backoff: { baseMs: 20, maxMs: 100 },
@@ -169,6 +170,20 @@ describe('tasks on the job engine (fake runner)', () => {
     expect((await getTask(pool, t.id))?.state).toBe('canceled');
     expect((await getTask(pool, queued.id))?.state).toBe('canceled');
     expect(runner.applied(queued.id)).toEqual([]); // never started
+  });
+
+  it('the driver of a running task delivers messages no delivery job got to (none runs here)', async () => {
+    scripts.set('server', { steps: [{ out: 'up\n' }], hang: true });
+    const t = (await create(['server'])).task;
+    const running = reaches(t.id, ['running']);
+    await startWorkers(30_000, 'task.run');
+    await running;
+    const canceled = reaches(t.id, ['canceled']);
+    await transaction(pool, (tx) => requestTaskCancel(tx, t.id, new Date(), 'tester'));
+    await canceled;
+    expect(runner.applied(t.id).map((m) => m.kind)).toEqual(['start', 'stop']);
+    const { rows } = await pool.query(`SELECT kind, state FROM jobs`);
+    expect(rows).toEqual([{ kind: 'task.deliver', state: 'ready' }]); // nobody here handles it
   });
 
   it('a task whose worker died mid-run is resumed by another from the stored log offset: no gap, no duplicate', async () => {
