@@ -21,7 +21,7 @@ hash="$(
     echo "$base_id"
     sha256sum "$node_bin" | cut -d' ' -f1
     find package.json package-lock.json tsconfig.json tsconfig.base.json docker/control-plane \
-      apps/cli apps/control-plane packages apps/web/out \
+      apps/cli apps/control-plane apps/gateway packages apps/web/out docker/base \
       -type f -not -path '*/node_modules/*' -not -name '*.test.ts' 2>/dev/null | LC_ALL=C sort | xargs -d '\n' sha256sum
   } | sha256sum | cut -c1-12
 )"

@@ -18,7 +18,12 @@ const opt = (name) => {
 };
 const root = resolve(opt('--root') ?? '.');
 const out = opt('--out');
-const ENTRY = ['node_modules/@berth/cli', 'node_modules/@berth/control-plane'];
+// The gateway rides along: the docker provider mounts its bundle and node-pty (built for this
+// very node binary) into every environment from the control plane's own files.
+const ENTRY = ['node_modules/@berth/cli', 'node_modules/@berth/control-plane', 'node_modules/@berth/gateway'];
+// Files outside the workspaces that the control plane reads at run time (the docker provider
+// derives the base image tag from the base image's build script).
+const EXTRA = ['docker/base'];
 // Root files the CLI reads at start (bin/berth.js registers tsx with the root tsconfig).
 const ROOT_FILES = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.base.json'];
 
@@ -36,7 +41,7 @@ function resolveDep(from, name) {
 }
 
 const keep = new Set();
-const queue = [...ENTRY];
+const queue = ENTRY.filter((p) => lock[p]);
 while (queue.length) {
   const path = queue.pop();
   if (keep.has(path)) continue;
@@ -97,6 +102,7 @@ for (const name of readdirSync(bin)) {
   const pkgPath = relative(root, resolve(bin, target));
   if (paths.some((p) => pkgPath.startsWith(`${p}/`))) symlinkSync(target, join(dest, 'node_modules/.bin', name));
 }
+for (const p of EXTRA) if (existsSync(join(root, p))) cpSync(join(root, p), join(dest, p), { recursive: true });
 // The static web app, when built (served at `/`); without it pages say how to build it.
 if (existsSync(join(root, 'apps/web/out'))) cpSync(join(root, 'apps/web/out'), join(dest, 'apps/web/out'), { recursive: true });
 process.stderr.write(`prune: ${paths.length} packages into ${dest}\n`);

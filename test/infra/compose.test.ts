@@ -1,0 +1,101 @@
+import { spawnSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { z } from 'zod';
+
+const file = fileURLToPath(new URL('../../infra/compose.yaml', import.meta.url));
+// Compose interpolates these; the file refuses to start without them (`:?` errors).
+const env = { ...process.env, POSTGRES_PASSWORD: 'pw', BERTH_SIGNING_KEYS: '[]' };
+
+/** The real validator when one is installed: the compose plugin, else Debian's docker-compose. */
+function composeCli(): string[] | null {
+  if (spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' }).status === 0) return ['docker', 'compose'];
+  if (spawnSync('docker-compose', ['version'], { encoding: 'utf8' }).status === 0) return ['docker-compose'];
+  return null;
+}
+
+// The subset of the compose specification this file uses, strictly: a typo in a key fails.
+const Healthcheck = z.strictObject({
+  test: z.array(z.string()).min(2),
+  interval: z.string().optional(),
+  timeout: z.string().optional(),
+  retries: z.number().int().positive().optional(),
+  start_period: z.string().optional(),
+});
+const Service = z.strictObject({
+  image: z.string().min(1),
+  build: z.strictObject({ context: z.string(), dockerfile: z.string() }).optional(),
+  profiles: z.array(z.string().min(1)).optional(),
+  restart: z.enum(['no', 'always', 'on-failure', 'unless-stopped']),
+  depends_on: z.record(z.string(), z.strictObject({ condition: z.enum(['service_started', 'service_healthy']) })).optional(),
+  ports: z.array(z.string().regex(/^(\$\{[^}]+\}|[\d.]+):(\$\{[^}]+\}|\d+):\d+$/)).optional(),
+  environment: z.record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/), z.string()).optional(),
+  volumes: z.array(z.string().regex(/^[^:]+:[^:]+(:ro)?$/)).optional(),
+  tmpfs: z.array(z.string()).optional(),
+  read_only: z.boolean().optional(),
+  cap_drop: z.array(z.string()).optional(),
+  security_opt: z.array(z.string()).optional(),
+  group_add: z.array(z.string()).optional(),
+  privileged: z.boolean().optional(),
+  healthcheck: Healthcheck.optional(),
+});
+const ComposeFile = z.strictObject({
+  services: z.record(z.string(), Service),
+  volumes: z.record(z.string(), z.null()),
+});
+
+async function load() {
+  const doc = parse(await readFile(file, 'utf8'), { merge: true }) as Record<string, unknown>;
+  // x-* keys are compose extensions (here the shared `x-berth` anchor); compose ignores them.
+  const r = ComposeFile.safeParse(Object.fromEntries(Object.entries(doc).filter(([k]) => !k.startsWith('x-'))));
+  if (!r.success) throw new Error(z.prettifyError(r.error));
+  return r.data;
+}
+
+describe('infra/compose.yaml', () => {
+  it('matches the compose schema subset, with references that resolve', async () => {
+    const c = await load();
+    for (const [name, s] of Object.entries(c.services)) {
+      for (const dep of Object.keys(s.depends_on ?? {})) expect(c.services[dep], `${name} depends on ${dep}`).toBeDefined();
+      for (const v of s.volumes ?? []) {
+        const src = v.split(':')[0]!;
+        if (!src.startsWith('/') && !src.startsWith('.')) expect(Object.keys(c.volumes), `${name} mounts ${src}`).toContain(src);
+      }
+    }
+  });
+
+  it('runs Berth hardened against Postgres, in both Docker-access modes', async () => {
+    const c = await load();
+    const socket = c.services.berth!;
+    const dind = c.services['berth-dind']!;
+    expect(c.services.postgres?.healthcheck).toBeDefined();
+    expect(socket.profiles).toEqual(['socket']);
+    expect(dind.profiles).toEqual(['dind']);
+    for (const s of [socket, dind]) {
+      expect(s.read_only).toBe(true);
+      expect(s.cap_drop).toEqual(['ALL']);
+      expect(s.security_opt).toContain('no-new-privileges:true');
+      expect(s.privileged).toBeUndefined();
+      expect(s.depends_on?.postgres?.condition).toBe('service_healthy');
+      expect(s.environment?.DATABASE_URL).toMatch(/^postgres:\/\/.*@postgres:5432\/berth$/);
+      expect(s.environment?.BERTH_SIGNING_KEYS).toBeDefined();
+      expect(s.healthcheck?.test.join(' ')).toContain('/readyz');
+      expect(s.build?.dockerfile).toBe('docker/control-plane/Dockerfile');
+    }
+    expect(socket.volumes).toContain('/var/run/docker.sock:/var/run/docker.sock');
+    expect(dind.environment?.DOCKER_HOST).toBe('tcp://dind:2376');
+    expect(c.services.dind?.privileged).toBe(true);
+  });
+
+  const cli = composeCli();
+  it.skipIf(!cli)(`passes \`${cli?.join(' ') ?? 'docker compose'} config\` in each profile`, () => {
+    for (const profile of ['socket', 'dind']) {
+      const [cmd, ...pre] = cli!;
+      const r = spawnSync(cmd!, [...pre, '-f', file, '--profile', profile, 'config', '-q'], { encoding: 'utf8', env });
+      expect(r.stderr, `profile ${profile}`).toBe('');
+      expect(r.status).toBe(0);
+    }
+  });
+});
