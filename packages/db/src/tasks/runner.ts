@@ -93,11 +93,14 @@ class FakeProcess {
     }, s.afterMs ?? 0);
   }
 
+  onExit: (() => void) | undefined;
+
   private finish(code: number | null, signal: string | null): void {
     if (this.exit) return;
     clearTimeout(this.timer);
     this.exit = { code, signal };
     this.wake();
+    this.onExit?.();
   }
 
   bytes(from: number): Buffer {
@@ -139,16 +142,27 @@ class FakeProcess {
 export class FakeTaskRunner implements TaskRunner {
   private readonly procs = new Map<string, FakeProcess>();
 
+  private readonly timers = new Set<NodeJS.Timeout>();
+
   constructor(
     private readonly scriptFor: (task: RunnableTask) => FakeScript = (t) => ({ steps: [{ out: `${t.command.join(' ')}\n` }], exitCode: 0 }),
     private readonly node = 'fake-node',
+    private readonly keepFinishedMs = 60_000,
   ) {}
 
   private proc(task: RunnableTask): FakeProcess {
     let p = this.procs.get(task.id);
     if (!p) {
-      p = new FakeProcess(this.scriptFor(task));
-      this.procs.set(task.id, p);
+      const proc = new FakeProcess(this.scriptFor(task));
+      // A long-running server must not keep every finished task's output in memory; a minute
+      // is ample for the driver to read the exit (or for a retry to read it again).
+      proc.onExit = () => {
+        const t = setTimeout(() => this.procs.get(task.id) === proc && this.procs.delete(task.id), this.keepFinishedMs);
+        t.unref();
+        this.timers.add(t);
+      };
+      this.procs.set(task.id, proc);
+      p = proc;
     }
     return p;
   }
@@ -194,5 +208,7 @@ export class FakeTaskRunner implements TaskRunner {
   /** Cancels the fake's timers (tests call it in their cleanup). */
   dispose(): void {
     for (const p of this.procs.values()) p.dispose();
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
   }
 }
