@@ -48,6 +48,12 @@ export const ConfigSchema = z.object({
   envMaxMemoryMb: z.coerce.number().int().positive().default(8192),
   envDefaultCpus: z.coerce.number().positive().default(1),
   envDefaultMemoryMb: z.coerce.number().int().positive().default(1024),
+  /** Stop environments with no terminal attached and no activity for this long; 0 never. */
+  envIdleStopMinutes: z.coerce.number().min(0).default(60),
+  /** Destroy environments older than this; 0 never. */
+  envMaxLifetimeHours: z.coerce.number().min(0).default(0),
+  /** How often the reaper reconciles environments with their providers. */
+  envReapSeconds: z.coerce.number().positive().default(30),
   /** Operator switch: when false, nobody can open or attach to a terminal (tasks still run). */
   interactiveAttach: bool.default(true),
   /** Run task workers in this process (`berth server`); `berth worker` runs them alone. */
@@ -100,6 +106,9 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
       secureCookies: env.BERTH_SECURE_COOKIES,
       signingKeys: env.BERTH_SIGNING_KEYS,
       interactiveAttach: env.BERTH_INTERACTIVE_ATTACH,
+      envIdleStopMinutes: env.BERTH_ENV_IDLE_STOP_MINUTES,
+      envMaxLifetimeHours: env.BERTH_ENV_MAX_LIFETIME_HOURS,
+      envReapSeconds: env.BERTH_ENV_REAP_SECONDS,
       providers: env.BERTH_PROVIDERS,
       dockerBaseImage: env.BERTH_DOCKER_BASE_IMAGE,
       dockerBindAddress: env.BERTH_DOCKER_BIND_ADDRESS,

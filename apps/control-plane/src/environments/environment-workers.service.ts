@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import { CLOCK, CONFIG, PG_POOL, type Clock } from '../common/di.js';
 import { IdentityService } from '../identity/identity.service.js';
 import { startEnvironmentWorkers } from './environment-workers.js';
+import { GatewaySessions } from './gateway-sessions.js';
 import { PROVIDERS, type ProviderRegistry } from './providers.js';
 
 export const ENV_DATABASE_URL = Symbol('ENV_DATABASE_URL');
@@ -21,6 +22,7 @@ export class EnvironmentWorkersService implements OnApplicationBootstrap, Before
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(PROVIDERS) private readonly providers: ProviderRegistry,
     @Inject(IdentityService) private readonly identity: IdentityService,
+    @Inject(GatewaySessions) private readonly terminals: GatewaySessions,
     @Inject(ENV_DATABASE_URL) private readonly databaseUrl: string,
     @Inject(ENV_LOGGER) private readonly logger: Logger,
   ) {}
@@ -35,6 +37,10 @@ export class EnvironmentWorkersService implements OnApplicationBootstrap, Before
       dataDir: this.config.dataDir,
       logger: this.logger.child({ component: 'environment-workers' }),
       clock: this.clock,
+      idleStopMinutes: this.config.envIdleStopMinutes,
+      maxLifetimeHours: this.config.envMaxLifetimeHours,
+      reapSeconds: this.config.envReapSeconds,
+      attachedClients: (env) => this.terminals.attachedClients(env),
     });
   }
 

@@ -1,8 +1,11 @@
-import { WorkerPool, type Clock, type Pool, type QueueLogger } from '@berth/db';
+import { WorkerPool, systemClock, type Clock, type Pool, type QueueLogger } from '@berth/db';
 import { EnvironmentJobCatalog, type EnvironmentSpec } from '@berth/protocol';
 import { EnvironmentsRepository } from './environments.repository.js';
 import { environmentJobHandlers } from './lifecycle.js';
 import type { ProviderRegistry } from './providers.js';
+import { EnvironmentReaper } from './reaper.js';
+import type { EnvironmentRow } from './environments.repository.js';
+import { QueueEnvironmentJobs } from './queue-environment-jobs.js';
 
 export interface EnvironmentWorkersOptions {
   pool: Pool;
@@ -13,6 +16,10 @@ export interface EnvironmentWorkersOptions {
   logger: QueueLogger;
   clock?: Clock;
   concurrency?: number;
+  idleStopMinutes: number;
+  maxLifetimeHours: number;
+  reapSeconds: number;
+  attachedClients: (env: EnvironmentRow) => Promise<number>;
 }
 
 /** Lifecycle jobs get their own pool: a slow image build never delays a task, nor the reverse. */
@@ -36,5 +43,35 @@ export async function startEnvironmentWorkers(opts: EnvironmentWorkersOptions): 
     ...(opts.clock ? { clock: opts.clock } : {}),
   });
   await pool.start();
-  return { stop: (graceMs = 10_000) => pool.stop(graceMs) };
+  const envs = new EnvironmentsRepository(opts.pool);
+  const jobs = new QueueEnvironmentJobs(opts.providers);
+  const reaper = new EnvironmentReaper({
+    pool: opts.pool,
+    envs,
+    providers: opts.providers,
+    clock: opts.clock ?? systemClock,
+    idleStopMinutes: opts.idleStopMinutes,
+    maxLifetimeHours: opts.maxLifetimeHours,
+    enqueue: (tx, kind, id) => jobs.enqueue(tx, kind, id),
+    attachedClients: opts.attachedClients,
+    logger: opts.logger,
+  });
+  let sweeping: Promise<unknown> | undefined;
+  const timer = setInterval(() => {
+    sweeping ??= reaper
+      .sweep()
+      .then((r) => {
+        if (r.idleStopped.length + r.expired.length + r.orphansDestroyed.length + r.gone.length) opts.logger.info({ ...r }, 'environment reaper');
+      })
+      .catch((err: unknown) => opts.logger.warn({ err: (err as Error).message }, 'environment reaper failed'))
+      .finally(() => (sweeping = undefined));
+  }, opts.reapSeconds * 1000);
+  timer.unref();
+  return {
+    async stop(graceMs = 10_000) {
+      clearInterval(timer);
+      await sweeping;
+      await pool.stop(graceMs);
+    },
+  };
 }

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { EnvironmentJobs } from './environment-jobs.port.js';
 import { ENV_DATABASE_URL, ENV_LOGGER, EnvironmentWorkersService } from './environment-workers.service.js';
 import { EnvironmentsController } from './environments.controller.js';
+import { GatewaySessions } from './gateway-sessions.js';
 import { EnvironmentsRepository } from './environments.repository.js';
 import { EnvironmentsService } from './environments.service.js';
 import { PROVIDERS, type ProviderRegistry } from './providers.js';
@@ -22,8 +23,9 @@ export class EnvironmentsModule {
         EnvironmentsRepository,
         EnvironmentsService,
         EnvironmentWorkersService,
+        GatewaySessions,
       ],
-      exports: [EnvironmentsRepository, PROVIDERS],
+      exports: [EnvironmentsRepository, PROVIDERS, GatewaySessions],
     };
   }
 }

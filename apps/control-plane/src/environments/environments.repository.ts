@@ -144,7 +144,7 @@ export class EnvironmentsRepository {
     return rows;
   }
 
-  /** Live environments idle since before `cutoff` (for auto-stop). */
+  /** Ready environments idle since before `cutoff` (for auto-stop). */
   async idleSince(cutoff: Date, limit: number): Promise<EnvironmentRow[]> {
     const { rows } = await this.db.query<EnvironmentRow>(
       `SELECT ${COLUMNS} FROM environments WHERE state = 'ready' AND last_activity_at < $1 ORDER BY last_activity_at LIMIT $2`,
@@ -153,8 +153,23 @@ export class EnvironmentsRepository {
     return rows;
   }
 
-  async liveIds(): Promise<string[]> {
-    const { rows } = await this.db.query<{ id: string }>(`SELECT id FROM environments WHERE destroyed_at IS NULL`);
-    return rows.map((r) => r.id);
+  /** Environments not yet destroyed that were created before `cutoff` (global lifetime). */
+  async createdBefore(cutoff: Date, limit: number): Promise<EnvironmentRow[]> {
+    const { rows } = await this.db.query<EnvironmentRow>(
+      `SELECT ${COLUMNS} FROM environments
+       WHERE destroyed_at IS NULL AND state NOT IN ('destroying', 'destroyed') AND created_at < $1
+       ORDER BY created_at LIMIT $2`,
+      [cutoff, limit],
+    );
+    return rows;
+  }
+
+  /** Ids of environments of a provider that should exist there (not destroyed). */
+  async liveIds(provider: string): Promise<Map<string, EnvironmentRow['state']>> {
+    const { rows } = await this.db.query<{ id: string; state: EnvironmentRow['state'] }>(
+      `SELECT id, state FROM environments WHERE provider = $1 AND destroyed_at IS NULL`,
+      [provider],
+    );
+    return new Map(rows.map((r) => [r.id, r.state]));
   }
 }

@@ -5,6 +5,7 @@ import { ApiError, notFound } from '../common/errors.js';
 import type { AuthContext } from '../accounts/auth.types.js';
 import { EnvironmentsRepository, type EnvironmentRow } from '../environments/environments.repository.js';
 import { IdentityService } from '../identity/identity.service.js';
+import { GatewaySessions } from '../environments/gateway-sessions.js';
 
 export const TERMINAL_PATH = '/terminal';
 const TICKET_TTL_SECONDS = 60;
@@ -26,6 +27,7 @@ export class TerminalsService {
   constructor(
     @Inject(EnvironmentsRepository) private readonly envs: EnvironmentsRepository,
     @Inject(IdentityService) private readonly identity: IdentityService,
+    @Inject(GatewaySessions) private readonly gateways: GatewaySessions,
     @Inject(CONFIG) private readonly config: Config,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
@@ -41,16 +43,11 @@ export class TerminalsService {
   /** The gateway's own list: who is attached to which session, as what. */
   async list(ctx: AuthContext, environmentId: string): Promise<{ sessions: unknown[] }> {
     const env = await this.reachable(ctx, environmentId);
-    const { token } = await this.identity.signGatewayToken({ environmentId: env.id, userId: ctx.userId, scope: 'terminal', ttlSeconds: 30 });
-    let res: Response;
     try {
-      res = await fetch(`${env.gateway_url}/sessions`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) });
+      return { sessions: await this.gateways.list(env) };
     } catch (err) {
       throw new ApiError(502, 'gateway_unreachable', `the environment's gateway did not answer: ${(err as Error).message}`, 'check the environment (berth env show); it may have stopped');
     }
-    if (!res.ok) throw new ApiError(502, 'gateway_error', `the environment's gateway answered ${res.status}`, 'try again; if it persists, restart the environment');
-    const body = (await res.json()) as { sessions?: unknown[] };
-    return { sessions: body.sessions ?? [] };
   }
 
   private async reachable(ctx: AuthContext, environmentId: string): Promise<EnvironmentRow & { gateway_url: string }> {

@@ -1,0 +1,109 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeProvider } from '@berth/providers';
+import { ADMIN, Client, startTestServer, type TestServer } from '../testing/server.js';
+import { LiveWaiter } from '../testing/live.js';
+import { EnvironmentsRepository } from './environments.repository.js';
+import { PROVIDERS, type ProviderRegistry } from './providers.js';
+import { QueueEnvironmentJobs } from './queue-environment-jobs.js';
+import { EnvironmentReaper } from './reaper.js';
+
+let s: TestServer;
+let admin: Client;
+let live: LiveWaiter;
+let me: string;
+const fake = new FakeProvider();
+let now = new Date();
+const clock = { now: () => now };
+let attached = 0;
+
+function reaper(opts: { idle?: number; lifetime?: number } = {}) {
+  const registry = s.app.get<ProviderRegistry>(PROVIDERS);
+  const jobs = new QueueEnvironmentJobs(registry);
+  return new EnvironmentReaper({
+    pool: s.pool,
+    envs: new EnvironmentsRepository(s.pool),
+    providers: registry,
+    clock,
+    idleStopMinutes: opts.idle ?? 0,
+    maxLifetimeHours: opts.lifetime ?? 0,
+    enqueue: (tx, kind, id) => jobs.enqueue(tx, kind, id),
+    attachedClients: () => Promise.resolve(attached),
+    logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
+  });
+}
+
+async function ready(): Promise<string> {
+  const id = (await admin.post('/api/v1/environments', {})).json.environment.id as string;
+  await state(id, ['ready']);
+  return id;
+}
+
+async function state(id: string, want: string[]) {
+  const r = await live.until(() => admin.get(`/api/v1/environments/${id}`), (x) => want.includes(x.json.environment.state as string));
+  return r.json.environment as { state: string; stateReason: string };
+}
+
+beforeAll(async () => {
+  s = await startTestServer({ BERTH_PROVIDERS: 'fake' }, { providers: { fake } });
+  admin = new Client(s.url);
+  await admin.login(ADMIN.email, ADMIN.password);
+  live = await LiveWaiter.connect(admin);
+  me = (await admin.get('/api/v1/me')).json.user.id as string;
+});
+afterAll(async () => {
+  live.close();
+  await s.stop();
+});
+
+describe('environment reaper (injected clock)', () => {
+  it('stops an environment idle past the limit, but not one with a terminal attached', async () => {
+    const id = await ready();
+    now = new Date(Date.now() + 30 * 60_000);
+    expect((await reaper({ idle: 60 }).sweep()).idleStopped).not.toContain(id);
+    now = new Date(Date.now() + 61 * 60_000);
+    attached = 1;
+    expect((await reaper({ idle: 60 }).sweep()).idleStopped).not.toContain(id);
+    attached = 0;
+    // Being attached counted as activity at `now`: idle again only an hour after that.
+    expect((await reaper({ idle: 60 }).sweep()).idleStopped).not.toContain(id);
+    now = new Date(now.getTime() + 61 * 60_000);
+    expect((await reaper({ idle: 60 }).sweep()).idleStopped).toContain(id);
+    const env = await state(id, ['stopped']);
+    expect(env.stateReason).toBeNull();
+    const ev = await admin.get(`/api/v1/environments/${id}/events`);
+    expect(ev.json.items.map((e: { kind: string }) => e.kind)).toContain('auto-stop');
+  });
+
+  it('destroys environments past the global lifetime', async () => {
+    const id = await ready();
+    now = new Date(Date.now() + 3 * 3_600_000);
+    const r = await reaper({ lifetime: 2 }).sweep();
+    expect(r.expired).toContain(id);
+    await state(id, ['destroyed']);
+    expect(fake.envs.has(id)).toBe(false);
+  });
+
+  it('notices an environment killed or removed outside Berth', async () => {
+    now = new Date();
+    const killed = await ready();
+    const removed = await ready();
+    fake.killFromOutside(killed);
+    fake.envs.delete(removed);
+    const r = await reaper().sweep();
+    expect(r.gone).toEqual(expect.arrayContaining([killed, removed]));
+    expect((await state(killed, ['failed'])).stateReason).toMatch(/failed outside Berth/);
+    expect((await state(removed, ['failed'])).stateReason).toMatch(/gone/);
+    // Start brings it back.
+    await admin.post(`/api/v1/environments/${killed}/start`);
+    await state(killed, ['ready']);
+  });
+
+  it('removes provider resources of ours that have no environment; leaves others’ alone', async () => {
+    await fake.create({ id: 'orphan-of-ours', ownerId: me });
+    await fake.create({ id: 'someone-elses', ownerId: '11111111-2222-4333-8444-555555555555' });
+    const r = await reaper().sweep();
+    expect(r.orphansDestroyed).toContain('orphan-of-ours');
+    expect(fake.envs.has('orphan-of-ours')).toBe(false);
+    expect(fake.envs.has('someone-elses')).toBe(true);
+  });
+});

@@ -1,0 +1,121 @@
+import { transaction, type Pool, type QueueLogger, type Queryable } from '@berth/db';
+import { reconcile } from '@berth/providers';
+import type { Clock } from '../common/di.js';
+import type { EnvironmentJobKind } from './environment-jobs.port.js';
+import type { EnvironmentRow, EnvironmentsRepository, EnvironmentState } from './environments.repository.js';
+import type { ProviderRegistry } from './providers.js';
+
+export interface ReaperDeps {
+  pool: Pool;
+  envs: EnvironmentsRepository;
+  providers: ProviderRegistry;
+  clock: Clock;
+  idleStopMinutes: number;
+  maxLifetimeHours: number;
+  enqueue: (tx: Queryable, kind: EnvironmentJobKind, environmentId: string) => Promise<void>;
+  /** Clients attached to the environment's terminals right now (asks its gateway). */
+  attachedClients: (env: EnvironmentRow) => Promise<number>;
+  logger: QueueLogger;
+}
+
+export interface SweepReport {
+  idleStopped: string[];
+  expired: string[];
+  orphansDestroyed: string[];
+  gone: string[];
+}
+
+const BATCH = 200;
+
+/**
+ * Keeps environments honest, on an injected clock: stops idle ones, destroys ones past the
+ * global lifetime, removes provider resources whose environment is gone, and notices
+ * environments whose container or process vanished or stopped outside Berth. Safe to run on
+ * every control plane at once: each change re-checks the row under a lock.
+ */
+export class EnvironmentReaper {
+  constructor(private readonly d: ReaperDeps) {}
+
+  async sweep(): Promise<SweepReport> {
+    const report: SweepReport = { idleStopped: [], expired: [], orphansDestroyed: [], gone: [] };
+    const now = this.d.clock.now();
+    if (this.d.idleStopMinutes > 0) {
+      const cutoff = new Date(now.getTime() - this.d.idleStopMinutes * 60_000);
+      for (const env of await this.d.envs.idleSince(cutoff, BATCH)) {
+        // A terminal in use shows no API activity: ask the gateway before calling it idle.
+        const attached = await this.d.attachedClients(env).catch(() => 0);
+        if (attached > 0) {
+          await this.d.envs.touchActivity(env.id, now);
+          continue;
+        }
+        const moved = await this.move(env.id, ['ready'], 'stopping', 'environment.stop', 'auto-stop', `idle for ${this.d.idleStopMinutes} min: stopping`, (row) => row.last_activity_at < cutoff);
+        if (moved) report.idleStopped.push(env.id);
+      }
+    }
+    if (this.d.maxLifetimeHours > 0) {
+      const cutoff = new Date(now.getTime() - this.d.maxLifetimeHours * 3_600_000);
+      for (const env of await this.d.envs.createdBefore(cutoff, BATCH)) {
+        const from: EnvironmentState[] = ['pending', 'provisioning', 'ready', 'stopping', 'stopped', 'starting', 'failed'];
+        const moved = await this.move(env.id, from, 'destroying', 'environment.destroy', 'expired', `older than the ${this.d.maxLifetimeHours} h maximum lifetime: destroying`);
+        if (moved) report.expired.push(env.id);
+      }
+    }
+    for (const name of this.d.providers.names) {
+      const provider = this.d.providers.get(name)!;
+      const live = await this.d.envs.liveIds(name);
+      let found;
+      try {
+        found = await reconcile(provider, live.keys());
+      } catch (err) {
+        this.d.logger.warn({ provider: name, err: (err as Error).message }, 'reconcile: provider did not answer');
+        continue;
+      }
+      for (const orphan of found.orphans) {
+        // Only what this installation made: its owner is one of our users. Another Berth on the
+        // same Docker host keeps its containers.
+        if (!orphan.ownerId || !(await this.isOurUser(orphan.ownerId))) continue;
+        await provider.destroy(orphan.id).catch((err: unknown) => this.d.logger.warn({ id: orphan.id, err: (err as Error).message }, 'reconcile: destroy failed'));
+        report.orphansDestroyed.push(orphan.id);
+      }
+      const gone = new Set(found.missing);
+      for (const [id, state] of live) {
+        if (state !== 'ready' && state !== 'stopped') continue;
+        let why: string | undefined;
+        if (gone.has(id)) why = 'its container or process is gone (removed outside Berth)';
+        else if (state === 'ready') {
+          const info = await provider.inspect(id).catch(() => undefined);
+          if (info && info.state !== 'ready') why = `it is ${info.state} outside Berth${info.detail ? ` (${info.detail})` : ''}`;
+        }
+        if (!why) continue;
+        const moved = await this.move(id, [state], 'failed', undefined, 'gone', `${why}; start it again or destroy it`);
+        if (moved) report.gone.push(id);
+      }
+    }
+    return report;
+  }
+
+  private async isOurUser(ownerId: string): Promise<boolean> {
+    if (!/^[0-9a-f-]{36}$/.test(ownerId)) return false;
+    const { rowCount } = await this.d.pool.query('SELECT 1 FROM users WHERE id = $1', [ownerId]);
+    return (rowCount ?? 0) > 0;
+  }
+
+  private async move(
+    id: string,
+    from: EnvironmentState[],
+    to: EnvironmentState,
+    job: EnvironmentJobKind | undefined,
+    kind: string,
+    message: string,
+    extra: (row: EnvironmentRow) => boolean = () => true,
+  ): Promise<boolean> {
+    return transaction(this.d.pool, async (tx) => {
+      const row = await this.d.envs.lock(tx, id);
+      if (!row || !from.includes(row.state) || !extra(row)) return false;
+      await this.d.envs.setState(tx, id, to, { reason: message, ...(to === 'failed' ? { gatewayUrl: null } : {}) });
+      await this.d.envs.addEvent(tx, id, kind, message);
+      if (job) await this.d.enqueue(tx, job, id);
+      return true;
+    });
+  }
+}
