@@ -10,4 +10,4 @@ export { FakeProvider } from './fake.js';
 export { reconcile, type ReconcileReport } from './reconcile.js';
 export { WarmPool, type Claim, type WarmPoolOptions } from './warm-pool.js';
 export { cloneRepo } from './repo.js';
-export { ModalProvider, ModalProviderError, isRetryable, type ModalGatewayOptions, type ModalProviderOptions } from './modal/provider.js';
+export { ModalProvider, ModalProviderError, gatewayInstallCommands, isRetryable, type GatewayInstallOptions, type ModalGatewayOptions, type ModalProviderOptions } from './modal/provider.js';

@@ -10,6 +10,7 @@ import { imageRecipe } from './image.js';
 import { SdkModalApi, type ModalApi, type ModalConnection } from './sdk.js';
 
 export { isRetryable, ModalProviderError } from './errors.js';
+export { gatewayInstallCommands, type GatewayInstallOptions } from './gateway-install.js';
 
 export const TAG_INSTALLATION = 'berth-installation';
 export const TAG_ENV = 'berth-env';

@@ -97,7 +97,7 @@ export class FakeSandbox {
       const addr = server.address();
       this.tunnels.set(port, { server, port: typeof addr === 'object' && addr ? addr.port : 0 });
     }
-    if (spec.timeoutSecs > 0) this.timers.push(setTimeout(() => this.end({ status: 4, exitcode: 124, exception: 'sandbox timed out' }), spec.timeoutSecs * 1000));
+    if (spec.timeoutSecs > 0) this.timers.push(setTimeout(() => void this.end({ status: 4, exitcode: 124, exception: 'sandbox timed out' }), spec.timeoutSecs * 1000));
     this.touch();
   }
 
@@ -106,7 +106,7 @@ export class FakeSandbox {
     if (!this.spec.idleTimeoutSecs || !this.running) return;
     clearTimeout(this.idleTimer);
     if (this.sockets.size > 0) return;
-    this.idleTimer = setTimeout(() => this.end({ status: 4, exitcode: 124, exception: 'sandbox idle timeout' }), this.spec.idleTimeoutSecs * 1000);
+    this.idleTimer = setTimeout(() => void this.end({ status: 4, exitcode: 124, exception: 'sandbox idle timeout' }), this.spec.idleTimeoutSecs * 1000);
   }
 
   /** Ends it like Modal's terminate: SIGTERM to the whole sandbox, SIGKILL if it lingers. */
