@@ -90,7 +90,7 @@ const ECHO_SCRIPT = join(scriptsDir, 'echo.sh');
 const TPUT_SCRIPT = join(scriptsDir, 'tput.sh');
 // Markers are assembled at run time so a shell echoing the command line never shows them.
 writeFileSync(ECHO_SCRIPT, `stty raw -echo; printf 'RE''ADY'; exec cat\n`);
-writeFileSync(TPUT_SCRIPT, `stty raw -echo; printf 'RE''ADY'; read go; head -c ${TPUT_BYTES} /dev/zero | base64; printf '__E''ND__'; read x\n`);
+writeFileSync(TPUT_SCRIPT, `stty -echo; printf 'RE''ADY'; read go; head -c ${TPUT_BYTES} /dev/zero | base64; printf '__E''ND__'; read x\n`);
 
 // ------------------------------------------------------------------------------------ targets
 

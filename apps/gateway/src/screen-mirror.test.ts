@@ -30,18 +30,20 @@ function stream(seed: number, withEscapes: boolean): Buffer {
 async function compare(data: Buffer, seed: number): Promise<void> {
   const r = rng(seed + 1);
   const reference = new HeadlessScreen(80, 24);
-  const mirror = new ScreenMirror(80, 24, 1000, () => undefined);
+  let parsedAll: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => (parsedAll = resolve));
+  const mirror: ScreenMirror = new ScreenMirror(80, 24, 1000, () => {
+    if (mirror.parsedOffset === data.length) parsedAll();
+  });
   for (let at = 0; at < data.length; ) {
     const n = Math.min(data.length - at, 1 + Math.floor(r() * 70_000));
     mirror.feed(data.subarray(at, at + n));
     reference.write(data.subarray(at, at + n));
     at += n;
   }
+  mirror.flush();
   await reference.flush();
-  await new Promise<void>((resolve) => {
-    const check = (): void => (mirror.parsedOffset === data.length ? resolve() : void setImmediate(check));
-    check();
-  });
+  await done;
   const restored = new HeadlessScreen(80, 24);
   restored.applySnapshot(mirror.snapshot());
   await restored.flush();

@@ -24,6 +24,13 @@ export class ScreenMirror {
   private plain = true;
   /** Queued writes that may change modes (escape sequences, resizes); `plain` is unknown until they ran. */
   private stateChanges = 0;
+  private inFlight = 0;
+  /** Plain text waiting for xterm to finish the previous write, and the offset it ends at. */
+  private held: Uint8Array[] = [];
+  private heldUpTo = 0;
+
+  private heldBytes = 0;
+  private holdTimer: NodeJS.Timeout | undefined;
 
   constructor(
     cols: number,
@@ -31,6 +38,8 @@ export class ScreenMirror {
     scrollback: number,
     /** Called after each parsed chunk, so the session can resume a PTY it paused for us. */
     private readonly onParsed: () => void,
+    /** Plain text is held up to this many bytes before xterm sees it (keep well under the ring). */
+    private readonly maxHold = 64 * 1024,
   ) {
     this.term = new xtermHeadless.Terminal({ cols, rows, scrollback, allowProposedApi: true });
     this.serializer = new serializeAddon.SerializeAddon();
@@ -48,35 +57,66 @@ export class ScreenMirror {
 
   feed(data: Uint8Array): void {
     this.fed += data.byteLength;
-    const upTo = this.fed;
-    if (!isPlainText(data)) {
-      this.stateChanges++;
-      this.term.write(data, () => {
-        this.stateChanges--;
-        this.parsed = upTo;
-        if (this.disposed) return;
-        this.plain = this.plainState();
-        this.onParsed();
-      });
+    if (isPlainText(data)) {
+      // Plain text is held and goes to xterm in batches, so that skipping sees many lines at
+      // once (a PTY read is often 4 KiB). Nobody waits for the mirror: a snapshot taken meanwhile
+      // is of the parsed offset and the client gets the raw bytes after it from the ring.
+      this.held.push(data);
+      this.heldBytes += data.byteLength;
+      this.heldUpTo = this.fed;
+      if (this.heldBytes >= this.maxHold) {
+        if (this.inFlight === 0) this.writeHeld();
+      } else {
+        this.holdTimer ??= setTimeout(() => {
+          this.holdTimer = undefined;
+          if (this.inFlight === 0) this.writeHeld();
+        }, 20);
+      }
       return;
     }
-    // Bulk plain text (logs, base64, cat): only its last screenfuls decide what the screen shows,
-    // so the rest is not parsed. xterm parses ~15 MB/s here, well below what a PTY delivers.
-    const write = this.stateChanges === 0 && this.plain ? (skipToTail(data, 2 * this.term.rows + 1) ?? data) : data;
-    this.term.write(write, () => {
-      this.parsed = upTo;
-      if (!this.disposed) this.onParsed();
-    });
+    this.writeHeld();
+    this.submit(data, this.fed, () => undefined);
+  }
+
+  /** Hands held text to xterm now (a snapshot is wanted). */
+  flush(): void {
+    this.writeHeld();
   }
 
   /** Applied in stream order, after the bytes already fed. */
   resize(cols: number, rows: number): void {
-    this.stateChanges++;
-    this.term.write('', () => {
-      this.stateChanges--;
+    this.writeHeld();
+    this.submit(new Uint8Array(0), this.fed, () => this.term.resize(cols, rows));
+  }
+
+  private writeHeld(): void {
+    clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
+    if (this.held.length === 0) return;
+    const batch = this.held.length === 1 ? this.held[0]! : Buffer.concat(this.held);
+    this.held = [];
+    this.heldBytes = 0;
+    // Bulk plain text (logs, base64, cat): only its last screenfuls decide what the screen shows,
+    // so the rest is not parsed; xterm parses ~15 MB/s, well below what a PTY delivers.
+    const skip = this.stateChanges === 0 && this.plain;
+    this.submit(skip ? (skipToTail(batch, 2 * this.term.rows + 1) ?? batch) : batch, this.heldUpTo);
+  }
+
+  /** `changeState` marks writes after which the mode state must be looked at again. */
+  private submit(data: Uint8Array, upTo: number, changeState?: () => void): void {
+    this.inFlight++;
+    if (changeState) this.stateChanges++;
+    this.term.write(data, () => {
+      this.inFlight--;
+      this.parsed = upTo;
       if (this.disposed) return;
-      this.term.resize(cols, rows);
-      this.plain = this.plainState();
+      if (changeState) {
+        this.stateChanges--;
+        changeState();
+        this.plain = this.plainState();
+      }
+      if (this.inFlight === 0 && (this.heldBytes >= this.maxHold || this.holdTimer === undefined)) this.writeHeld();
+      this.onParsed();
     });
   }
 
@@ -101,6 +141,8 @@ export class ScreenMirror {
 
   dispose(): void {
     this.disposed = true;
+    clearTimeout(this.holdTimer);
+    this.held = [];
     this.term.dispose();
   }
 }

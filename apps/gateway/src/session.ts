@@ -64,6 +64,8 @@ export class Session extends EventEmitter<{ pause: [boolean] }> {
   private readonly clients = new Set<Attachment>();
   private readonly resumeTokens = new Map<string, { sub: string; role: TerminalRole }>();
   private readonly pauseReasons = new Set<string>();
+  /** Clients waiting for the mirror to reach an offset the ring still holds. */
+  private readonly awaitingSnapshot = new Set<Attachment>();
   private idleTimer: NodeJS.Timeout | undefined;
   private killTimer: NodeJS.Timeout | undefined;
   private cols: number;
@@ -77,7 +79,7 @@ export class Session extends EventEmitter<{ pause: [boolean] }> {
     this.cols = opts.cols;
     this.rows = opts.rows;
     this.ring = new OutputRing(opts.ringBytes);
-    this.mirror = new ScreenMirror(opts.cols, opts.rows, 1000, () => this.onMirrorParsed());
+    this.mirror = new ScreenMirror(opts.cols, opts.rows, 1000, () => this.onMirrorParsed(), Math.min(64 * 1024, Math.floor(opts.ringBytes / 4)));
     const [file, ...args] = opts.command;
     this.proc = pty.spawn(file ?? '/bin/sh', args, {
       name: 'xterm-256color',
@@ -161,12 +163,13 @@ export class Session extends EventEmitter<{ pause: [boolean] }> {
     } else {
       this.sendSnapshot(client);
     }
-    if (this.exit) client.send(encodeExit(this.exit.code, this.exit.signal));
+    if (this.exit && !this.awaitingSnapshot.has(client)) client.send(encodeExit(this.exit.code, this.exit.signal));
     this.checkFlow(client);
   }
 
   detach(client: Attachment): void {
     if (!this.clients.delete(client)) return;
+    this.awaitingSnapshot.delete(client);
     this.pauseReasons.delete(client.id);
     this.updatePause();
     if (this.state === 'closed') return;
@@ -244,7 +247,25 @@ export class Session extends EventEmitter<{ pause: [boolean] }> {
     for (const c of this.clients) c.send(encodeSessionInfo(this.info(c)));
   }
 
+  private pending: Buffer[] = [];
+  private flushScheduled = false;
+
+  /**
+   * libuv hands over up to 32 PTY reads in one poll phase; they go out as one frame in the check
+   * phase of the same loop iteration (setImmediate), never later, so no timer delays a keystroke.
+   */
   private onOutput(data: Buffer): void {
+    this.pending.push(data);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flushOutput());
+  }
+
+  private flushOutput(): void {
+    this.flushScheduled = false;
+    if (this.pending.length === 0) return;
+    const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
+    this.pending = [];
     const offset = this.ring.endOffset;
     this.ring.push(data);
     this.mirror.feed(data);
@@ -269,6 +290,16 @@ export class Session extends EventEmitter<{ pause: [boolean] }> {
       this.pauseReasons.delete('mirror');
       this.updatePause();
     }
+    if (this.awaitingSnapshot.size > 0 && this.ring.has(this.mirror.parsedOffset)) {
+      const waiting = [...this.awaitingSnapshot];
+      this.awaitingSnapshot.clear();
+      for (const c of waiting) {
+        if (!this.clients.has(c)) continue;
+        this.sendSnapshot(c);
+        if (this.exit) c.send(encodeExit(this.exit.code, this.exit.signal));
+        this.checkFlow(c);
+      }
+    }
   }
 
   private sendFrom(client: Attachment, from: number): void {
@@ -278,7 +309,18 @@ export class Session extends EventEmitter<{ pause: [boolean] }> {
     client.ackedOffset = from;
   }
 
+  /**
+   * The screen at the mirror's parsed offset, then the raw bytes after it; if the ring no longer
+   * reaches back that far (tiny rings), the client waits, getting nothing, until the mirror does.
+   */
   private sendSnapshot(client: Attachment): void {
+    this.mirror.flush();
+    if (!this.ring.has(this.mirror.parsedOffset)) {
+      client.mode = 'snapshot';
+      this.awaitingSnapshot.add(client);
+      return;
+    }
+    client.mode = 'live';
     const snap = this.mirror.snapshot();
     client.send(encodeSnapshot(snap.offset, snap.cols, snap.rows, snap.data));
     this.sendFrom(client, snap.offset);
@@ -295,8 +337,7 @@ export class Session extends EventEmitter<{ pause: [boolean] }> {
     // and once it has read what it was sent it gets the current screen and continues live.
     if (c.mode === 'live' && unacked > this.opts.highWaterBytes) {
       c.mode = 'snapshot';
-    } else if (c.mode === 'snapshot' && unacked <= this.opts.lowWaterBytes) {
-      c.mode = 'live';
+    } else if (c.mode === 'snapshot' && unacked <= this.opts.lowWaterBytes && !this.awaitingSnapshot.has(c)) {
       this.sendSnapshot(c);
     }
   }
@@ -317,6 +358,7 @@ export class Session extends EventEmitter<{ pause: [boolean] }> {
   }
 
   private onExit(code: number, signal: number): void {
+    this.flushOutput();
     this.exit = { code, signal };
     if (this.state === 'running') this.state = 'exited';
     clearTimeout(this.killTimer);
