@@ -7,6 +7,16 @@ const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const ACTIONS = new Set(['login', 'logout', 'bootstrap', 'cancel', 'start', 'stop', 'restart', 'resume', 'retry', 'attach', 'snapshot', 'rotate', 'revoke']);
 const VERB: Record<string, string> = { POST: 'create', PUT: 'update', PATCH: 'update', DELETE: 'delete' };
 const API = '/api/v1';
+/**
+ * Names people search for, where the derived one would be clumsy. Terminal tickets are how a
+ * terminal is opened or attached to (the WebSocket then goes to the gateway, not through here).
+ */
+const ALIASES: Record<string, string> = {
+  'POST /api/v1/environments/:id/terminals': 'terminals.open',
+  'POST /api/v1/environments/:id/terminals/:sessionId/tickets': 'terminals.attach',
+};
+// Body fields worth keeping: short enum-like values (a terminal role, a user's new role).
+const KEPT_BODY_FIELDS = ['role'];
 
 /** `/api/v1/tokens/<uuid>` → `/api/v1/tokens/:id` when no route matched (bad JSON, 413, 404). */
 function normalize(path: string): string {
@@ -17,10 +27,20 @@ function normalize(path: string): string {
     .join('/');
 }
 
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
 const singular = (s: string) => (s.endsWith('s') && !s.endsWith('ss') ? s.slice(0, -1) : s);
 
 /** `tokens.create`, `tasks.cancel`, `environments.terminals.create` from method and route pattern. */
 export function verbOf(method: string, pattern: string): string {
+  const alias = ALIASES[`${method} ${pattern}`];
+  if (alias) return alias;
   const literals = pattern
     .slice(API.length)
     .split('/')
@@ -57,19 +77,25 @@ export function describeRequest(req: AuthedRequest, res: Response, answered: unk
   const values = path.split('/');
   let targetType: string | null = null;
   let targetId: string | null = null;
+  const details: Record<string, unknown> = {};
   names.forEach((n, i) => {
     if (n.startsWith(':') && values[i]) {
+      // A parent (the environment of a terminal) is kept in details; the last param is the target.
+      if (targetType && targetId) details[`${targetType}Id`] = targetId;
       targetType = singular(names[i - 1] ?? 'resource');
-      targetId = decodeURIComponent(values[i]).slice(0, 120);
+      targetId = safeDecode(values[i]).slice(0, 120);
     }
   });
+  const body = req.body as Record<string, unknown> | undefined;
+  for (const k of KEPT_BODY_FIELDS) {
+    const v = body?.[k];
+    if (typeof v === 'string' && /^[a-z_-]{1,20}$/.test(v)) details[k] = v;
+  }
   const ok = res.statusCode < 400;
   const created = ok ? createdIdOf(answered) : {};
-  const details: Record<string, unknown> = {};
   const entry: AuditEntry = { ...actorOf(req), action, route: `${req.method} ${pattern}`, result: res.statusCode, details };
   if (pattern.startsWith(`${API}/auth/`)) {
     // Sign-in attempts: the email tried (never the password); on success, who it was.
-    const body = req.body as Record<string, unknown> | undefined;
     if (body && typeof body.email === 'string') details.email = body.email;
     if (!entry.userId && created.id) {
       entry.userId = created.id;

@@ -64,6 +64,11 @@ describe('audit coverage', () => {
         missing.push(`${pattern} → ${res.status}: ${JSON.stringify(found)}`);
     }
     expect(missing).toEqual([]);
+    // Terminal tickets (open, attach) are the terminal attach events, named as such.
+    const attach = await rows(`action = 'terminals.attach'`);
+    expect(attach.length).toBeGreaterThan(0);
+    expect(attach[0]).toMatchObject({ target_type: 'terminal', result: 404 });
+    expect(attach[0]?.details.environmentId).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it('records actor, token, address, verb and target of a successful change', async () => {
@@ -115,7 +120,7 @@ describe('audit coverage', () => {
   it('AuditService.record keeps small facts and drops anything that looks like a credential', async () => {
     const svc = s.app.get(AuditService);
     await svc.record({ action: 'terminals.attach', result: 200, targetType: 'environment', targetId: 'env-1', details: { role: 'driver', token: 'eyJ.secret', password: 'p', apiKey: 'k' } });
-    const [r] = await rows(`action = 'terminals.attach'`);
+    const [r] = await rows(`action = 'terminals.attach' AND target_id = 'env-1'`);
     expect(r?.details).toEqual({ role: 'driver' });
   });
 });
