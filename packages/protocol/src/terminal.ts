@@ -183,10 +183,10 @@ function need(buf: Uint8Array, n: number): void {
 export function decodeFrame(buf: Uint8Array): TerminalFrame {
   need(buf, 1);
   const op = buf[0];
+  // Keystrokes: nothing allocated beyond the view of the payload.
+  if (op === TerminalOp.Input) return { op, data: buf.subarray(1) };
   const dv = view(buf);
   switch (op) {
-    case TerminalOp.Input:
-      return { op, data: buf.subarray(1) };
     case TerminalOp.Resize:
       need(buf, 5);
       return { op, cols: dv.getUint16(1), rows: dv.getUint16(3) };
