@@ -62,7 +62,8 @@ export class DockerProvider implements EnvironmentProvider {
     const existing = await container.inspect().catch(() => undefined);
     if (existing) {
       if (existing.State.Status !== 'created' && (await this.hasMarker(container))) {
-        const info = existing.State.Running ? await this.waitReady(spec.id) : await this.inspect(spec.id);
+        // A re-run create means "make it ready": start it if the crash left it stopped.
+        const info = existing.State.Running ? await this.waitReady(spec.id) : await this.startAndWait(spec.id);
         return { ...info, created: false, image: existing.Config.Image, isolation };
       }
       // Found but never finished provisioning (a crash mid-create): start over.
@@ -107,13 +108,15 @@ export class DockerProvider implements EnvironmentProvider {
     });
     try {
       if (spec.repo) await this.cloneInto(created, spec, options);
+      // With nothing to run after start, mark provisioning done before it (saves an exec round trip).
+      if (!image.postCreateCommand) await created.putArchive(markerTar(), { path: '/' });
       const info = await this.startAndWait(spec.id);
       if (image.postCreateCommand) {
         options.onProgress?.({ phase: 'setup', message: `postCreateCommand: ${image.postCreateCommand.join(' ')}` });
         const code = await this.exec(spec.id, image.postCreateCommand, (line) => options.onProgress?.({ phase: 'setup', message: line }));
         if (code !== 0) throw new ProviderError('setup_failed', `postCreateCommand exited ${code}`, 'fix postCreateCommand in devcontainer.json; its output was streamed to onProgress');
+        await created.putArchive(markerTar(), { path: '/' });
       }
-      await this.exec(spec.id, ['sh', '-c', `: > ${MARKER}`]);
       return { ...info, created: true, image: image.image, isolation };
     } catch (err) {
       await created.remove({ force: true, v: true }).catch(() => undefined);
@@ -274,6 +277,26 @@ export class DockerProvider implements EnvironmentProvider {
     }
     return info;
   }
+}
+
+/** A one-file tar (the provisioning marker, empty, mode 0644) for putArchive at `/`. */
+function markerTar(): Buffer {
+  const header = Buffer.alloc(512);
+  const put = (value: string, offset: number, length: number) => header.write(value, offset, length, 'ascii');
+  put(MARKER.slice(1), 0, 100);
+  put('0000644\0', 100, 8);
+  put('0001750\0', 108, 8);
+  put('0001750\0', 116, 8);
+  put('00000000000\0', 124, 12);
+  put(`${Math.floor(Date.now() / 1000).toString(8).padStart(11, '0')}\0`, 136, 12);
+  put('        ', 148, 8);
+  put('0', 156, 1);
+  put('ustar\0', 257, 6);
+  put('00', 263, 2);
+  let sum = 0;
+  for (const b of header) sum += b;
+  put(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8);
+  return Buffer.concat([header, Buffer.alloc(1024)]);
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
