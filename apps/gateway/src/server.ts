@@ -142,7 +142,12 @@ export async function startGateway(input: GatewayConfigInput, options: GatewayOp
       let command: string[] | undefined;
       const cmd = url.searchParams.get('cmd');
       if (cmd) {
-        const parsed: unknown = JSON.parse(cmd);
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(cmd);
+        } catch {
+          parsed = undefined;
+        }
         if (!Array.isArray(parsed) || !parsed.every((a) => typeof a === 'string')) {
           throw new Refusal(TerminalCloseCode.Forbidden, 'cmd must be a JSON array of strings');
         }
