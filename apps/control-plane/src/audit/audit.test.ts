@@ -54,9 +54,10 @@ describe('audit coverage', () => {
     for (const [i, op] of ops.entries()) {
       const reqId = `audit-walk-${i}-${randomUUID().slice(0, 8)}`;
       // Random ids: the parent does not exist, so deletes and actions answer 404 and harm nothing;
-      // an empty body is invalid for most creates (400). Either way the call must be audited.
+      // an unknown field makes every strict body invalid (400), so no create starts real work
+      // (an environment, a task). Either way the call must be audited.
       const url = op.path.replace(/\{[^}]+\}/g, () => randomUUID());
-      const res = await admin.req(op.method, url, {}, { 'x-request-id': reqId });
+      const res = await admin.req(op.method, url, { auditProbe: 'unknown field' }, { 'x-request-id': reqId });
       const found = await rows('request_id = $1', [reqId]);
       const pattern = `${op.method} ${op.path.replace(/\{([^}]+)\}/g, ':$1')}`;
       const row = found[0];
@@ -67,7 +68,7 @@ describe('audit coverage', () => {
     // Terminal tickets (open, attach) are the terminal attach events, named as such.
     const attach = await rows(`action = 'terminals.attach'`);
     expect(attach.length).toBeGreaterThan(0);
-    expect(attach[0]).toMatchObject({ target_type: 'terminal', result: 404 });
+    expect(attach[0]).toMatchObject({ target_type: 'terminal', result: 400 });
     expect(attach[0]?.details.environmentId).toMatch(/^[0-9a-f-]{36}$/);
   });
 
