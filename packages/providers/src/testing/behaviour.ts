@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { EnvironmentSpec } from '@berth/protocol';
 import { ProviderError } from '../errors.js';
 import { reconcile } from '../reconcile.js';
+import { serveRepoWithToken } from './git-server.js';
 import type { EnvironmentProvider } from '../types.js';
 
 /** What the shared suite needs from a provider beyond the interface, per provider. */
@@ -23,14 +24,14 @@ export interface BehaviourHarness {
 }
 
 /** A bare git repo with one commit, on a file:// URL. */
-export function makeBareRepo(): { url: string; cleanup(): void } {
+export function makeBareRepo(): { url: string; path: string; cleanup(): void } {
   const root = mkdtempSync(join(tmpdir(), 'berth-repo-'));
   const work = join(root, 'work');
   const git = (...args: string[]): void => void execFileSync('git', args, { cwd: root, stdio: 'ignore' });
   git('init', '-q', '-b', 'main', work);
   execFileSync('sh', ['-c', 'echo hello > README.md && git add . && git -c user.email=t@t -c user.name=t commit -qm init'], { cwd: work });
   git('clone', '-q', '--bare', work, join(root, 'repo.git'));
-  return { url: `file://${join(root, 'repo.git')}`, cleanup: () => rmSync(root, { recursive: true, force: true }) };
+  return { url: `file://${join(root, 'repo.git')}`, path: join(root, 'repo.git'), cleanup: () => rmSync(root, { recursive: true, force: true }) };
 }
 
 async function expectProviderError(p: Promise<unknown>, code: string): Promise<ProviderError> {
@@ -131,20 +132,44 @@ export function behaviourSuite(name: string, makeHarness: () => Promise<Behaviou
     });
 
     describe('with a repo', () => {
+      const token = 'sekrit-token-123';
       let repo: ReturnType<typeof makeBareRepo>;
-      beforeAll(() => {
+      let served: Awaited<ReturnType<typeof serveRepoWithToken>>;
+      beforeAll(async () => {
         repo = makeBareRepo();
+        served = await serveRepoWithToken(repo.path, token);
       });
-      afterAll(() => repo.cleanup());
+      afterAll(async () => {
+        await served.close();
+        repo.cleanup();
+      });
 
-      it('clones the repo into the workspace and leaves no token in its git config', async ({ skip }) => {
+      it('clones over HTTP with the token, and leaves the token nowhere in the workspace git config', async ({ skip }) => {
         if (!h.hasGateway) skip();
-        const s = spec({ repo: { url: repo.url, ref: 'main', token: 'sekrit-token-123' } });
+        const s = spec({ repo: { url: served.url, ref: 'main', token } });
         await h.provider.create(s);
         expect((await h.readFile(s.id, 'README.md')).trim()).toBe('hello');
         const config = await h.readFile(s.id, '.git/config');
-        expect(config).not.toContain('sekrit-token-123');
+        expect(config).toContain(served.url);
+        expect(config).not.toContain(token);
+        expect(config).not.toContain(Buffer.from(`x-access-token:${token}`).toString('base64'));
         expect(config).not.toContain('extraHeader');
+      });
+
+      it('fails a clone with a wrong token with a hint and no token in the message, creating nothing', async ({ skip }) => {
+        if (!h.hasGateway) skip();
+        const s = spec({ repo: { url: served.url, token: 'wrong-token-456' } });
+        const err = await expectProviderError(h.provider.create(s), 'clone_failed');
+        expect(err.message).not.toContain('wrong-token-456');
+        expect((await h.provider.inspect(s.id)).state).toBe('missing');
+        expect(await h.leftovers(prefix)).toEqual([]);
+      });
+
+      it('clones a file:// repo at a ref', async ({ skip }) => {
+        if (!h.hasGateway) skip();
+        const s = spec({ repo: { url: repo.url, ref: 'main' } });
+        await h.provider.create(s);
+        expect((await h.readFile(s.id, 'README.md')).trim()).toBe('hello');
       });
     });
 

@@ -1,2 +1,3 @@
 export { behaviourSuite, makeBareRepo, type BehaviourHarness } from './behaviour.js';
 export { dockerHarness, ensureGatewayBundle, fakeHarness, localHarness } from './harness.js';
+export { serveRepoWithToken } from './git-server.js';
