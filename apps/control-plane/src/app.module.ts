@@ -57,7 +57,10 @@ export class AppModule {
         LiveModule.forRoot(deps.databaseUrl),
         SecretsModule,
         TerminalsModule,
-        TasksModule.forRoot(deps),
+        TasksModule.forRoot({
+          ...deps,
+          taskLimits: { defaultTimeoutSeconds: deps.config.taskDefaultTimeoutSeconds, maxTimeoutSeconds: deps.config.taskMaxTimeoutSeconds },
+        }),
         EnvironmentsModule.forRoot(deps),
         AuditModule.forRoot(deps),
         // Feature modules register here, one line each.

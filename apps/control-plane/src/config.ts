@@ -54,6 +54,9 @@ export const ConfigSchema = z.object({
   envMaxLifetimeHours: z.coerce.number().min(0).default(0),
   /** How often the reaper reconciles environments with their providers. */
   envReapSeconds: z.coerce.number().positive().default(30),
+  /** Tasks: the timeout when a task names none, and the global maximum whatever it asks for. */
+  taskDefaultTimeoutSeconds: z.coerce.number().int().positive().default(3600),
+  taskMaxTimeoutSeconds: z.coerce.number().int().positive().default(24 * 3600),
   /** Operator switch: when false, nobody can open or attach to a terminal (tasks still run). */
   interactiveAttach: bool.default(true),
   /** Run task workers in this process (`berth server`); `berth worker` runs them alone. */
@@ -106,6 +109,9 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
       secureCookies: env.BERTH_SECURE_COOKIES,
       signingKeys: env.BERTH_SIGNING_KEYS,
       interactiveAttach: env.BERTH_INTERACTIVE_ATTACH,
+      workers: env.BERTH_WORKERS,
+      taskDefaultTimeoutSeconds: env.BERTH_TASK_DEFAULT_TIMEOUT_SECONDS,
+      taskMaxTimeoutSeconds: env.BERTH_TASK_MAX_TIMEOUT_SECONDS,
       envIdleStopMinutes: env.BERTH_ENV_IDLE_STOP_MINUTES,
       envMaxLifetimeHours: env.BERTH_ENV_MAX_LIFETIME_HOURS,
       envReapSeconds: env.BERTH_ENV_REAP_SECONDS,
@@ -134,6 +140,12 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
     throw new ConfigError(
       'BERTH_ADMIN_EMAIL and BERTH_ADMIN_PASSWORD must be set together',
       'set both to create the admin on first start, or neither to get a bootstrap URL',
+    );
+  }
+  if (c.taskDefaultTimeoutSeconds > c.taskMaxTimeoutSeconds) {
+    throw new ConfigError(
+      'BERTH_TASK_DEFAULT_TIMEOUT_SECONDS is above BERTH_TASK_MAX_TIMEOUT_SECONDS',
+      'lower the default or raise the maximum',
     );
   }
   const shownHost = c.host === '0.0.0.0' || c.host === '::' ? '127.0.0.1' : c.host;

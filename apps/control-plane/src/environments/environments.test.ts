@@ -119,3 +119,24 @@ describe('environments API (fake provider)', () => {
     expect((await m.post('/api/v1/environments', { name: 'dup' })).status).toBe(201);
   });
 });
+
+describe('berth worker', () => {
+  it('drives environment jobs for a server that runs no workers', async () => {
+    const { runWorker } = await import('../worker/run-worker.js');
+    const { pino } = await import('pino');
+    const apiOnly = await startTestServer({ BERTH_PROVIDERS: 'fake', BERTH_WORKERS: 'false' });
+    const worker = await runWorker(apiOnly.config, { logger: pino({ level: 'silent' }) });
+    try {
+      const c = new Client(apiOnly.url);
+      await c.login(ADMIN.email, ADMIN.password);
+      const w = await LiveWaiter.connect(c);
+      const id = (await c.post('/api/v1/environments', {})).json.environment.id as string;
+      const r = await w.until(() => c.get(`/api/v1/environments/${id}`), (x) => x.json.environment.state !== 'pending' && x.json.environment.state !== 'provisioning');
+      expect(r.json.environment.state).toBe('ready');
+      w.close();
+    } finally {
+      await worker.stop();
+      await apiOnly.stop();
+    }
+  });
+});

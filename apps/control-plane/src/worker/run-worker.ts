@@ -5,6 +5,12 @@ import { ConfigError, type Config } from '../config.js';
 import { createLogger } from '../common/logging.js';
 import type { Clock } from '../common/di.js';
 import { startTaskWorkers } from './task-workers.js';
+import { systemClock } from '../common/di.js';
+import { loadKeys } from '../identity/keys.js';
+import { IdentityService } from '../identity/identity.service.js';
+import { createProviders } from '../environments/providers.js';
+import { startEnvironmentWorkers } from '../environments/environment-workers.js';
+import { GatewaySessions } from '../environments/gateway-sessions.js';
 
 export interface RunningWorker {
   workerId: string;
@@ -43,10 +49,32 @@ export async function runWorker(config: Config, opts: RunWorkerOptions = {}): Pr
       ...(opts.runner ? { runner: opts.runner } : {}),
       ...(opts.registry ? { registry: opts.registry } : {}),
     });
+    // Environment lifecycle jobs too: they sign gateway configs, so the worker needs the same
+    // signing keys as the servers (BERTH_SIGNING_KEYS, or the same key file).
+    const keys = await loadKeys({ inline: config.signingKeys, file: config.signingKeyFile, dataDir: config.dataDir });
+    const identity = new IdentityService(keys, config, opts.clock ?? systemClock);
+    const sessions = new GatewaySessions(identity);
+    const envWorkers = await startEnvironmentWorkers({
+      pool,
+      databaseUrl,
+      providers: await createProviders(config),
+      gateway: () => ({ issuer: identity.issuer, jwks: identity.jwks() as { keys: Array<Record<string, unknown>> } }),
+      dataDir: config.dataDir,
+      logger: logger.child({ component: 'environment-workers' }),
+      ...(opts.clock ? { clock: opts.clock } : {}),
+      idleStopMinutes: config.envIdleStopMinutes,
+      maxLifetimeHours: config.envMaxLifetimeHours,
+      reapSeconds: config.envReapSeconds,
+      attachedClients: (env) => sessions.attachedClients(env),
+    }).catch(async (err: unknown) => {
+      await workers.stop(0);
+      throw err;
+    });
     logger.info({ workerId: workers.workerId }, 'berth worker running');
     return {
       workerId: workers.workerId,
       async stop(graceMs = 10_000) {
+        await envWorkers.stop(graceMs);
         await workers.stop(graceMs);
         await pool.end();
         logger.info({ workerId: workers.workerId }, 'berth worker stopped');
