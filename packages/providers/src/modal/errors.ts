@@ -56,7 +56,9 @@ export function fromModal(err: unknown, doing: string, secrets: readonly string[
   if (err instanceof ModalProviderError) return err;
   const e = err as { name?: string; code?: unknown; details?: unknown; message?: unknown };
   const raw = typeof e.details === 'string' && e.details ? e.details : typeof e.message === 'string' ? e.message : String(err);
-  const text = scrub(raw, secrets);
+  // Build failures carry the step's output; keep the head (which step) and the tail (why).
+  const clean = scrub(raw, secrets);
+  const text = clean.length > 4000 ? `${clean.slice(0, 1000)}\n…\n${clean.slice(-3000)}` : clean;
   const code = typeof e.code === 'number' ? e.code : undefined;
   const name = e.name ?? '';
   const msg = `Modal: ${doing} failed: ${text}`;

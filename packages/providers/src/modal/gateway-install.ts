@@ -36,7 +36,7 @@ export function gatewayInstallCommands(opts: GatewayInstallOptions = {}): { inst
     install.push(`RUN curl -fsSL '${opts.bundleUrl.replaceAll("'", '')}' -o ${dir}/gateway.mjs`);
   } else {
     const b64 = readFileSync(opts.bundlePath ?? defaultGatewayAssets().bundle).toString('base64');
-    install.push(`RUN rm -f ${dir}/gateway.b64`);
+    install.push(`RUN mkdir -p ${dir} && rm -f ${dir}/gateway.b64`);
     for (let i = 0; i < b64.length; i += CHUNK) install.push(`RUN printf %s '${b64.slice(i, i + CHUNK)}' >> ${dir}/gateway.b64`);
     install.push(`RUN base64 -d ${dir}/gateway.b64 > ${dir}/gateway.mjs && rm ${dir}/gateway.b64`);
   }

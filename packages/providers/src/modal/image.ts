@@ -37,6 +37,9 @@ export function dockerfileInstructions(text: string): string[] {
   return out;
 }
 
+/** Marks the clone step, so a build failure there is reported as a clone failure. */
+export const CLONE_MARK = 'berth-clone';
+
 const shq = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`;
 
 /**
@@ -82,7 +85,7 @@ export async function imageRecipe(input: RecipeInputs): Promise<Recipe> {
     const auth = spec.repo.token ? `-c http.extraHeader="Authorization: Basic $BERTH_GIT_BASIC" ` : '';
     if (spec.repo.token) buildEnv.BERTH_GIT_BASIC = Buffer.from(`x-access-token:${spec.repo.token}`).toString('base64');
     const ref = spec.repo.ref ? `--branch ${shq(spec.repo.ref)} ` : '';
-    commands.push(`RUN : berth-env=${spec.id} && git ${auth}clone ${ref}-- ${shq(spec.repo.url)} ${shq(input.workdir)}`);
+    commands.push(`RUN : ${CLONE_MARK} berth-env=${spec.id} && git ${auth}clone ${ref}-- ${shq(spec.repo.url)} ${shq(input.workdir)}`);
   } else {
     commands.push(`RUN mkdir -p ${shq(input.workdir)}`);
   }

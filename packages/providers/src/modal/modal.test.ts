@@ -1,13 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultGatewayAssets } from '../assets.js';
 import { ensureGatewayBundle } from '../testing/harness.js';
 import { behaviourSuite } from '../testing/behaviour.js';
 import type { FakeModal } from './fake/modal.js';
-import { isRetryable, ModalProviderError, TAG_ENV, TAG_INSTALLATION, TAG_OWNER, type ModalProvider } from './provider.js';
+import { gatewayInstallCommands, isRetryable, ModalProviderError, TAG_ENV, TAG_INSTALLATION, TAG_OWNER, type ModalProvider } from './provider.js';
 import { FAKE_TOKEN, fakeProcesses, fakeProvider, modalHarness, sandboxOf, startFake } from './testing.js';
 
 // The modal provider through the real `modal` SDK against FakeModal (a loopback gRPC server),
@@ -80,6 +81,44 @@ describe('modal provider on fake Modal', () => {
     expect(err.message).toContain('about-to-fail');
     expect(isRetryable(err)).toBe(false);
     expect((await provider.inspect(bad)).state).toBe('missing');
+  });
+
+  it('builds from a devcontainer Dockerfile (instructions become image commands) and refuses COPY with a hint', async () => {
+    const ctx = join(dir, 'ctx-dockerfile');
+    await mkdir(join(ctx, '.devcontainer'), { recursive: true });
+    await writeFile(join(ctx, '.devcontainer/devcontainer.json'), '{ "build": { "dockerfile": "Dockerfile" }, // jsonc\n }');
+    await writeFile(join(ctx, '.devcontainer/Dockerfile'), 'FROM debian:bookworm-slim\n# a comment\nENV GREETING=from-dockerfile\nRUN echo "$GREETING" \\\n  > /etc/berth-dockerfile\n');
+    const env = id();
+    await provider.create({ id: env, ownerId: 'o', buildContext: ctx });
+    const sb = sandboxOf(fake, env);
+    expect((await readFile(join(sb.spec.dir, 'upper/etc/berth-dockerfile'), 'utf8')).trim()).toBe('from-dockerfile');
+    expect(sb.spec.env.GREETING).toBe('from-dockerfile');
+    await provider.destroy(env);
+
+    await writeFile(join(ctx, '.devcontainer/Dockerfile'), 'FROM debian:bookworm-slim\nCOPY . /src\n');
+    const err = await failure(provider.create({ id: id(), ownerId: 'o', buildContext: ctx }));
+    expect(err.code).toBe('build_unsupported');
+    expect(err.message).toContain('COPY . /src');
+  });
+
+  it('two concurrent creates of one id end with one sandbox', async () => {
+    const env = id();
+    const [a, b] = await Promise.all([provider.create({ id: env, ownerId: 'o' }), provider.create({ id: env, ownerId: 'o' })]);
+    expect(a.gatewayUrl).toBe(b.gatewayUrl);
+    expect([...fake.sandboxes.values()].filter((s) => s.running && s.tags[TAG_ENV] === env)).toHaveLength(1);
+    await provider.destroy(env);
+  });
+
+  it('installs the gateway from the bundle inlined in the image commands', async () => {
+    // The real install also npm-installs node-pty; here (offline) it is copied from this host.
+    const { install, command } = gatewayInstallCommands();
+    const chunks = install.filter((c) => !/npm install|apt-get|command -v/.test(c));
+    expect(chunks.length).toBeGreaterThan(3);
+    const p = track(fakeProvider(fake, dir, { gateway: { install: [...chunks, `RUN mkdir -p /opt/berth/node_modules && cp -r ${defaultGatewayAssets().nodePtyDir} /opt/berth/node_modules/node-pty`], command: [process.execPath, ...command.slice(1)] } }));
+    const env = id();
+    const info = await p.create({ id: env, ownerId: 'o' });
+    expect((await fetch(`${info.gatewayUrl}/healthz`)).ok).toBe(true);
+    await p.destroy(env);
   });
 
   it('says which image could not be pulled', async () => {

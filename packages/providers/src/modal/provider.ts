@@ -1,12 +1,13 @@
+import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EnvironmentInfo, EnvironmentSpec, GatewayConfigInput } from '@berth/protocol';
 import { ProviderError } from '../errors.js';
 import { defaultSpecPolicy, validateSpec, type ResourceLimits, type SpecPolicy } from '../spec.js';
 import type { CreateOptions, CreateResult, EnvironmentProvider, ListedEnvironment } from '../types.js';
-import { healthz } from '../wait.js';
-import { fromModal, ModalProviderError } from './errors.js';
-import { imageRecipe } from './image.js';
+import { healthz, pollUntil } from '../wait.js';
+import { fromModal, ModalProviderError, scrub } from './errors.js';
+import { CLONE_MARK, imageRecipe } from './image.js';
 import { SdkModalApi, type ModalApi, type ModalConnection } from './sdk.js';
 
 export { isRetryable, ModalProviderError } from './errors.js';
@@ -110,7 +111,14 @@ export class ModalProvider implements EnvironmentProvider {
     }
     const recipe = await imageRecipe({ spec, baseImage: this.opts.baseImage, gatewayInstall: this.opts.gateway.install, workdir: this.workdir });
     options.onProgress?.({ phase: 'build', message: `building the Modal image from ${'registry' in recipe.image.from ? recipe.image.from.registry : recipe.image.from.imageId} (${recipe.image.commands.length} commands)` });
-    const imageId = await this.call('building the image', () => this.api.buildImage(this.appName, recipe.image));
+    const imageId = await this.call('building the image', () => this.api.buildImage(this.appName, recipe.image)).catch((err: unknown) => {
+      const repo = spec.repo;
+      if (repo && err instanceof ModalProviderError && err.code === 'build_failed' && err.message.includes(CLONE_MARK)) {
+        const why = err.message.split('\n').slice(1).join(' ').trim();
+        throw new ModalProviderError('clone_failed', scrub(`could not clone ${repo.url}${repo.ref ? `@${repo.ref}` : ''}: ${why}`, [repo.token ?? '']), 'check the URL, the ref and the token (it needs read access)', false);
+      }
+      throw err;
+    });
     options.onProgress?.({ phase: 'build', message: `image ${imageId} ready` });
     // The clone token went to Modal as a build Secret; it is not kept on disk.
     const kept: EnvironmentSpec = spec.repo ? { ...spec, repo: { url: spec.repo.url, ...(spec.repo.ref ? { ref: spec.repo.ref } : {}) } } : spec;
@@ -222,8 +230,11 @@ export class ModalProvider implements EnvironmentProvider {
     try {
       sandboxId = await this.call('creating the sandbox', () => this.api.createSandbox(request));
     } catch (err) {
-      // A concurrent create won the name: that sandbox is this environment.
-      const other = err instanceof ModalProviderError && err.code === 'modal_conflict' ? await this.running(id) : undefined;
+      if (!(err instanceof ModalProviderError && err.code === 'modal_conflict')) throw err;
+      // A concurrent create won the name: that sandbox is this environment. Modal reserves the
+      // name before the sandbox is listed, so look for it for a while (no event to wait on).
+      let other: string | undefined;
+      await pollUntil(async () => (other = await this.running(id)) !== undefined, 30_000, 200);
       if (!other) throw err;
       sandboxId = other;
     }
@@ -274,7 +285,9 @@ export class ModalProvider implements EnvironmentProvider {
   private async writeState(state: State): Promise<void> {
     await mkdir(this.opts.stateDir, { recursive: true });
     const file = this.stateFile(state.id);
-    await writeFile(`${file}.tmp`, JSON.stringify(state));
-    await rename(`${file}.tmp`, file);
+    // A unique temp name: two concurrent creates of one id both write, and the last rename wins whole.
+    const tmp = `${file}.${randomUUID()}.tmp`;
+    await writeFile(tmp, JSON.stringify(state));
+    await rename(tmp, file);
   }
 }

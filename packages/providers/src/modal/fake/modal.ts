@@ -53,6 +53,7 @@ export class FakeModal {
   private readonly imageCache = new Map<string, string>();
   private readonly server = new grpc.Server();
   private lastCreatedAt = 0;
+  private readonly creating = new Set<string>();
   port = 0;
 
   private constructor(private readonly opts: FakeModalOptions) {}
@@ -198,12 +199,19 @@ export class FakeModal {
     const image = this.images.get(def.imageId);
     if (!image) throw new FakeStatus(status.NOT_FOUND, `Image ${def.imageId} not found`);
     const live = [...this.sandboxes.values()].filter((s) => s.running);
-    if (def.name && live.some((s) => s.appId === appId && s.name === def.name)) throw new FakeStatus(status.ALREADY_EXISTS, `Sandbox with name '${def.name}' already exists`);
+    const nameKey = `${appId}/${def.name}`;
+    if (def.name && (this.creating.has(nameKey) || live.some((s) => s.appId === appId && s.name === def.name))) throw new FakeStatus(status.ALREADY_EXISTS, `Sandbox with name '${def.name}' already exists`);
     if (this.opts.maxSandboxes !== undefined && live.length >= this.opts.maxSandboxes) throw new FakeStatus(status.RESOURCE_EXHAUSTED, `Sandbox quota reached: at most ${this.opts.maxSandboxes} running sandboxes in this workspace`);
     // The SDK tells V1 from V2 sandboxes by the id's shape (22 characters after "sb-" is V1).
     const id = newId('sb', version === 1 ? 22 : 26);
     const dir = join(this.opts.dir, 'sandboxes', id);
-    await copyLayer(image.root, join(dir, 'upper'));
+    // The name is taken from here on, as Modal's is, even while the layer is still being copied.
+    if (def.name) this.creating.add(nameKey);
+    try {
+      await copyLayer(image.root, join(dir, 'upper'));
+    } finally {
+      this.creating.delete(nameKey);
+    }
     const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/root', MODAL_SANDBOX_ID: id, ...image.env };
     for (const s of def.secretIds) Object.assign(env, this.secrets.get(s));
     for (const src of (req.secretSources ?? []) as { secretId: string; env?: { contents: Record<string, string> } }[]) {
@@ -273,7 +281,7 @@ export class FakeModal {
           const res = await runStep(arg, dir, { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/root', ...env, ...secretEnv });
           if (res.code !== 0) {
             await rm(dir, { recursive: true, force: true });
-            return fail(`RUN ${arg} exited with code ${res.code}\n${res.output.slice(-2000)}`);
+            return fail(`RUN ${arg.length > 200 ? `${arg.slice(0, 200)}…` : arg} exited with code ${res.code}\n${res.output.slice(-2000)}`);
           }
           break;
         }
