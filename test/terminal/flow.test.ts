@@ -6,8 +6,11 @@ import { decodeFrame, TerminalOp } from '@berth/protocol';
 import { reachOffset, screenShows, view, type Viewer } from './helpers.js';
 
 const HIGH_WATER = 256 * 1024;
-/** node-pty reads at most this much at a time; one read may land after the pause decision. */
-const MAX_READ = 64 * 1024;
+/**
+ * Output read in one loop iteration goes out as one frame before the pause decision: libuv does
+ * up to 32 reads of a PTY per poll (4 KiB each in practice), so allow a generous margin.
+ */
+const MAX_READ = 256 * 1024;
 
 const gateways: TestGateway[] = [];
 const viewers: Viewer[] = [];

@@ -204,6 +204,8 @@ export class Session extends EventEmitter<{ pause: [boolean] }> {
     const wasRunning = this.state === 'running';
     this.state = 'closed';
     this.clearIdleTimer();
+    // A paused PTY would never read the hang-up, and node-pty reports exit only after that.
+    this.updatePause();
     if (wasRunning) {
       this.signal('SIGHUP');
       this.killTimer = setTimeout(() => this.signal('SIGKILL'), KILL_GRACE_MS);
