@@ -26,6 +26,10 @@ describe('docs/configuration.md', () => {
     expect(row('BERTH_TOKEN_MAX_DAYS')).toContain(`\`${c.tokenMaxDays}\``);
     expect(row('BERTH_LOGIN_RATE_LIMIT')).toContain(`\`${c.loginRateLimit}\``);
     expect(row('BERTH_LOGIN_RATE_WINDOW_SECONDS')).toContain(`\`${c.loginRateWindowSeconds}\``);
+    expect(row('BERTH_TASK_DEFAULT_TIMEOUT_SECONDS')).toContain(`\`${c.taskDefaultTimeoutSeconds}\``);
+    expect(row('BERTH_TASK_MAX_TIMEOUT_SECONDS')).toContain(`\`${c.taskMaxTimeoutSeconds}\``);
+    expect(row('BERTH_ENV_IDLE_STOP_MINUTES')).toContain(`\`${c.envIdleStopMinutes}\``);
+    expect(row('BERTH_WORKERS')).toContain(`\`${String(c.workers)}\``);
     expect(row('BERTH_INTERACTIVE_ATTACH')).toContain(`\`${String(c.interactiveAttach)}\``);
   });
 });
