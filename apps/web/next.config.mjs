@@ -11,6 +11,12 @@ export default {
   poweredByHeader: false,
   // No image optimizer without a Next server.
   images: { unoptimized: true },
+  // The terminal client and the frame codec are TypeScript sources in the workspace.
+  transpilePackages: ['@berth/terminal', '@berth/protocol'],
+  // Those sources import each other as `./x.js` (Node ESM style) while the files are `./x.ts`.
+  // Turbopack cannot map that yet (vercel/next.js#82945), so the app builds with webpack
+  // (`next build --webpack`), which can.
+  experimental: { extensionAlias: { '.js': ['.ts', '.tsx', '.js'] } },
   // The monorepo root holds the lockfile and node_modules; say so instead of letting Next guess.
   outputFileTracingRoot: root,
   turbopack: { root },

@@ -8,6 +8,7 @@ import { useSession } from '@/lib/session';
 // Pages of the signed-in app. Environments, tasks and secrets join this list as their APIs land.
 const LINKS: Array<{ href: string; label: string; adminOnly?: boolean }> = [
   { href: '/', label: 'Home' },
+  { href: '/environments', label: 'Environments' },
   { href: '/tasks', label: 'Tasks' },
   { href: '/tokens', label: 'API tokens' },
   { href: '/secrets', label: 'Secrets' },

@@ -3,7 +3,7 @@
 import { useEffect, useState } from 'react';
 
 /** Clipboard API where the page is a secure context; otherwise the old execCommand path (plain http on a LAN address). */
-async function copyText(text: string): Promise<boolean> {
+export async function copyText(text: string): Promise<boolean> {
   try {
     if (navigator.clipboard && window.isSecureContext) {
       await navigator.clipboard.writeText(text);
@@ -29,7 +29,8 @@ async function copyText(text: string): Promise<boolean> {
   return ok;
 }
 
-export function CopyButton({ text, label = 'Copy' }: { text: string; label?: string }) {
+/** Copies `text`, or what `getText` returns at the moment of the click. */
+export function CopyButton({ text = '', label = 'Copy', getText }: { text?: string; label?: string; getText?: () => string }) {
   const [state, setState] = useState<'idle' | 'copied' | 'failed'>('idle');
   useEffect(() => {
     if (state === 'idle') return;
@@ -40,7 +41,7 @@ export function CopyButton({ text, label = 'Copy' }: { text: string; label?: str
     <button
       type="button"
       className="btn btn-small"
-      onClick={() => void copyText(text).then((ok) => setState(ok ? 'copied' : 'failed'))}
+      onClick={() => void copyText(getText ? getText() : text).then((ok) => setState(ok ? 'copied' : 'failed'))}
       aria-live="polite"
     >
       {state === 'copied' ? 'Copied' : state === 'failed' ? 'Select and copy' : label}

@@ -97,6 +97,68 @@ export interface LogPage {
   complete: boolean;
 }
 
+export type EnvironmentState =
+  | 'pending'
+  | 'provisioning'
+  | 'ready'
+  | 'stopping'
+  | 'stopped'
+  | 'starting'
+  | 'destroying'
+  | 'destroyed'
+  | 'failed';
+
+export interface Environment {
+  id: string;
+  name: string;
+  provider: string;
+  state: EnvironmentState;
+  stateReason: string | null;
+  gatewayUrl: string | null;
+  node: string | null;
+  /** What it was built from: image, repo, berthYaml, devcontainer, resources (as checked by the server). */
+  spec: Record<string, unknown>;
+  createdAt: string;
+  readyAt: string | null;
+  lastActivityAt: string;
+}
+
+export interface NewEnvironment {
+  name?: string;
+  provider?: string;
+  image?: string;
+  repo?: { url: string; ref?: string };
+  berthYaml?: string;
+  devcontainer?: string;
+  resources?: { cpu?: number; memoryMb?: number; pids?: number };
+}
+
+export interface EnvironmentEvent {
+  id: string;
+  at: string;
+  kind: string;
+  message: string;
+  data: unknown;
+}
+
+/** Connect to `url` with `token` within a minute (the gateway checks it offline). */
+export interface TerminalTicket {
+  url: string;
+  token: string;
+  sessionId: string | null;
+  role: 'driver' | 'observer';
+  expiresAt: string;
+}
+
+export interface TerminalSessionSummary {
+  id: string;
+  state?: string;
+  cols?: number;
+  rows?: number;
+  clients?: Array<{ id: string; sub: string; role: 'driver' | 'observer'; connectedAt: string }>;
+  [key: string]: unknown;
+}
+
 export interface Page<T> {
   items: T[];
   nextCursor: string | null;
@@ -219,6 +281,28 @@ export const api = {
     cancel: (id: string) => request<{ task: Task; changed: boolean }>('POST', `/tasks/${encodeURIComponent(id)}/cancel`),
     timeline: (id: string) => request<{ events: TaskEvent[] }>('GET', `/tasks/${encodeURIComponent(id)}/timeline`),
     logs: (id: string, offset: number) => request<LogPage>('GET', `/tasks/${encodeURIComponent(id)}/logs?offset=${offset}&encoding=base64`),
+  },
+  environments: {
+    list: (opts: { cursor?: string | null; limit?: number } = {}) => request<Page<Environment>>('GET', `/environments${pageQuery(opts)}`),
+    get: (id: string) => request<{ environment: Environment }>('GET', `/environments/${encodeURIComponent(id)}`),
+    create: (body: NewEnvironment) => request<{ environment: Environment }>('POST', '/environments', body),
+    events: (id: string, after?: string | null) =>
+      request<{ items: EnvironmentEvent[]; nextAfter: string | null }>(
+        'GET',
+        `/environments/${encodeURIComponent(id)}/events?limit=500${after ? `&after=${encodeURIComponent(after)}` : ''}`,
+      ),
+    act: (id: string, action: 'stop' | 'start' | 'destroy') =>
+      action === 'destroy'
+        ? request<{ environment: Environment; changed: boolean }>('DELETE', `/environments/${encodeURIComponent(id)}`)
+        : request<{ environment: Environment; changed: boolean }>('POST', `/environments/${encodeURIComponent(id)}/${action}`),
+  },
+  terminals: {
+    /** A ticket for a new shell session (driver). */
+    create: (envId: string) => request<TerminalTicket>('POST', `/environments/${encodeURIComponent(envId)}/terminals`, {}),
+    /** A ticket to join an existing session, typing (driver) or watching (observer). */
+    attach: (envId: string, sessionId: string, role: 'driver' | 'observer') =>
+      request<TerminalTicket>('POST', `/environments/${encodeURIComponent(envId)}/terminals/${encodeURIComponent(sessionId)}/tickets`, { role }),
+    list: (envId: string) => request<{ sessions: TerminalSessionSummary[] }>('GET', `/environments/${encodeURIComponent(envId)}/terminals`),
   },
   tokens: {
     list: (opts: { cursor?: string | null; limit?: number } = {}) => request<Page<Token>>('GET', `/tokens${pageQuery(opts)}`),

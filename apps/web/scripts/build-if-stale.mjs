@@ -15,7 +15,8 @@ const web = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(web, 'out');
 const stampFile = join(out, '.source-hash');
 const optional = process.argv.includes('--optional');
-const SOURCES = ['app', 'components', 'lib', 'public', 'next.config.mjs', 'package.json', 'tsconfig.json'];
+// The terminal client and the protocol it speaks are bundled into the app too.
+const SOURCES = ['app', 'components', 'lib', 'public', 'next.config.mjs', 'package.json', 'tsconfig.json', '../../packages/terminal/src', '../../packages/protocol/src'];
 
 function fail(msg) {
   if (optional) {
@@ -54,7 +55,7 @@ try {
 }
 const hash = createHash('sha256');
 hash.update(`next ${JSON.parse(readFileSync(require.resolve('next/package.json'), 'utf8')).version}\n`);
-for (const f of SOURCES.flatMap((s) => files(join(web, s)))) {
+for (const f of SOURCES.flatMap((s) => files(join(web, s))).filter((f) => !f.endsWith('.test.ts'))) {
   hash.update(`${relative(web, f)}\n`);
   hash.update(readFileSync(f));
 }
@@ -67,7 +68,7 @@ if (have === want && existsSync(join(out, 'index.html'))) {
 
 console.log('building the web app (apps/web/out)…');
 const started = Date.now();
-const r = spawnSync(process.execPath, [nextBin, 'build'], { cwd: web, stdio: 'inherit', env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' } });
+const r = spawnSync(process.execPath, [nextBin, 'build', '--webpack'], { cwd: web, stdio: 'inherit', env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' } });
 if (r.status !== 0) fail(`the web build failed (exit ${r.status ?? r.signal})`);
 writeFileSync(stampFile, `${want}\n`);
 console.log(`web app built in ${Math.round((Date.now() - started) / 1000)} s`);

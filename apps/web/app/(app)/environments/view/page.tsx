@@ -1,0 +1,190 @@
+'use client';
+
+import Link from 'next/link';
+import { useSearchParams } from 'next/navigation';
+import { Suspense, useEffect, useRef, useState } from 'react';
+import { EnvActionButtons, useEnvActions } from '@/components/env-actions';
+import { EnvStateBadge, describeSpec, isBusy } from '@/components/env-ui';
+import { ErrorNotice, Loadable, Loading } from '@/components/status';
+import { ApiError, api, toApiError, type Environment, type EnvironmentEvent } from '@/lib/api';
+import { formatDateTime } from '@/lib/format';
+import { useLive } from '@/lib/live';
+import { useSession } from '@/lib/session';
+import { useApi } from '@/lib/use-api';
+
+const POLL_MS = 1000;
+
+/**
+ * The environment's events, read incrementally (`after` the last one seen). Change notices only
+ * come with state changes, so while it is provisioning, starting or stopping, progress lines are
+ * polled too.
+ */
+function useEnvEvents(id: string, busy: boolean, nudge: number) {
+  const { expired } = useSession();
+  const [items, setItems] = useState<EnvironmentEvent[]>([]);
+  const [error, setError] = useState<ApiError | null>(null);
+  const last = useRef<string | null>(null);
+
+  useEffect(() => {
+    let live = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    async function pull() {
+      try {
+        for (;;) {
+          const page = await api.environments.events(id, last.current);
+          if (!live) return;
+          if (page.items.length) {
+            last.current = page.items[page.items.length - 1]!.id;
+            setItems((xs) => [...xs, ...page.items]);
+          }
+          setError(null);
+          if (!page.nextAfter) break;
+        }
+      } catch (err) {
+        const e = toApiError(err);
+        if (e.unauthorized) return expired();
+        if (live) setError(e);
+      }
+      if (live && busy) timer = setTimeout(() => void pull(), POLL_MS);
+    }
+    void pull();
+    return () => {
+      live = false;
+      if (timer) clearTimeout(timer);
+    };
+  }, [id, busy, nudge, expired]);
+
+  return { items, error };
+}
+
+function Events({ env, nudge }: { env: Environment; nudge: number }) {
+  const { items, error } = useEnvEvents(env.id, isBusy(env.state), nudge);
+  const box = useRef<HTMLOListElement>(null);
+  useEffect(() => {
+    const el = box.current;
+    if (el) el.scrollTop = el.scrollHeight;
+  }, [items.length]);
+  return (
+    <section className="card stack" aria-labelledby="events-h">
+      <h2 id="events-h">Events</h2>
+      {error ? <ErrorNotice error={error} /> : null}
+      {items.length === 0 ? (
+        <p className="muted">No events yet.</p>
+      ) : (
+        <ol className="events" data-testid="events" ref={box}>
+          {items.map((e) => (
+            <li key={e.id} className={`event event-${e.kind}`} data-kind={e.kind}>
+              <time dateTime={e.at} title={e.at}>
+                {new Date(e.at).toLocaleTimeString()}
+              </time>
+              <span className="event-kind">{e.kind}</span>
+              <span className="event-msg">{e.message}</span>
+            </li>
+          ))}
+          {isBusy(env.state) ? (
+            <li className="event event-waiting" aria-live="polite">
+              <span className="spinner" aria-hidden="true" />
+              <span className="muted">{env.state}…</span>
+            </li>
+          ) : null}
+        </ol>
+      )}
+    </section>
+  );
+}
+
+function EnvDetail({ id }: { id: string }) {
+  const [nudge, setNudge] = useState(0);
+  const env = useApi(() => api.environments.get(id), `env:${id}:${nudge}`);
+  const actions = useEnvActions((e) => env.set(() => ({ environment: e })));
+
+  const { connected } = useLive(
+    (c) => {
+      if (c.kind === 'environment' && c.id === id) setNudge((n) => n + 1);
+    },
+    () => setNudge((n) => n + 1),
+  );
+
+  // Keep what is on screen while re-reading after a change notice (no flash of "Loading…").
+  const shown = env.data ?? undefined;
+  return (
+    <Loadable state={{ ...env, data: shown }} onRetry={env.reload}>
+      {({ environment: e }) => (
+        <div className="stack-lg">
+          <div className="page-head">
+            <p className="small">
+              <Link href="/environments">← Environments</Link>
+            </p>
+            <h1 className="env-title">{e.name}</h1>
+            <div className="row-wrap task-meta">
+              <EnvStateBadge state={e.state} />
+              <span className={`live ${connected ? 'live-on' : ''}`} data-testid="live">
+                {connected ? 'Live' : 'Connecting…'}
+              </span>
+            </div>
+          </div>
+          {e.state === 'failed' && e.stateReason ? (
+            <ErrorNotice error={new ApiError(0, 'environment_failed', e.stateReason, 'read the events below, fix the setup, then Start it again or create a new one')} />
+          ) : null}
+          <div className="row-wrap">
+            {e.state === 'ready' ? (
+              <Link href={`/terminal?env=${e.id}`} className="btn btn-primary">
+                Open terminal
+              </Link>
+            ) : null}
+            <EnvActionButtons env={e} ask={actions.ask} small={false} />
+          </div>
+
+          <section className="card stack" aria-labelledby="about-h">
+            <h2 id="about-h">About</h2>
+            <dl className="facts">
+              <dt>State</dt>
+              <dd data-testid="env-state-text">
+                {e.state}
+                {e.stateReason && e.state !== 'failed' ? <span className="muted"> — {e.stateReason}</span> : null}
+              </dd>
+              <dt>Provider</dt>
+              <dd>{e.provider}</dd>
+              <dt>From</dt>
+              <dd className="mono-wrap">{describeSpec(e.spec)}</dd>
+              {e.node ? (
+                <>
+                  <dt>Node</dt>
+                  <dd className="mono-wrap">{e.node}</dd>
+                </>
+              ) : null}
+              <dt>Created</dt>
+              <dd>{formatDateTime(e.createdAt)}</dd>
+              <dt>Ready</dt>
+              <dd>{formatDateTime(e.readyAt, 'not yet')}</dd>
+              <dt>Last activity</dt>
+              <dd>{formatDateTime(e.lastActivityAt)}</dd>
+              <dt>ID</dt>
+              <dd>
+                <code>{e.id}</code>
+              </dd>
+            </dl>
+          </section>
+
+          <Events env={e} nudge={nudge} />
+          {actions.dialog}
+        </div>
+      )}
+    </Loadable>
+  );
+}
+
+function EnvPage() {
+  const id = useSearchParams().get('id');
+  if (!id) return <ErrorNotice error={new ApiError(400, 'missing_id', 'no environment given', 'open an environment from the list')} />;
+  return <EnvDetail id={id} />;
+}
+
+// A static export cannot know environment ids at build time, so the id rides in the query string.
+export default function EnvironmentViewPage() {
+  return (
+    <Suspense fallback={<Loading />}>
+      <EnvPage />
+    </Suspense>
+  );
+}

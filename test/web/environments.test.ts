@@ -1,0 +1,260 @@
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN, Client, startTestServer, type TestServer } from '../../apps/control-plane/src/testing/server.js';
+import { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
+import { DESKTOP, PHONE, ensureWebBuilt, expectPhoneFriendly, launchBrowser, openTab, screenshot, signIn } from './browser.js';
+
+// Environments and terminals in the browser against a real control plane with the `local`
+// provider: each environment is a real gateway child process with real PTYs (bash).
+
+/** What page-side callbacks touch: the terminal the page exposes, and the sockets recorded below. */
+interface TermWindow {
+  __berthTerminal?: { text(): string };
+  __terminalSockets: Array<{ readyState: number; close(): void }>;
+}
+
+/**
+ * Runs in the page before its scripts: remembers every WebSocket to a gateway terminal, so a test
+ * can drop one as a network failure would (the page's own code never sees this).
+ */
+function recordTerminalSockets() {
+  const w = globalThis as unknown as { WebSocket: new (url: string, p?: string | string[]) => { readyState: number; close(): void } } & TermWindow;
+  const Native = w.WebSocket;
+  w.__terminalSockets = [];
+  w.WebSocket = class extends (Native as unknown as new (url: string, p?: string | string[]) => object) {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols);
+      if (String(url).includes('/terminal')) w.__terminalSockets.push(this as unknown as { readyState: number; close(): void });
+    }
+  } as unknown as typeof w.WebSocket;
+}
+
+const envState = (page: Page) => page.locator('.page-head [data-testid="env-state"]');
+const rowOf = (page: Page, id: string) => page.locator(`[data-testid="env-row"][data-env-id="${id}"]`);
+
+/** Waits until the visible terminal shows a line that, trimmed, equals `line`, `times` times over. */
+async function seeLine(page: Page, line: string, times = 1): Promise<void> {
+  await page.waitForFunction(
+    ([want, n]) => {
+      const t = (globalThis as unknown as TermWindow).__berthTerminal;
+      return !!t && t.text().split('\n').filter((l) => l.trim() === want).length >= (n as number);
+    },
+    [line, times] as const,
+  );
+}
+
+const termText = (page: Page) => page.evaluate(() => (globalThis as unknown as TermWindow).__berthTerminal?.text() ?? '');
+
+async function openTerminal(page: Page): Promise<void> {
+  await page.locator('[data-testid="term-status"][data-status="open"]').waitFor();
+  await page.locator('[data-testid="terminal"]:visible').click();
+}
+
+describe('web app: environments and terminals (local provider)', { timeout: 180_000 }, () => {
+  let s: TestServer;
+  let browser: Browser;
+  let admin: Client;
+  let live: LiveWaiter;
+
+  beforeAll(async () => {
+    await ensureWebBuilt();
+    s = await startTestServer({ BERTH_PROVIDERS: 'local' });
+    admin = new Client(s.url);
+    await admin.login(ADMIN.email, ADMIN.password);
+    live = await LiveWaiter.connect(admin);
+    browser = await launchBrowser();
+  }, 900_000);
+
+  afterAll(async () => {
+    live?.close();
+    await browser?.close();
+    await s?.stop();
+  });
+
+  async function readyEnv(name: string): Promise<string> {
+    const r = await admin.post('/api/v1/environments', { name, provider: 'local' });
+    expect(r.status).toBe(201);
+    const id = r.json.environment.id as string;
+    const done = await live.until(
+      () => admin.get(`/api/v1/environments/${id}`),
+      (x) => ['ready', 'failed'].includes(x.json.environment.state as string),
+    );
+    expect(done.json.environment.state).toBe('ready');
+    return id;
+  }
+
+  it('creates from the form, shows progress until ready, and runs a shell that survives a dropped connection', async () => {
+    const { page, context, problems } = await openTab(browser, s.url, DESKTOP);
+    await context.addInitScript(recordTerminalSockets);
+    try {
+      await signIn(page, ADMIN.email, ADMIN.password);
+      await page.goto('/environments');
+      await page.getByTestId('empty').waitFor();
+
+      // A provider this server does not run: the API's error names the ones it does.
+      await page.getByLabel('Name').fill('web-one');
+      await page.getByLabel('Provider').fill('nope');
+      await page.getByRole('button', { name: 'Create environment' }).click();
+      expect(await page.getByTestId('error').textContent()).toContain('provider "nope" is not enabled');
+      expect(await page.getByTestId('error-hint').textContent()).toContain('local');
+
+      await page.getByLabel('Provider').fill('local');
+      await page.getByRole('radio', { name: 'berth.yaml' }).check();
+      await page.getByRole('textbox', { name: 'berth.yaml contents' }).fill('setup:\n  - echo prepared > /tmp/berth-web-setup\n');
+      await page.getByRole('button', { name: 'Create environment' }).click();
+      await page.waitForURL(/\/environments\/view\?id=/);
+      const id = new URL(page.url()).searchParams.get('id')!;
+      await envState(page).and(page.locator('[data-state="ready"]')).waitFor({ timeout: 120_000 });
+      // Progress lines, refetched as the state changed.
+      await page.getByTestId('events').locator('[data-kind="ready"]').waitFor();
+      const events = (await page.getByTestId('events').textContent()) ?? '';
+      expect(events).toContain('environment created');
+      expect(events).toContain('provisioning');
+      await screenshot(page, 'environment', 'desktop');
+
+      await page.getByRole('link', { name: 'Open terminal' }).click();
+      await page.waitForURL(/\/terminal\?env=/);
+      await openTerminal(page);
+      await page.keyboard.type('echo $((6*7))\n');
+      await seeLine(page, '42');
+      // The address now names the session, so a reload or another device rejoins it.
+      await page.waitForURL(/[?&]session=/);
+
+      // Drop the connection under the page, as a network failure would; type while it is down.
+      const sockets = await page.evaluate(() => (globalThis as unknown as TermWindow).__terminalSockets.length);
+      await page.evaluate(() => {
+        const w = globalThis as unknown as TermWindow;
+        w.__terminalSockets[w.__terminalSockets.length - 1]!.close();
+      });
+      await page.keyboard.type('echo during-$((2+3))\n');
+      await page.waitForFunction((n) => (globalThis as unknown as TermWindow).__terminalSockets.length > n, sockets);
+      await page.locator('[data-testid="term-status"][data-status="open"]').waitFor();
+      await seeLine(page, 'during-5');
+      expect(await termText(page)).toMatch(/^42$/m); // the screen was kept, not cleared
+      await page.keyboard.type('echo after-$((5+5))\n');
+      await seeLine(page, 'after-10');
+
+      // A reload joins the same session and redraws its screen from the gateway.
+      await page.reload();
+      await openTerminal(page);
+      await seeLine(page, 'after-10');
+      expect(await termText(page)).toMatch(/^42$/m);
+      await page.keyboard.type('echo reloaded\n');
+      await seeLine(page, 'reloaded');
+
+      // A second tab is a second shell; the first keeps its screen.
+      await page.getByRole('button', { name: 'New terminal' }).click();
+      await page.getByRole('tab', { name: 'Terminal 2' }).and(page.locator('[aria-selected="true"]')).waitFor();
+      await openTerminal(page);
+      await page.keyboard.type('echo second-$((1+1))\n');
+      await seeLine(page, 'second-2');
+      expect(await termText(page)).not.toMatch(/^42$/m);
+      await page.getByRole('tab', { name: 'Terminal 1' }).click();
+      await seeLine(page, 'reloaded');
+      await screenshot(page, 'terminal', 'desktop', { fullPage: false });
+
+      // Read-only share: an observer link for this session; opened by the owner elsewhere, it watches.
+      await page.getByRole('button', { name: 'Share read-only' }).click();
+      const link = (await page.getByTestId('share-link').textContent())!;
+      expect(link).toMatch(new RegExp(`/terminal\\?env=${id}&session=[^&]+&observe=1$`));
+      await screenshot(page, 'terminal-share', 'desktop', { fullPage: false });
+      const watcher = await context.newPage();
+      await watcher.goto(link);
+      await watcher.getByTestId('read-only').waitFor();
+      await watcher.locator('[data-testid="term-status"][data-status="open"]').waitFor();
+      await seeLine(watcher, 'reloaded');
+      await watcher.locator('[data-testid="terminal"]').click();
+      await watcher.keyboard.type('echo from-watcher\n');
+      await page.locator('[data-testid="terminal"]:visible').click();
+      await page.keyboard.type('echo shared-$((3*3))\n');
+      await seeLine(watcher, 'shared-9');
+      expect(await termText(page)).not.toContain('from-watcher');
+      await watcher.close();
+
+      // The list: live state, and stop / destroy behind a confirmation.
+      await page.goto('/environments');
+      await rowOf(page, id).locator('[data-state="ready"]').waitFor();
+      await screenshot(page, 'environments', 'desktop');
+      await rowOf(page, id).getByRole('button', { name: 'Stop web-one' }).click();
+      await page.getByRole('dialog').getByRole('button', { name: 'Stop', exact: true }).click();
+      await rowOf(page, id).locator('[data-state="stopped"]').waitFor({ timeout: 60_000 });
+      await rowOf(page, id).getByRole('button', { name: 'Destroy web-one' }).click();
+      expect(await page.getByRole('dialog').textContent()).toContain('cannot be undone');
+      await page.getByRole('dialog').getByRole('button', { name: 'Destroy', exact: true }).click();
+      await rowOf(page, id).locator('[data-state="destroyed"]').waitFor({ timeout: 60_000 });
+      expect((await admin.get(`/api/v1/environments/${id}`)).json.environment.state).toBe('destroyed');
+      expect(problems).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("another user's environment and terminal are not found, with the API's hint", async () => {
+    const id = await readyEnv('private-one');
+    expect((await admin.post('/api/v1/users', { email: 'other@example.com', password: 'other password 1', role: 'member' })).status).toBe(201);
+    const { page, context } = await openTab(browser, s.url, DESKTOP);
+    try {
+      await signIn(page, 'other@example.com', 'other password 1');
+      for (const path of [`/environments/view?id=${id}`, `/terminal?env=${id}`]) {
+        await page.goto(path);
+        await page.getByTestId('error').waitFor();
+        expect(await page.getByTestId('error').textContent()).toContain('not found');
+        expect(await page.getByTestId('error-hint').textContent()).toContain('check the environment id');
+      }
+      await page.goto('/environments');
+      await page.getByTestId('empty').waitFor();
+    } finally {
+      await context.close();
+    }
+    await admin.del(`/api/v1/environments/${id}`);
+  });
+
+  it('at 375 px: list and detail fit, and the key bar drives the shell (Esc, sticky Ctrl, arrows, pipe)', async () => {
+    const id = await readyEnv('phone-one');
+    const { page, context, problems } = await openTab(browser, s.url, PHONE);
+    try {
+      await signIn(page, ADMIN.email, ADMIN.password);
+      await page.goto('/environments');
+      await rowOf(page, id).waitFor();
+      await expectPhoneFriendly(page);
+      await screenshot(page, 'environments', 'phone');
+
+      await rowOf(page, id).getByRole('link', { name: 'phone-one', exact: true }).tap();
+      await envState(page).and(page.locator('[data-state="ready"]')).waitFor();
+      await page.getByTestId('events').locator('[data-kind="ready"]').waitFor();
+      await expectPhoneFriendly(page);
+      await screenshot(page, 'environment', 'phone');
+
+      await page.getByRole('link', { name: 'Open terminal' }).tap();
+      await page.locator('[data-testid="term-status"][data-status="open"]').waitFor();
+      await page.locator('[data-testid="terminal"]').tap();
+      const keys = page.getByRole('toolbar', { name: 'Extra keys' });
+      await keys.waitFor();
+      await expectPhoneFriendly(page);
+
+      // A program that would run for minutes, stopped with Ctrl (sticky) then c; an Esc sent
+      // meanwhile goes to it (and is dropped with the rest of its input by the interrupt).
+      await page.keyboard.type('sleep 300\n');
+      await keys.getByRole('button', { name: 'Esc' }).tap();
+      await keys.getByRole('button', { name: 'Ctrl' }).tap();
+      expect(await keys.getByRole('button', { name: 'Ctrl' }).getAttribute('aria-pressed')).toBe('true');
+      await page.keyboard.type('c');
+      expect(await keys.getByRole('button', { name: 'Ctrl' }).getAttribute('aria-pressed')).toBe('false');
+      await page.keyboard.type('echo $((6*7))\n');
+      await seeLine(page, '42');
+      // Up recalls the last command.
+      await keys.getByRole('button', { name: 'Up' }).tap();
+      await page.keyboard.type('\n');
+      await seeLine(page, '42', 2);
+      await page.keyboard.type('echo a b ');
+      await keys.getByRole('button', { name: 'Pipe' }).tap();
+      await page.keyboard.type(' tr a-z A-Z\n');
+      await seeLine(page, 'A B');
+      await screenshot(page, 'terminal', 'phone', { fullPage: false });
+      expect(problems).toEqual([]);
+    } finally {
+      await context.close();
+    }
+    await admin.del(`/api/v1/environments/${id}`);
+  });
+});
