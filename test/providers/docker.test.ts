@@ -94,6 +94,30 @@ describe.skipIf(skip)('docker provider specifics', () => {
     expect(err.hint).toContain('runc');
   });
 
+  it('refuses a runtime that the operator allows but Docker does not have', async () => {
+    const strict = new DockerProvider({ baseImage: base, policy: { defaults: { cpus: 1, memoryMb: 256, pids: 128 }, max: { cpus: 1, memoryMb: 256, pids: 128 }, runtimes: ['runc', 'berth-test-no-such-runtime'] } });
+    expect(await strict.runtimes()).toContain('runc');
+    const envId = id();
+    const err = await rejection(strict.create({ id: envId, ownerId: 'o', runtime: 'berth-test-no-such-runtime' }));
+    expect(err.code).toBe('invalid_spec');
+    expect(err.hint).toContain('runc');
+    expect((await provider.inspect(envId)).state).toBe('missing');
+  });
+
+  it('snapshots an environment into an image that keeps its workspace', async () => {
+    const envId = id();
+    await provider.create({ id: envId, ownerId: 'o' });
+    await h.writeFile(envId, 'snap.txt', 'in the snapshot');
+    const { image } = await provider.snapshot(envId, `berth-img:snap-${process.pid}`);
+    try {
+      const from = await provider.create({ id: id(), ownerId: 'o', image });
+      expect(await h.readFile(from.id, 'snap.txt')).toBe('in the snapshot');
+    } finally {
+      for (const e of await provider.list()) if (e.id.startsWith(prefix)) await provider.destroy(e.id);
+      await provider.docker.getImage(image).remove({ force: true });
+    }
+  });
+
   it('builds berth.yaml setup commands into a cached image, streaming the build log', async () => {
     const yaml = `setup:\n  - echo built-${process.pid} > /opt/marker\n  - chmod 644 /opt/marker\n`;
     const events: ProgressEvent[] = [];

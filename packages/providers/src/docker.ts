@@ -18,7 +18,8 @@ export const LABEL_ENV = 'dev.berth.env';
 export const LABEL_OWNER = 'dev.berth.owner';
 export const LABEL_SPEC = 'dev.berth.spec-hash';
 const GATEWAY_PORT = 7681;
-const MARKER = '/var/tmp/berth-provisioned';
+// Per id, so an image snapshotted from another environment does not look provisioned.
+const marker = (id: string): string => `/var/tmp/berth-provisioned-${id}`;
 
 export interface DockerProviderOptions {
   /** Defaults to dockerode's own resolution of DOCKER_HOST (the local socket otherwise). */
@@ -45,6 +46,7 @@ export class DockerProvider implements EnvironmentProvider {
   readonly images: ImageBuilder;
   private readonly assets: GatewayAssets;
   private nodeName?: string;
+  private installedRuntimes?: string[];
 
   constructor(private readonly opts: DockerProviderOptions) {
     this.docker = opts.docker ?? new Docker();
@@ -57,11 +59,15 @@ export class DockerProvider implements EnvironmentProvider {
     const check = validateSpec(input, policy);
     if (!check.ok) throw new ProviderError('invalid_spec', check.issues.map((i) => `${i.field}: ${i.message}`).join('; '), check.issues.map((i) => i.hint).join('; '), check.issues);
     const { spec, resources, runtime } = check;
+    const installed = await this.runtimes();
+    if (!installed.includes(runtime)) {
+      throw new ProviderError('invalid_spec', `runtime "${runtime}" is allowed but not installed on this Docker host`, `use one of: ${installed.join(', ')}; or install it and register it with dockerd`, [{ field: 'runtime' }]);
+    }
     const isolation = `container (runtime ${runtime}), non-root, all capabilities dropped, no-new-privileges`;
     const container = this.docker.getContainer(containerName(spec.id));
     const existing = await container.inspect().catch(() => undefined);
     if (existing) {
-      if (existing.State.Status !== 'created' && (await this.hasMarker(container))) {
+      if (existing.State.Status !== 'created' && (await this.hasMarker(container, spec.id))) {
         // A re-run create means "make it ready": start it if the crash left it stopped.
         const info = existing.State.Running ? await this.waitReady(spec.id) : await this.startAndWait(spec.id);
         return { ...info, created: false, image: existing.Config.Image, isolation };
@@ -109,13 +115,13 @@ export class DockerProvider implements EnvironmentProvider {
     try {
       if (spec.repo) await this.cloneInto(created, spec, options);
       // With nothing to run after start, mark provisioning done before it (saves an exec round trip).
-      if (!image.postCreateCommand) await created.putArchive(markerTar(), { path: '/' });
+      if (!image.postCreateCommand) await created.putArchive(markerTar(spec.id), { path: '/' });
       const info = await this.startAndWait(spec.id);
       if (image.postCreateCommand) {
         options.onProgress?.({ phase: 'setup', message: `postCreateCommand: ${image.postCreateCommand.join(' ')}` });
         const code = await this.exec(spec.id, image.postCreateCommand, (line) => options.onProgress?.({ phase: 'setup', message: line }));
         if (code !== 0) throw new ProviderError('setup_failed', `postCreateCommand exited ${code}`, 'fix postCreateCommand in devcontainer.json; its output was streamed to onProgress');
-        await created.putArchive(markerTar(), { path: '/' });
+        await created.putArchive(markerTar(spec.id), { path: '/' });
       }
       return { ...info, created: true, image: image.image, isolation };
     } catch (err) {
@@ -205,6 +211,12 @@ export class DockerProvider implements EnvironmentProvider {
     return (await ex.inspect()).ExitCode ?? -1;
   }
 
+  /** Runtimes registered with this Docker daemon (runc, and runsc / kata-runtime when installed). */
+  async runtimes(): Promise<string[]> {
+    this.installedRuntimes ??= Object.keys(((await this.docker.info()) as { Runtimes?: Record<string, unknown> }).Runtimes ?? { runc: {} });
+    return this.installedRuntimes;
+  }
+
   private async node(): Promise<string> {
     this.nodeName ??= ((await this.docker.info()) as { Name: string }).Name;
     return this.nodeName;
@@ -221,9 +233,9 @@ export class DockerProvider implements EnvironmentProvider {
     return out;
   }
 
-  private async hasMarker(container: Docker.Container): Promise<boolean> {
+  private async hasMarker(container: Docker.Container, id: string): Promise<boolean> {
     try {
-      await container.getArchive({ path: MARKER });
+      await container.getArchive({ path: marker(id) });
       return true;
     } catch {
       return false;
@@ -280,10 +292,10 @@ export class DockerProvider implements EnvironmentProvider {
 }
 
 /** A one-file tar (the provisioning marker, empty, mode 0644) for putArchive at `/`. */
-function markerTar(): Buffer {
+function markerTar(id: string): Buffer {
   const header = Buffer.alloc(512);
   const put = (value: string, offset: number, length: number) => header.write(value, offset, length, 'ascii');
-  put(MARKER.slice(1), 0, 100);
+  put(marker(id).slice(1), 0, 100);
   put('0000644\0', 100, 8);
   put('0001750\0', 108, 8);
   put('0001750\0', 116, 8);

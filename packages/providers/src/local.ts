@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -40,7 +40,6 @@ const WITH_BWRAP = 'bubblewrap: read-only host filesystem, writable environment 
 /** The embedded default: the gateway as a child process per environment, no Docker needed. */
 export class LocalProvider implements EnvironmentProvider {
   readonly name = 'local';
-  private readonly children = new Map<string, ChildProcess>();
   private readonly assets: GatewayAssets;
   private readonly bwrap: boolean;
 
@@ -128,7 +127,6 @@ export class LocalProvider implements EnvironmentProvider {
     });
     closeSync(fd);
     child.unref();
-    this.children.set(id, child);
     const exited = new Promise<string>((resolve) => child.once('exit', (code, sig) => resolve(`gateway exited (${sig ?? code}) before it was ready`)));
     try {
       const port = await waitForJsonLine(logFile, (l) => (l.msg === 'gateway listening' && typeof l.port === 'number' ? l.port : undefined), { timeoutMs: this.opts.readyTimeoutMs ?? 30_000, exited });
@@ -154,7 +152,6 @@ export class LocalProvider implements EnvironmentProvider {
         await pollUntil(() => !this.groupAlive(pid), 5_000);
       }
     }
-    this.children.delete(id);
     await this.writeMeta({ ...meta, desired: 'stopped', pid: undefined, port: undefined });
   }
 
