@@ -83,7 +83,7 @@ describe('local provider through the API', () => {
     expect(created).toMatchObject({ name: 'cli-env', state: 'ready', provider: 'local' });
     const ls = await runCli(['env', 'ls'], env);
     expect(ls.stdout).toMatch(/cli-env\s+local\s+ready/);
-    const show = await runCli(['env', 'show', created.id], env);
+    const show = await runCli(['env', 'show', 'cli-env'], env);
     expect(show.stdout).toMatch(/events:[\s\S]*ready/);
     const stop = await runCli(['env', 'stop', created.id], env);
     expect(stop.code).toBe(0);

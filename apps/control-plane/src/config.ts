@@ -43,6 +43,15 @@ export const ConfigSchema = z.object({
   /** Docker provider: the base image (default: the one docker/base builds) and where gateway ports are published. */
   dockerBaseImage: z.string().min(1).optional(),
   dockerBindAddress: z.string().min(1).default('127.0.0.1'),
+  /** Modal provider: the operator's token (never logged), optional endpoint and workspace environment. */
+  modalTokenId: z.string().min(1).optional(),
+  modalTokenSecret: z.string().min(1).optional(),
+  modalServerUrl: z.string().url().optional(),
+  modalEnvironment: z.string().min(1).optional(),
+  /** A registry image with node 20+ and npm, the base of Modal environments. */
+  modalBaseImage: z.string().min(1).default('node:20-bookworm-slim'),
+  /** Where Modal sandboxes fetch the gateway bundle; unset: it is inlined in the image build. */
+  modalGatewayBundleUrl: z.string().url().optional(),
   /** Maximums an environment may ask for, and what it gets when it asks for nothing. */
   envMaxCpus: z.coerce.number().positive().default(4),
   envMaxMemoryMb: z.coerce.number().int().positive().default(8192),
@@ -117,6 +126,12 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
       envReapSeconds: env.BERTH_ENV_REAP_SECONDS,
       providers: env.BERTH_PROVIDERS,
       dockerBaseImage: env.BERTH_DOCKER_BASE_IMAGE,
+      modalTokenId: env.MODAL_TOKEN_ID,
+      modalTokenSecret: env.MODAL_TOKEN_SECRET,
+      modalServerUrl: env.BERTH_MODAL_SERVER_URL,
+      modalEnvironment: env.MODAL_ENVIRONMENT,
+      modalBaseImage: env.BERTH_MODAL_BASE_IMAGE,
+      modalGatewayBundleUrl: env.BERTH_MODAL_GATEWAY_BUNDLE_URL,
       dockerBindAddress: env.BERTH_DOCKER_BIND_ADDRESS,
       envMaxCpus: env.BERTH_ENV_MAX_CPUS,
       envMaxMemoryMb: env.BERTH_ENV_MAX_MEMORY_MB,
@@ -141,6 +156,9 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
       'BERTH_ADMIN_EMAIL and BERTH_ADMIN_PASSWORD must be set together',
       'set both to create the admin on first start, or neither to get a bootstrap URL',
     );
+  }
+  if (c.providers.includes('modal') && !(c.modalTokenId && c.modalTokenSecret)) {
+    throw new ConfigError('the modal provider needs MODAL_TOKEN_ID and MODAL_TOKEN_SECRET', 'create a token with `modal token new` and set both, or drop modal from BERTH_PROVIDERS');
   }
   if (c.taskDefaultTimeoutSeconds > c.taskMaxTimeoutSeconds) {
     throw new ConfigError(

@@ -54,6 +54,16 @@ async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
   }
 }
 
+/** A stable id for this installation (names its Modal app), made once and kept in `metadata`. */
+export async function installationId(pool: Pool): Promise<string> {
+  await pool.query(
+    `INSERT INTO metadata (key, value) VALUES ('installation_id', to_jsonb(substr(md5(random()::text), 1, 12)))
+     ON CONFLICT (key) DO NOTHING`,
+  );
+  const { rows } = await pool.query<{ value: string }>(`SELECT value FROM metadata WHERE key = 'installation_id'`);
+  return rows[0]!.value;
+}
+
 /** The control plane: database (embedded unless DATABASE_URL), migrations, API. */
 export async function startServer(config: Config, opts: ServerOptions = {}): Promise<RunningServer> {
   const logger = opts.logger ?? createLogger(config.logLevel);
@@ -81,7 +91,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     cleanup.push(() => pool.end());
 
     const keys = await loadKeys({ inline: config.signingKeys, file: config.signingKeyFile, dataDir: config.dataDir });
-    const providers = await createProviders(config, opts.providers);
+    const providers = await createProviders(config, opts.providers, await installationId(pool));
     const registry = new Registry();
     collectDefaultMetrics({ register: registry, prefix: 'berth_' });
     const app = await NestFactory.create<NestExpressApplication>(

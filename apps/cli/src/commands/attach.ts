@@ -4,6 +4,7 @@ import { nodeSocketFactory } from '@berth/terminal/node';
 import { api, type ApiTarget } from '../api.js';
 import type { Ctx } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
+import { resolveEnvironment } from './env.js';
 
 interface Ticket {
   url: string;
@@ -60,12 +61,14 @@ async function ticketFor(target: ApiTarget, env: string, sessionId: string | und
 export function attachCommand(program: Command, ctx: Ctx): void {
   program
     .command('attach <env>')
+    .summary('open a terminal in an environment (id or name)')
     .description('open a terminal in an environment (reconnects on network loss; ~. detaches)')
     .option('--session <id>', 'attach to an existing session')
     .option('--observe', 'watch without typing (with --session)')
     .option('--list', 'list the terminal sessions and who is attached')
-    .action(async (env: string, o: { session?: string; observe?: boolean; list?: boolean }) => {
+    .action(async (envArg: string, o: { session?: string; observe?: boolean; list?: boolean }) => {
       const target = await ctx.target();
+      const env = await resolveEnvironment(target, envArg);
       if (o.list) {
         const { data } = await api<{ sessions: unknown[] }>(target, 'GET', `/api/v1/environments/${encodeURIComponent(env)}/terminals`);
         process.stdout.write(JSON.stringify(data.sessions, null, 2) + '\n');

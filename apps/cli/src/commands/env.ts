@@ -25,6 +25,21 @@ interface EventDto {
 }
 
 const SETTLED = new Set(['ready', 'stopped', 'destroyed', 'failed']);
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Accepts an environment id or one of your environment names. */
+export async function resolveEnvironment(target: ApiTarget, idOrName: string): Promise<string> {
+  if (UUID.test(idOrName)) return idOrName;
+  let cursor: string | null = null;
+  do {
+    const q: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
+    const { data } = await api<{ items: EnvironmentDto[]; nextCursor: string | null }>(target, 'GET', `/api/v1/environments?limit=200${q}`);
+    const hit = data.items.find((e) => e.name === idOrName);
+    if (hit) return hit.id;
+    cursor = data.nextCursor;
+  } while (cursor);
+  throw new CliError(`no environment named ${idOrName}`, 'list yours with: berth env ls', EXIT.notFound);
+}
 
 /** Follows an environment's events until it settles, printing each one (the progress display). */
 export async function followEnvironment(
@@ -138,11 +153,12 @@ export function envCommands(program: Command, ctx: Ctx): void {
     });
 
   env
-    .command('show <id>')
-    .description('show an environment and its events')
+    .command('show <env>')
+    .description('show an environment (id or name) and its events')
     .option('--json', 'print as JSON')
-    .action(async (id: string, o: { json?: boolean }) => {
+    .action(async (env: string, o: { json?: boolean }) => {
       const target = await ctx.target();
+      const id = await resolveEnvironment(target, env);
       const { data } = await api<{ environment: EnvironmentDto }>(target, 'GET', `/api/v1/environments/${encodeURIComponent(id)}`);
       const { data: ev } = await api<{ items: EventDto[] }>(target, 'GET', `/api/v1/environments/${encodeURIComponent(id)}/events?limit=500`);
       if (o.json) return printJson({ ...data.environment, events: ev.items });
@@ -159,12 +175,13 @@ export function envCommands(program: Command, ctx: Ctx): void {
     ['rm', 'destroy', 'DELETE', '', 'destroyed'],
   ] as const) {
     env
-      .command(`${action} <id>`)
-      .description(`${verb} an environment`)
+      .command(`${action} <env>`)
+      .description(`${verb} an environment (id or name)`)
       .option('--detach', 'do not wait for it to finish')
       .option('--json', 'print as JSON')
-      .action(async (id: string, o: { detach?: boolean; json?: boolean }) => {
+      .action(async (envArg: string, o: { detach?: boolean; json?: boolean }) => {
         const target = await ctx.target();
+        const id = await resolveEnvironment(target, envArg);
         const { data } = await api<{ environment: EnvironmentDto; changed: boolean }>(
           target,
           method,

@@ -23,7 +23,11 @@ export function specPolicy(config: Config): SpecPolicy {
  * The providers this control plane offers, built once from the config. Imported lazily so a
  * control plane without Docker never loads dockerode, and one without Modal never loads its SDK.
  */
-export async function createProviders(config: Config, overrides: Record<string, EnvironmentProvider> = {}): Promise<ProviderRegistry> {
+export async function createProviders(
+  config: Config,
+  overrides: Record<string, EnvironmentProvider> = {},
+  installationId = 'default',
+): Promise<ProviderRegistry> {
   const policy = specPolicy(config);
   const map = new Map<string, EnvironmentProvider>();
   const mod = await import('@berth/providers');
@@ -37,7 +41,25 @@ export async function createProviders(config: Config, overrides: Record<string, 
     else if (name === 'fake') map.set(name, new mod.FakeProvider(policy));
     else if (name === 'docker')
       map.set(name, new mod.DockerProvider({ baseImage: config.dockerBaseImage ?? mod.baseImageTag(), bindAddress: config.dockerBindAddress, policy }));
-    else throw new Error(`provider ${name} is not available in this build`);
+    else if (name === 'modal') {
+      const gateway = mod.gatewayInstallCommands(config.modalGatewayBundleUrl ? { bundleUrl: config.modalGatewayBundleUrl } : {});
+      map.set(
+        name,
+        new mod.ModalProvider({
+          connection: {
+            tokenId: config.modalTokenId!,
+            tokenSecret: config.modalTokenSecret!,
+            ...(config.modalServerUrl ? { serverUrl: config.modalServerUrl } : {}),
+            ...(config.modalEnvironment ? { environment: config.modalEnvironment } : {}),
+          },
+          installation: installationId,
+          baseImage: config.modalBaseImage,
+          gateway,
+          stateDir: join(config.dataDir, 'modal'),
+          policy,
+        }),
+      );
+    } else throw new Error(`provider ${name} is not available in this build`);
   }
   return {
     names: [...map.keys()],

@@ -9,6 +9,7 @@ import { systemClock } from '../common/di.js';
 import { loadKeys } from '../identity/keys.js';
 import { IdentityService } from '../identity/identity.service.js';
 import { createProviders } from '../environments/providers.js';
+import { installationId } from '../server.js';
 import { startEnvironmentWorkers } from '../environments/environment-workers.js';
 import { GatewaySessions } from '../environments/gateway-sessions.js';
 
@@ -57,7 +58,7 @@ export async function runWorker(config: Config, opts: RunWorkerOptions = {}): Pr
     const envWorkers = await startEnvironmentWorkers({
       pool,
       databaseUrl,
-      providers: await createProviders(config),
+      providers: await createProviders(config, {}, await installationId(pool)),
       gateway: () => ({ issuer: identity.issuer, jwks: identity.jwks() as { keys: Array<Record<string, unknown>> } }),
       dataDir: config.dataDir,
       logger: logger.child({ component: 'environment-workers' }),

@@ -1,0 +1,89 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectTerminal } from '@berth/terminal';
+import { nodeSocketFactory } from '@berth/terminal/node';
+import { ModalProvider } from '@berth/providers';
+import { FAKE_TOKEN, fakeProcesses, fakeProvider, startFake } from '../../packages/providers/src/modal/testing.js';
+import type { FakeModal } from '../../packages/providers/src/modal/fake/modal.js';
+import { ADMIN, Client, startTestServer, type TestServer } from '../../apps/control-plane/src/testing/server.js';
+import { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
+import { createProviders } from '../../apps/control-plane/src/environments/providers.js';
+import { loadConfig } from '../../apps/control-plane/src/config.js';
+
+/**
+ * The control plane unchanged, environments on Modal: API → lifecycle job → ModalProvider →
+ * the SDK → FakeModal (a named fake of Modal's gRPC API, real sandbox processes) → a gateway
+ * behind the tunnel → a terminal.
+ */
+let dir: string;
+let fake: FakeModal;
+let s: TestServer;
+let admin: Client;
+let live: LiveWaiter;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'berth-modal-api-'));
+  fake = await startFake(dir);
+  s = await startTestServer(
+    { BERTH_PROVIDERS: 'modal', MODAL_TOKEN_ID: FAKE_TOKEN.tokenId, MODAL_TOKEN_SECRET: FAKE_TOKEN.tokenSecret, BERTH_MODAL_SERVER_URL: fake.url },
+    { providers: { modal: fakeProvider(fake, dir) } },
+  );
+  admin = new Client(s.url);
+  await admin.login(ADMIN.email, ADMIN.password);
+  live = await LiveWaiter.connect(admin);
+});
+afterAll(async () => {
+  live?.close();
+  await s?.stop();
+  await fake?.close();
+  expect(fakeProcesses(dir)).toEqual([]);
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('modal provider through the control plane', () => {
+  it('config builds the Modal provider only with a token, and never logs it', async () => {
+    expect(() => loadConfig({ HOME: dir, BERTH_PROVIDERS: 'modal' })).toThrow(/MODAL_TOKEN_ID/);
+    const config = loadConfig({ HOME: dir, BERTH_DATA_DIR: dir, BERTH_PROVIDERS: 'local,modal', MODAL_TOKEN_ID: 'ak-x', MODAL_TOKEN_SECRET: 'as-secret-canary' });
+    const registry = await createProviders(config, {}, 'inst1');
+    expect(registry.names).toEqual(['local', 'modal']);
+    expect(registry.get('modal')).toBeInstanceOf(ModalProvider);
+    expect(s.logs.join('\n')).not.toContain(FAKE_TOKEN.tokenSecret);
+  });
+
+  it('creates an environment, opens a terminal through the tunnel, stops, starts and destroys it', async () => {
+    const r = await admin.post('/api/v1/environments', { name: 'on-modal' });
+    expect(r.status).toBe(201);
+    const id = r.json.environment.id as string;
+    const settled = () =>
+      live.until(
+        () => admin.get(`/api/v1/environments/${id}`),
+        (x) => ['ready', 'stopped', 'destroyed', 'failed'].includes(x.json.environment.state as string),
+      );
+    const ready = (await settled()).json.environment;
+    expect(ready.state).toBe('ready');
+    expect(ready.provider).toBe('modal');
+
+    const t = await admin.post(`/api/v1/environments/${id}/terminals`, {});
+    const term = connectTerminal({ url: t.json.url, token: t.json.token, socketFactory: nodeSocketFactory, command: ['/bin/sh'] });
+    let out = '';
+    await term.ready();
+    await new Promise<void>((resolve) => {
+      term.onOutput((d) => {
+        out += Buffer.from(d).toString();
+        if (/\n42\r?\n/.test(out)) resolve();
+      });
+      term.write('echo $((6*7))\n');
+    });
+    term.close();
+
+    await admin.post(`/api/v1/environments/${id}/stop`);
+    expect((await settled()).json.environment.state).toBe('stopped');
+    await admin.post(`/api/v1/environments/${id}/start`);
+    expect((await settled()).json.environment.state).toBe('ready');
+    await admin.del(`/api/v1/environments/${id}`);
+    expect((await settled()).json.environment.state).toBe('destroyed');
+    expect([...fake.sandboxes.values()].filter((x) => x.running)).toEqual([]);
+  });
+});
