@@ -140,20 +140,24 @@ export function TerminalPane({
       fitRef.current = fit;
       cleanups.push(() => term.dispose());
 
-      // WebGL draws faster; where it is missing (no GPU, context lost) the DOM renderer stays.
+      // WebGL draws faster on a real GPU; without one (software WebGL, no WebGL 2, context lost)
+      // the DOM renderer stays.
       let renderer: 'webgl' | 'dom' = 'dom';
-      try {
-        const { WebglAddon } = await import('@xterm/addon-webgl');
-        const gl = new WebglAddon();
-        gl.onContextLoss(() => {
-          gl.dispose();
-          emit({ renderer: 'dom' });
-        });
-        term.loadAddon(gl);
-        renderer = 'webgl';
-      } catch {
-        renderer = 'dom';
+      if (hardwareWebgl()) {
+        try {
+          const { WebglAddon } = await import('@xterm/addon-webgl');
+          const gl = new WebglAddon();
+          gl.onContextLoss(() => {
+            gl.dispose();
+            emit({ renderer: 'dom' });
+          });
+          term.loadAddon(gl);
+          renderer = 'webgl';
+        } catch {
+          renderer = 'dom';
+        }
       }
+      box.current.dataset.renderer = renderer;
       emit({ renderer });
       if (!observe) fit.fit();
 
@@ -262,6 +266,23 @@ export function TerminalPane({
   }, [ready, visible, observe]);
 
   return <div className="term-box" ref={box} data-testid="terminal" hidden={!visible} />;
+}
+
+/**
+ * WebGL 2 on a GPU. Software WebGL (SwiftShader, llvmpipe: headless browsers, machines without a
+ * GPU driver) is slower than the DOM renderer and has drawn at the wrong scale on 2x screens.
+ */
+function hardwareWebgl(): boolean {
+  try {
+    const gl = document.createElement('canvas').getContext('webgl2');
+    if (!gl) return false;
+    const info = gl.getExtension('WEBGL_debug_renderer_info');
+    const name = String(info ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER));
+    gl.getExtension('WEBGL_lose_context')?.loseContext();
+    return !/swiftshader|llvmpipe|softpipe|software/i.test(name);
+  } catch {
+    return false;
+  }
 }
 
 /** Ctrl+letter as the byte a terminal sends (Ctrl+C → 0x03); other keys pass through. */
