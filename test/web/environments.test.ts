@@ -110,7 +110,6 @@ describe('web app: environments and terminals (local provider)', { timeout: 180_
       const events = (await page.getByTestId('events').textContent()) ?? '';
       expect(events).toContain('environment created');
       expect(events).toContain('provisioning');
-      await screenshot(page, 'environment', 'desktop');
 
       await page.getByRole('link', { name: 'Open terminal' }).click();
       await page.waitForURL(/\/terminal\?env=/);
@@ -170,6 +169,17 @@ describe('web app: environments and terminals (local provider)', { timeout: 180_
       await seeLine(watcher, 'shared-9');
       expect(await termText(page)).not.toContain('from-watcher');
       await watcher.close();
+
+      // The environment's page lists both shells, to rejoin or watch from anywhere.
+      const sid = new URL(page.url()).searchParams.get('session')!;
+      await page.goto(`/environments/view?id=${id}`);
+      await page.getByTestId('sessions').locator('.session').nth(1).waitFor();
+      expect(await page.getByTestId('sessions').locator('.session').count()).toBe(2);
+      const mine = page.locator(`.session[data-session-id="${sid}"]`);
+      await screenshot(page, 'environment', 'desktop');
+      await mine.getByRole('link', { name: 'Join' }).click();
+      await openTerminal(page);
+      await seeLine(page, 'shared-9');
 
       // The list: live state, and stop / destroy behind a confirmation.
       await page.goto('/environments');

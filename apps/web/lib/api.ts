@@ -150,13 +150,15 @@ export interface TerminalTicket {
   expiresAt: string;
 }
 
+/** The gateway's own view of a session (fields it may add later are ignored). */
 export interface TerminalSessionSummary {
   id: string;
   state?: string;
+  command?: string[];
   cols?: number;
   rows?: number;
+  createdAt?: string;
   clients?: Array<{ id: string; sub: string; role: 'driver' | 'observer'; connectedAt: string }>;
-  [key: string]: unknown;
 }
 
 export interface Page<T> {

@@ -54,11 +54,21 @@ export default function HomePage() {
           </p>
         </section>
 
+        <section className="card stack" aria-labelledby="envs-card-h">
+          <h2 id="envs-card-h">Environments</h2>
+          <p className="muted">Machines built from an image and a repository, with terminals you can leave and rejoin from any device.</p>
+          <div>
+            <Link href="/environments" className="btn btn-primary">
+              Open environments
+            </Link>
+          </div>
+        </section>
+
         <section className="card stack" aria-labelledby="tasks-card-h">
           <h2 id="tasks-card-h">Tasks</h2>
           <p className="muted">Run a command, follow its output live, and keep its log and exit code.</p>
           <div>
-            <Link href="/tasks" className="btn btn-primary">
+            <Link href="/tasks" className="btn">
               Open tasks
             </Link>
           </div>

@@ -93,6 +93,58 @@ function Events({ env, nudge }: { env: Environment; nudge: number }) {
   );
 }
 
+/** Shells open in the environment (from its gateway): join one from here, or watch it. */
+function Sessions({ env, nudge }: { env: Environment; nudge: number }) {
+  const [again, setAgain] = useState(0);
+  const sessions = useApi(() => api.terminals.list(env.id), `terms:${env.id}:${nudge}:${again}`);
+  return (
+    <section className="card stack" aria-labelledby="sessions-h">
+      <div className="log-head">
+        <h2 id="sessions-h">Terminal sessions</h2>
+        <button type="button" className="btn btn-small" onClick={() => setAgain((n) => n + 1)} disabled={sessions.loading}>
+          Refresh
+        </button>
+      </div>
+      <Loadable state={sessions} onRetry={sessions.reload}>
+        {({ sessions: list }) =>
+          list.length === 0 ? (
+            <p className="muted">No shell is open. Open a terminal; it keeps running while you are away, and you can rejoin it from any device.</p>
+          ) : (
+            <ul className="sessions" data-testid="sessions">
+              {list.map((t) => {
+                const clients = t.clients ?? [];
+                const drivers = clients.filter((c) => c.role === 'driver').length;
+                return (
+                  <li key={t.id} className="session" data-session-id={t.id}>
+                    <div className="session-what">
+                      <code>{(t.command ?? []).join(' ') || 'shell'}</code>
+                      <span className="muted small">
+                        {t.cols && t.rows ? `${t.cols}×${t.rows} · ` : ''}
+                        {clients.length === 0
+                          ? 'nobody attached'
+                          : `${clients.length} attached (${drivers} typing, ${clients.length - drivers} watching)`}
+                        {t.createdAt ? ` · opened ${formatDateTime(t.createdAt)}` : ''}
+                      </span>
+                    </div>
+                    <div className="row-wrap">
+                      <Link className="btn btn-small btn-primary" href={`/terminal?env=${env.id}&session=${encodeURIComponent(t.id)}`}>
+                        Join
+                      </Link>
+                      <Link className="btn btn-small" href={`/terminal?env=${env.id}&session=${encodeURIComponent(t.id)}&observe=1`}>
+                        Watch
+                      </Link>
+                    </div>
+                  </li>
+                );
+              })}
+            </ul>
+          )
+        }
+      </Loadable>
+    </section>
+  );
+}
+
 function EnvDetail({ id }: { id: string }) {
   const [nudge, setNudge] = useState(0);
   const env = useApi(() => api.environments.get(id), `env:${id}:${nudge}`);
@@ -105,10 +157,9 @@ function EnvDetail({ id }: { id: string }) {
     () => setNudge((n) => n + 1),
   );
 
-  // Keep what is on screen while re-reading after a change notice (no flash of "Loading…").
-  const shown = env.data ?? undefined;
+  // useApi keeps the data on screen while it re-reads after a change notice (no flash of "Loading…").
   return (
-    <Loadable state={{ ...env, data: shown }} onRetry={env.reload}>
+    <Loadable state={env} onRetry={env.reload}>
       {({ environment: e }) => (
         <div className="stack-lg">
           <div className="page-head">
@@ -166,6 +217,7 @@ function EnvDetail({ id }: { id: string }) {
             </dl>
           </section>
 
+          {e.state === 'ready' ? <Sessions env={e} nudge={nudge} /> : null}
           <Events env={e} nudge={nudge} />
           {actions.dialog}
         </div>
