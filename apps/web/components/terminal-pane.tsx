@@ -113,6 +113,12 @@ export function TerminalPane({
     };
     emit({});
     const role = observe ? 'observer' : 'driver';
+    // Unmounted while awaiting (ticket, imports): undo what was set up so far and stop.
+    const gone = () => {
+      if (!disposed) return false;
+      for (const c of cleanups.splice(0).reverse()) c();
+      return true;
+    };
 
     async function start() {
       // xterm touches the DOM when loaded, so it is imported here, in the browser only.
@@ -157,6 +163,7 @@ export function TerminalPane({
           renderer = 'dom';
         }
       }
+      if (gone() || !box.current) return;
       box.current.dataset.renderer = renderer;
       emit({ renderer });
       if (!observe) fit.fit();
@@ -167,10 +174,10 @@ export function TerminalPane({
       } catch (err) {
         const e = toApiError(err);
         if (e.unauthorized) return expired();
-        if (!disposed) emit({ status: 'closed', error: e });
+        if (!gone()) emit({ status: 'closed', error: e });
         return;
       }
-      if (disposed) return;
+      if (gone()) return;
 
       const client = connectTerminal({
         url: ticket.url,
@@ -242,7 +249,7 @@ export function TerminalPane({
     void start();
     return () => {
       disposed = true;
-      for (const c of cleanups.reverse()) c();
+      for (const c of cleanups.splice(0).reverse()) c();
       termRef.current = null;
       clientRef.current = null;
     };

@@ -316,7 +316,9 @@ function TerminalPageInner() {
   const envId = q.get('env');
   if (!envId) return <ErrorNotice error={new ApiError(400, 'missing_env', 'no environment given', 'open a terminal from an environment')} />;
   // Read once: later changes of `session` are this page keeping the address in step.
-  return <TerminalForEnv envId={envId} session={q.get('session')} observe={q.get('observe') === '1'} />;
+  const session = q.get('session');
+  // Watching needs a session to watch; without one this opens a shell of your own.
+  return <TerminalForEnv envId={envId} session={session} observe={q.get('observe') === '1' && !!session} />;
 }
 
 export default function TerminalPage() {
