@@ -2,7 +2,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, Client, startTestServer, type TestServer } from '../../apps/control-plane/src/testing/server.js';
 import { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
-import { DESKTOP, PHONE, ensureWebBuilt, expectPhoneFriendly, launchBrowser, openTab, screenshot, signIn } from './browser.js';
+import { DESKTOP, PHONE, ensureWebBuilt, expectPhoneFriendly, launchBrowser, openTab, screenshot, signIn, type PageWindow } from './browser.js';
 
 // Environments and terminals in the browser against a real control plane with the `local`
 // provider: each environment is a real gateway child process with real PTYs (bash).
@@ -150,6 +150,20 @@ describe('web app: environments and terminals (local provider)', { timeout: 180_
       expect(await termText(page)).not.toMatch(/^42$/m);
       await page.getByRole('tab', { name: 'Terminal 1' }).click();
       await seeLine(page, 'reloaded');
+
+      // Copy takes the screen (nothing is selected); Paste types the clipboard as a paste.
+      await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: s.url });
+      await page.getByRole('button', { name: 'Copy', exact: true }).click();
+      await page.getByRole('button', { name: 'Copied' }).waitFor();
+      const copied = await page.evaluate(() => (globalThis as unknown as PageWindow).navigator.clipboard.readText());
+      expect(copied).toMatch(/^reloaded$/m);
+      await page.evaluate(() => (globalThis as unknown as { navigator: { clipboard: { writeText(t: string): Promise<void> } } }).navigator.clipboard.writeText('echo pasted-$((4+4))'));
+      await page.getByRole('button', { name: 'Paste' }).click();
+      // On the prompt line, not yet run; then Enter in the terminal, which has the focus back.
+      await page.waitForFunction(() => /# echo pasted-\$\(\(4\+4\)\)\s*$/.test((globalThis as unknown as TermWindow).__berthTerminal?.text() ?? ''));
+      await page.locator('.xterm-helper-textarea:visible').and(page.locator(':focus')).waitFor();
+      await page.keyboard.press('Enter');
+      await seeLine(page, 'pasted-8');
       await screenshot(page, 'terminal', 'desktop', { fullPage: false });
 
       // Read-only share: an observer link for this session; opened by the owner elsewhere, it watches.
@@ -188,6 +202,9 @@ describe('web app: environments and terminals (local provider)', { timeout: 180_
       await rowOf(page, id).getByRole('button', { name: 'Stop web-one' }).click();
       await page.getByRole('dialog').getByRole('button', { name: 'Stop', exact: true }).click();
       await rowOf(page, id).locator('[data-state="stopped"]').waitFor({ timeout: 60_000 });
+      await rowOf(page, id).getByRole('button', { name: 'Start web-one' }).click();
+      await page.getByRole('dialog').getByRole('button', { name: 'Start', exact: true }).click();
+      await rowOf(page, id).locator('[data-state="ready"]').waitFor({ timeout: 60_000 });
       await rowOf(page, id).getByRole('button', { name: 'Destroy web-one' }).click();
       expect(await page.getByRole('dialog').textContent()).toContain('cannot be undone');
       await page.getByRole('dialog').getByRole('button', { name: 'Destroy', exact: true }).click();
