@@ -164,6 +164,7 @@ describe('web app: environments and terminals (local provider)', { timeout: 180_
       await page.locator('.xterm-helper-textarea:visible').and(page.locator(':focus')).waitFor();
       await page.keyboard.press('Enter');
       await seeLine(page, 'pasted-8');
+      await page.getByRole('button', { name: 'Copy', exact: true }).waitFor(); // "Copied" goes back after a moment
       await screenshot(page, 'terminal', 'desktop', { fullPage: false });
 
       // Read-only share: an observer link for this session; opened by the owner elsewhere, it watches.
