@@ -4,7 +4,12 @@ import { defineConfig } from 'vitest/config';
 // its own database from a migrated template (see packages/db/src/testing).
 export default defineConfig({
   test: {
-    include: ['apps/*/src/**/*.test.ts', 'packages/*/src/**/*.test.ts', 'test/**/*.test.ts', 'bench/**/*.test.ts'],
+    include: [
+      'apps/*/src/**/*.test.ts',
+      'packages/*/src/**/*.test.ts',
+      'test/**/*.test.ts',
+      'bench/**/*.test.ts',
+    ],
     exclude: ['**/node_modules/**', 'apps/web/**', 'test/e2e/**'],
     globalSetup: ['packages/db/src/testing/global-setup.ts'],
     pool: 'forks',

@@ -26,7 +26,11 @@ const log = (line: string) => process.stderr.write(line + '\n');
 function dockerRunToPrompt(image: string, name: string): Promise<number> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn('docker', ['run', '--rm', '-i', '--name', name, image, 'bash', '-c', 'echo prompt$; exec cat'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(
+      'docker',
+      ['run', '--rm', '-i', '--name', name, image, 'bash', '-c', 'echo prompt$; exec cat'],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
@@ -50,7 +54,11 @@ function percentile(sorted: number[], p: number): number {
 }
 const stats = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
-  return { ready_p50_ms: Math.round(percentile(s, 50) * 10) / 10, ready_p95_ms: Math.round(percentile(s, 95) * 10) / 10, n: s.length };
+  return {
+    ready_p50_ms: Math.round(percentile(s, 50) * 10) / 10,
+    ready_p95_ms: Math.round(percentile(s, 95) * 10) / 10,
+    n: s.length,
+  };
 };
 
 async function main(): Promise<void> {
@@ -59,8 +67,19 @@ async function main(): Promise<void> {
   const dataDir = await mkdtemp(join(tmpdir(), 'berth-bench-env-'));
   const docker = new DockerProvider({ baseImage: base });
   const local = new LocalProvider({ dataDir });
-  const pool = new WarmPool({ provider: docker, size: 1, template: { ownerId: 'bench' }, idPrefix: `benchwarm${process.pid}`, onError: (err) => log(`warm pool refill failed: ${String(err)}`) });
-  const samples: Record<string, number[]> = { 'berth-docker': [], 'berth-local': [], 'berth-docker-warm': [], 'docker-run': [] };
+  const pool = new WarmPool({
+    provider: docker,
+    size: 1,
+    template: { ownerId: 'bench' },
+    idPrefix: `benchwarm${process.pid}`,
+    onError: (err) => log(`warm pool refill failed: ${String(err)}`),
+  });
+  const samples: Record<string, number[]> = {
+    'berth-docker': [],
+    'berth-local': [],
+    'berth-docker-warm': [],
+    'docker-run': [],
+  };
   const tag = `bench${process.pid}`;
   try {
     // Warm-up (not measured): first container start, first gateway load from the page cache.
@@ -94,7 +113,11 @@ async function main(): Promise<void> {
           await docker.destroy(claim.backingId);
         }
       }
-      log(`round ${r + 1}/${ROUNDS}: ${Object.entries(samples).map(([k, v]) => `${k}=${Math.round(v.at(-1) ?? NaN)}ms`).join(' ')}`);
+      log(
+        `round ${r + 1}/${ROUNDS}: ${Object.entries(samples)
+          .map(([k, v]) => `${k}=${Math.round(v.at(-1) ?? NaN)}ms`)
+          .join(' ')}`,
+      );
     }
   } finally {
     await pool.drain();
@@ -103,9 +126,12 @@ async function main(): Promise<void> {
   const results = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, stats(v)]));
   const floor = results['docker-run']?.ready_p50_ms ?? NaN;
   const ratios = {
-    docker_ready_p50_vs_docker_run: Math.round(((results['berth-docker']?.ready_p50_ms ?? NaN) / floor) * 100) / 100,
-    local_ready_p50_vs_docker_run: Math.round(((results['berth-local']?.ready_p50_ms ?? NaN) / floor) * 100) / 100,
-    warm_claim_p50_vs_docker_run: Math.round(((results['berth-docker-warm']?.ready_p50_ms ?? NaN) / floor) * 1000) / 1000,
+    docker_ready_p50_vs_docker_run:
+      Math.round(((results['berth-docker']?.ready_p50_ms ?? NaN) / floor) * 100) / 100,
+    local_ready_p50_vs_docker_run:
+      Math.round(((results['berth-local']?.ready_p50_ms ?? NaN) / floor) * 100) / 100,
+    warm_claim_p50_vs_docker_run:
+      Math.round(((results['berth-docker-warm']?.ready_p50_ms ?? NaN) / floor) * 1000) / 1000,
   };
   const line = JSON.stringify({ bench: 'env', results, ratios });
   if (jsonOut) await writeFile(jsonOut, line + '\n');

@@ -17,7 +17,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { z } from 'zod';
 import { Logger, makeWorkerUtils, run, runMigrations, type Runner, type WorkerUtils } from 'graphile-worker';
-import { WorkerPool, createPool, enqueueJob, enqueueJobs, migrate, startEmbeddedPostgres, withDatabase, type Pool } from '@berth/db';
+import {
+  WorkerPool,
+  createPool,
+  enqueueJob,
+  enqueueJobs,
+  migrate,
+  startEmbeddedPostgres,
+  withDatabase,
+  type Pool,
+} from '@berth/db';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -58,7 +67,10 @@ async function berthContender(url: string): Promise<Contender> {
     name: 'berth',
     async fill(n) {
       for (let i = 0; i < n; i += 1000) {
-        const specs = Array.from({ length: Math.min(1000, n - i) }, () => ({ kind: 'bench.noop' as const, payload: {} }));
+        const specs = Array.from({ length: Math.min(1000, n - i) }, () => ({
+          kind: 'bench.noop' as const,
+          payload: {},
+        }));
         await enqueueJobs(pool, catalog, specs);
       }
     },
@@ -97,7 +109,10 @@ async function graphileContender(url: string): Promise<Contender> {
     name: 'graphile-worker',
     async fill(n) {
       for (let i = 0; i < n; i += 1000) {
-        const specs = Array.from({ length: Math.min(1000, n - i) }, () => ({ identifier: 'noop', payload: {} }));
+        const specs = Array.from({ length: Math.min(1000, n - i) }, () => ({
+          identifier: 'noop',
+          payload: {},
+        }));
         await utils.addJobs(specs);
       }
     },
@@ -119,7 +134,9 @@ async function graphileContender(url: string): Promise<Contender> {
       await utils.addJob('noop', { t });
     },
     async remaining() {
-      const { rows } = await pgPool.query<{ n: number }>('SELECT count(*)::int AS n FROM graphile_worker._private_jobs');
+      const { rows } = await pgPool.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM graphile_worker._private_jobs',
+      );
       return rows[0]?.n ?? 0;
     },
     async close() {
@@ -162,7 +179,9 @@ async function main(): Promise<void> {
   try {
     const admin = new pg.Client({ connectionString: server.url });
     await admin.connect();
-    const { rows } = await admin.query<{ fsync: string; sc: string }>(`SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS sc`);
+    const { rows } = await admin.query<{ fsync: string; sc: string }>(
+      `SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS sc`,
+    );
     log(`postgres: fsync=${rows[0]?.fsync} synchronous_commit=${rows[0]?.sc}`);
     await admin.query('CREATE DATABASE bench_berth');
     await admin.query('CREATE DATABASE bench_graphile');
@@ -225,7 +244,13 @@ async function main(): Promise<void> {
         wake_p95_ms_berth_over_graphile: round3(b.wake_p95_ms! / g.wake_p95_ms!),
         wake_p99_ms_berth_over_graphile: round3(b.wake_p99_ms! / g.wake_p99_ms!),
       },
-      config: { quick, drain_jobs: DRAIN_JOBS, drain_rounds: DRAIN_ROUNDS, wake_jobs: WAKE_JOBS, concurrency: CONCURRENCY },
+      config: {
+        quick,
+        drain_jobs: DRAIN_JOBS,
+        drain_rounds: DRAIN_ROUNDS,
+        wake_jobs: WAKE_JOBS,
+        concurrency: CONCURRENCY,
+      },
     };
     const line = JSON.stringify(out);
     if (jsonOut) await writeFile(jsonOut, line + '\n');

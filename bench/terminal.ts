@@ -63,7 +63,9 @@ function withTimeout<T>(p: Promise<T>, what: string, ms = STEP_TIMEOUT_MS): Prom
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms))),
+    new Promise<T>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms)),
+    ),
   ]);
 }
 
@@ -90,7 +92,10 @@ const ECHO_SCRIPT = join(scriptsDir, 'echo.sh');
 const TPUT_SCRIPT = join(scriptsDir, 'tput.sh');
 // Markers are assembled at run time so a shell echoing the command line never shows them.
 writeFileSync(ECHO_SCRIPT, `stty raw -echo; printf 'RE''ADY'; exec cat\n`);
-writeFileSync(TPUT_SCRIPT, `stty -echo; printf 'RE''ADY'; read go; head -c ${TPUT_BYTES} /dev/zero | base64; printf '__E''ND__'; read x\n`);
+writeFileSync(
+  TPUT_SCRIPT,
+  `stty -echo; printf 'RE''ADY'; read go; head -c ${TPUT_BYTES} /dev/zero | base64; printf '__E''ND__'; read x\n`,
+);
 
 // ------------------------------------------------------------------------------------ targets
 
@@ -99,7 +104,14 @@ async function floorTarget(): Promise<Target> {
   return {
     name: 'floor',
     open(script) {
-      const p = pty.spawn('sh', [script], { name: 'xterm-256color', cols: 80, rows: 24, cwd: scriptsDir, env: process.env as Record<string, string>, encoding: null } as pty.IPtyForkOptions);
+      const p = pty.spawn('sh', [script], {
+        name: 'xterm-256color',
+        cols: 80,
+        rows: 24,
+        cwd: scriptsDir,
+        env: process.env as Record<string, string>,
+        encoding: null,
+      } as pty.IPtyForkOptions);
       procs.add(p);
       return Promise.resolve({
         write: (data) => p.write(data),
@@ -123,7 +135,15 @@ async function berthTarget(): Promise<Target> {
   const { publicKey, privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
   const jwk = { ...(await exportJWK(publicKey)), kid: 'bench', alg: 'EdDSA' };
   const dataDir = mkdtempSync(join(tmpdir(), 'berth-bench-gw-'));
-  const config = { environmentId: envId, issuer, jwks: { keys: [jwk] }, dataDir, workdir: scriptsDir, host: '127.0.0.1', port: 0 };
+  const config = {
+    environmentId: envId,
+    issuer,
+    jwks: { keys: [jwk] },
+    dataDir,
+    workdir: scriptsDir,
+    host: '127.0.0.1',
+    port: 0,
+  };
   const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'apps/gateway/src/main.ts')], {
     cwd: root,
     env: { ...process.env, BERTH_GATEWAY_CONFIG: JSON.stringify(config) },
@@ -158,7 +178,14 @@ async function berthTarget(): Promise<Target> {
   return {
     name: 'berth',
     async open(script) {
-      const client = connectTerminal({ url: `ws://127.0.0.1:${port}/terminal`, token: await ticket(), command: ['sh', script], socketFactory: nodeSocketFactory, cols: 80, rows: 24 });
+      const client = connectTerminal({
+        url: `ws://127.0.0.1:${port}/terminal`,
+        token: await ticket(),
+        command: ['sh', script],
+        socketFactory: nodeSocketFactory,
+        cols: 80,
+        rows: 24,
+      });
       clients.add(client);
       const fns: ((chunk: Buffer | string) => void)[] = [];
       client.onOutput((data) => {
@@ -201,19 +228,38 @@ function installWetty(): void {
   // Never committed, never part of the root install.
   writeFileSync(join(peersDir, '.gitignore'), '*\n');
   log(`installing wetty@${WETTY_VERSION} into bench/.peers …`);
-  const r = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--no-save', '--prefix', peersDir, `wetty@${WETTY_VERSION}`], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout: 600_000 });
-  if (r.status !== 0) throw new Error(`npm install wetty@${WETTY_VERSION} failed: ${(r.stderr || r.stdout || String(r.error)).trim().split('\n').slice(-3).join(' | ')}`);
+  const r = spawnSync(
+    'npm',
+    ['install', '--no-audit', '--no-fund', '--no-save', '--prefix', peersDir, `wetty@${WETTY_VERSION}`],
+    { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout: 600_000 },
+  );
+  if (r.status !== 0)
+    throw new Error(
+      `npm install wetty@${WETTY_VERSION} failed: ${(r.stderr || r.stdout || String(r.error)).trim().split('\n').slice(-3).join(' | ')}`,
+    );
 }
 
 async function wettyTarget(): Promise<Target> {
   installWetty();
   const port = await freePort();
   // As root with the default ssh host "localhost", wetty runs the command itself (no ssh).
-  const child: ChildProcess = spawn(process.execPath, [join(peersDir, 'node_modules/wetty/build/main.js'), '--host', '127.0.0.1', '--port', String(port), '--command', '/bin/sh'], {
-    cwd: scriptsDir,
-    env: { ...process.env, NODE_ENV: 'production' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      join(peersDir, 'node_modules/wetty/build/main.js'),
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--command',
+      '/bin/sh',
+    ],
+    {
+      cwd: scriptsDir,
+      env: { ...process.env, NODE_ENV: 'production' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
   child.stdout?.resume();
@@ -223,7 +269,8 @@ async function wettyTarget(): Promise<Target> {
   await withTimeout(
     (async () => {
       for (;;) {
-        if (child.exitCode !== null) throw new Error(`wetty exited (${child.exitCode}): ${stderr.trim().slice(-500)}`);
+        if (child.exitCode !== null)
+          throw new Error(`wetty exited (${child.exitCode}): ${stderr.trim().slice(-500)}`);
         try {
           await fetch(`http://127.0.0.1:${port}/`);
           return;
@@ -239,7 +286,12 @@ async function wettyTarget(): Promise<Target> {
   return {
     name: 'wetty',
     async open(script) {
-      const socket = io(`http://127.0.0.1:${port}`, { path: '/socket.io', transports: ['websocket'], forceNew: true, reconnection: false });
+      const socket = io(`http://127.0.0.1:${port}`, {
+        path: '/socket.io',
+        transports: ['websocket'],
+        forceNew: true,
+        reconnection: false,
+      });
       sockets.add(socket);
       const fns: ((chunk: Buffer | string) => void)[] = [];
       // wetty's own flow control: its PTY pauses past 2 MiB unless the client commits.
@@ -252,7 +304,11 @@ async function wettyTarget(): Promise<Target> {
         }
         for (const fn of fns) fn(data);
       });
-      await withTimeout(new Promise<void>((resolve) => socket.once('login', () => resolve())), 'wetty login', 30_000);
+      await withTimeout(
+        new Promise<void>((resolve) => socket.once('login', () => resolve())),
+        'wetty login',
+        30_000,
+      );
       socket.emit('resize', { cols: 80, rows: 24 });
       const conn: Conn = {
         write: (data) => void socket.emit('input', data),
@@ -321,7 +377,8 @@ async function throughputRun(t: Target): Promise<number> {
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   conn.close();
   const expected = Math.ceil(TPUT_BYTES / 3) * 4 * (1 + 1 / 76);
-  if (bytes < expected * 0.99) throw new Error(`${t.name}: only ${bytes} bytes arrived, expected ~${Math.round(expected)}`);
+  if (bytes < expected * 0.99)
+    throw new Error(`${t.name}: only ${bytes} bytes arrived, expected ~${Math.round(expected)}`);
   return bytes / 1e6 / s;
 }
 
@@ -432,10 +489,14 @@ async function main(): Promise<void> {
   const wetty = m('wetty');
   const ratios: Record<string, number | boolean | null> = {
     echo_p50_minus_floor_us: berth && floor ? round1(berth.echo_p50_us - floor.echo_p50_us) : null,
-    echo_p99_over_floor: berth && floor ? Math.round((berth.echo_p99_us / floor.echo_p99_us) * 100) / 100 : null,
-    echo_p50_over_wetty: berth && wetty ? Math.round((berth.echo_p50_us / wetty.echo_p50_us) * 100) / 100 : null,
-    throughput_over_wetty: berth && wetty ? Math.round((berth.throughput_mb_s / wetty.throughput_mb_s) * 100) / 100 : null,
-    throughput_over_floor: berth && floor ? Math.round((berth.throughput_mb_s / floor.throughput_mb_s) * 100) / 100 : null,
+    echo_p99_over_floor:
+      berth && floor ? Math.round((berth.echo_p99_us / floor.echo_p99_us) * 100) / 100 : null,
+    echo_p50_over_wetty:
+      berth && wetty ? Math.round((berth.echo_p50_us / wetty.echo_p50_us) * 100) / 100 : null,
+    throughput_over_wetty:
+      berth && wetty ? Math.round((berth.throughput_mb_s / wetty.throughput_mb_s) * 100) / 100 : null,
+    throughput_over_floor:
+      berth && floor ? Math.round((berth.throughput_mb_s / floor.throughput_mb_s) * 100) / 100 : null,
     goal_echo_p50_within_100us_of_floor: berth && floor ? berth.echo_p50_us - floor.echo_p50_us <= 100 : null,
     goal_echo_p99_within_2x_floor: berth && floor ? berth.echo_p99_us <= 2 * floor.echo_p99_us : null,
     goal_throughput_1_5x_wetty: berth && wetty ? berth.throughput_mb_s >= 1.5 * wetty.throughput_mb_s : null,

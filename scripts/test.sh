@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: prerequisites, lint, typecheck, then every vitest suite against real
-# Postgres, Docker, PTYs and Chromium. Ends with the plain line "N passed, N failed"; lint and
-# typecheck count as one test each.
+# Postgres, Docker, PTYs and Chromium. Ends with the plain line "N passed, N failed"; lint,
+# formatting and typecheck count as one test each.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 passed=0
@@ -17,6 +17,7 @@ if ! bash scripts/ensure-prereqs.sh; then
   failed=$((failed + 1))
 fi
 step lint npx eslint . --max-warnings 0
+step format npx prettier --check --log-level warn .
 step typecheck npx tsc -p tsconfig.json --noEmit
 
 report="$(mktemp -t berth-vitest-XXXXXX.json)"

@@ -8,7 +8,16 @@
 // closure keeps tsx and esbuild (and the platform binary that is installed).
 //
 // usage: node prune.mjs --root <repo> --out <dir> [--print]
-import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  symlinkSync,
+} from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
 const args = process.argv.slice(2);
@@ -100,9 +109,12 @@ mkdirSync(join(dest, 'node_modules/.bin'), { recursive: true });
 for (const name of readdirSync(bin)) {
   const target = readlinkSync(join(bin, name));
   const pkgPath = relative(root, resolve(bin, target));
-  if (paths.some((p) => pkgPath.startsWith(`${p}/`))) symlinkSync(target, join(dest, 'node_modules/.bin', name));
+  if (paths.some((p) => pkgPath.startsWith(`${p}/`)))
+    symlinkSync(target, join(dest, 'node_modules/.bin', name));
 }
-for (const p of EXTRA) if (existsSync(join(root, p))) cpSync(join(root, p), join(dest, p), { recursive: true });
+for (const p of EXTRA)
+  if (existsSync(join(root, p))) cpSync(join(root, p), join(dest, p), { recursive: true });
 // The static web app, when built (served at `/`); without it pages say how to build it.
-if (existsSync(join(root, 'apps/web/out'))) cpSync(join(root, 'apps/web/out'), join(dest, 'apps/web/out'), { recursive: true });
+if (existsSync(join(root, 'apps/web/out')))
+  cpSync(join(root, 'apps/web/out'), join(dest, 'apps/web/out'), { recursive: true });
 process.stderr.write(`prune: ${paths.length} packages into ${dest}\n`);

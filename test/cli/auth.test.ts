@@ -21,7 +21,11 @@ afterAll(async () => {
 
 describe('berth login / whoami / token', () => {
   it('login stores a token in ~/.config/berth/config.json with mode 0600', async () => {
-    const r = await runCli(['login', '--url', s.url, '--email', ADMIN.email, '--password-stdin'], env, ADMIN.password + '\n');
+    const r = await runCli(
+      ['login', '--url', s.url, '--email', ADMIN.email, '--password-stdin'],
+      env,
+      ADMIN.password + '\n',
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`Signed in to ${s.url} as ${ADMIN.email}`);
@@ -35,7 +39,11 @@ describe('berth login / whoami / token', () => {
   });
 
   it('a wrong password exits non-zero with the server’s hint', async () => {
-    const r = await runCli(['login', '--url', s.url, '--email', ADMIN.email, '--password-stdin'], { HOME: home + '-x' }, 'wrong\n');
+    const r = await runCli(
+      ['login', '--url', s.url, '--email', ADMIN.email, '--password-stdin'],
+      { HOME: home + '-x' },
+      'wrong\n',
+    );
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/error: wrong email or password/);
     expect(r.stderr).toMatch(/hint: /);
@@ -55,7 +63,11 @@ describe('berth login / whoami / token', () => {
     expect(table.stdout).toContain('deploy');
 
     // BERTH_URL + BERTH_TOKEN win over the config file.
-    const viaEnv = await runCli(['whoami', '--json'], { ...env, BERTH_URL: s.url, BERTH_TOKEN: created.token });
+    const viaEnv = await runCli(['whoami', '--json'], {
+      ...env,
+      BERTH_URL: s.url,
+      BERTH_TOKEN: created.token,
+    });
     expect(JSON.parse(viaEnv.stdout).tokenId).toBe(created.id);
 
     const rm1 = await runCli(['token', 'rm', created.id], env);
@@ -88,14 +100,32 @@ describe('berth login / whoami / token', () => {
 
 describe('berth secrets', () => {
   it('config, add, show, rm — references only', async () => {
-    const c = await runCli(['secrets', 'config', '--vault-address', 'https://vault.example.com', '--role', 'berth', '--audience', 'vault'], env);
+    const c = await runCli(
+      [
+        'secrets',
+        'config',
+        '--vault-address',
+        'https://vault.example.com',
+        '--role',
+        'berth',
+        '--audience',
+        'vault',
+      ],
+      env,
+    );
     expect(c.code).toBe(0);
     expect(c.stdout).toContain('Vault settings saved');
-    const a = await runCli(['secrets', 'add', 'NPM_TOKEN', '--path', 'users/admin/npm', '--key', 'token', '--json'], env);
+    const a = await runCli(
+      ['secrets', 'add', 'NPM_TOKEN', '--path', 'users/admin/npm', '--key', 'token', '--json'],
+      env,
+    );
     expect(a.code).toBe(0);
     const ref = JSON.parse(a.stdout);
     const show = await runCli(['secrets', 'show', '--json'], env);
-    expect(JSON.parse(show.stdout)).toMatchObject({ settings: { vaultAddress: 'https://vault.example.com' }, refs: [{ env: 'NPM_TOKEN' }] });
+    expect(JSON.parse(show.stdout)).toMatchObject({
+      settings: { vaultAddress: 'https://vault.example.com' },
+      refs: [{ env: 'NPM_TOKEN' }],
+    });
     const bad = await runCli(['secrets', 'add', 'not valid', '--path', 'p', '--key', 'k'], env);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/environment variable name/);

@@ -30,7 +30,9 @@ export function spawnFixture(file: string, env: Record<string, string>): Child {
       const m = /^ready (\S+)$/.exec(line);
       if (m) resolve(m[1]!);
     });
-    void exited.then(({ code, signal }) => reject(new Error(`fixture exited before ready (code ${code}, ${signal}): ${err}`)));
+    void exited.then(({ code, signal }) =>
+      reject(new Error(`fixture exited before ready (code ${code}, ${signal}): ${err}`)),
+    );
   });
   ready.catch(() => undefined);
   return { proc, pid: proc.pid!, ready, exited, stderr: () => err };
@@ -40,7 +42,12 @@ export function spawnFixture(file: string, env: Record<string, string>): Child {
  * Waits until `check` holds, re-checking every `everyMs`. For conditions only observable in the
  * database (other processes' work), where there is no event to await.
  */
-export async function until(check: () => Promise<boolean>, what: string, timeoutMs = 50_000, everyMs = 100): Promise<void> {
+export async function until(
+  check: () => Promise<boolean>,
+  what: string,
+  timeoutMs = 50_000,
+  everyMs = 100,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

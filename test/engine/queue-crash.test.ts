@@ -17,7 +17,9 @@ describe('queue under crashes (real processes, SIGKILL)', () => {
     db = await createTestDatabase();
     pool = createPool(db.url, 4);
     // No unique constraint: a job applied twice must show up as two rows, not be hidden by an error.
-    await pool.query(`CREATE TABLE ledger (n integer NOT NULL, worker text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`);
+    await pool.query(
+      `CREATE TABLE ledger (n integer NOT NULL, worker text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+    );
     await pool.query(`CREATE TABLE runs (n integer NOT NULL, worker text NOT NULL)`);
     const specs = Array.from({ length: JOBS }, (_, n) => ({ kind: 'test.ledger' as const, payload: { n } }));
     for (let i = 0; i < JOBS; i += 500) await enqueueJobs(pool, testCatalog, specs.slice(i, i + 500));
@@ -30,13 +32,23 @@ describe('queue under crashes (real processes, SIGKILL)', () => {
     }
     await pool.end();
     // Backends of killed processes end when Postgres sees their sockets close.
-    await until(async () => (await openConnections(inject('pgAdminUrl'), db.name)) === 0, 'connections to close', 10_000);
+    await until(
+      async () => (await openConnections(inject('pgAdminUrl'), db.name)) === 0,
+      'connections to close',
+      10_000,
+    );
     await db.drop();
   });
 
   const spawnWorker = (extra: { concurrency?: number; leaseMs?: number; maxPauseMs?: number } = {}) => {
     const c = spawnFixture('queue-worker.ts', {
-      ENGINE_TEST_CONFIG: JSON.stringify({ url: db.url, concurrency: 5, leaseMs: 1500, maxPauseMs: 4, ...extra }),
+      ENGINE_TEST_CONFIG: JSON.stringify({
+        url: db.url,
+        concurrency: 5,
+        leaseMs: 1500,
+        maxPauseMs: 4,
+        ...extra,
+      }),
     });
     children.push(c);
     return c;
@@ -48,24 +60,34 @@ describe('queue under crashes (real processes, SIGKILL)', () => {
     );
     return rows[0]!;
   };
-  const jobsLeft = async () => (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM jobs')).rows[0]!.n;
+  const jobsLeft = async () =>
+    (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM jobs')).rows[0]!.n;
 
   it('kill -9 workers at random points while 3 drain 2,000 jobs: every effect exactly once, none lost, expired leases reaped', async () => {
     const live: Child[] = [];
     const ids = new Map<Child, string>();
     const start = (c: Child) => {
       live.push(c);
-      void c.ready.then((id) => ids.set(c, id), () => undefined);
+      void c.ready.then(
+        (id) => ids.set(c, id),
+        () => undefined,
+      );
       return c.ready;
     };
-    await Promise.all([start(spawnWorker({ maxPauseMs: 10 })), start(spawnWorker({ maxPauseMs: 10 })), start(spawnWorker({ maxPauseMs: 10 }))]);
+    await Promise.all([
+      start(spawnWorker({ maxPauseMs: 10 })),
+      start(spawnWorker({ maxPauseMs: 10 })),
+      start(spawnWorker({ maxPauseMs: 10 })),
+    ]);
     const killedIds: string[] = [];
 
     while (killedIds.length < 5 && (await jobsLeft()) > 100) {
       await sleep(randomBetween(100, 400));
       // Kill one that holds leases right now, so the crash lands mid-job; a replacement starts
       // in the background (a process takes a while to boot here) and joins when ready.
-      const { rows } = await pool.query<{ locked_by: string }>(`SELECT DISTINCT locked_by FROM jobs WHERE state = 'running'`);
+      const { rows } = await pool.query<{ locked_by: string }>(
+        `SELECT DISTINCT locked_by FROM jobs WHERE state = 'running'`,
+      );
       const holding = live.filter((c) => rows.some((r) => r.locked_by === ids.get(c)));
       const victim = holding[Math.floor(Math.random() * holding.length)];
       if (!victim) continue;
@@ -92,7 +114,9 @@ describe('queue under crashes (real processes, SIGKILL)', () => {
     expect(reaped.length).toBeGreaterThan(0);
     for (const r of reaped) expect(killedIds).toContain(r.worker_id);
     // Runs beyond one per job are exactly the crashed attempts re-run elsewhere.
-    const { rows: reruns } = await pool.query<{ n: number }>(`SELECT count(*)::int - count(DISTINCT n)::int AS n FROM runs`);
+    const { rows: reruns } = await pool.query<{ n: number }>(
+      `SELECT count(*)::int - count(DISTINCT n)::int AS n FROM runs`,
+    );
     expect(reruns[0]!.n).toBeGreaterThan(0);
 
     // Survivors stop gracefully.

@@ -38,11 +38,16 @@ export function waitForLine(child: ChildProcess, re: RegExp): Promise<RegExpMatc
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`exited (${code}) before printing ${re}; output:\n${buf}`)));
+    child.once('exit', (code) =>
+      reject(new Error(`exited (${code}) before printing ${re}; output:\n${buf}`)),
+    );
   });
 }
 
-export function waitForExit(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+export function waitForExit(
+  child: ChildProcess,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null)
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
 }

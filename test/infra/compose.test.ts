@@ -11,7 +11,8 @@ const env = { ...process.env, POSTGRES_PASSWORD: 'pw', BERTH_SIGNING_KEYS: '[]' 
 
 /** The real validator when one is installed: the compose plugin, else Debian's docker-compose. */
 function composeCli(): string[] | null {
-  if (spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' }).status === 0) return ['docker', 'compose'];
+  if (spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' }).status === 0)
+    return ['docker', 'compose'];
   if (spawnSync('docker-compose', ['version'], { encoding: 'utf8' }).status === 0) return ['docker-compose'];
   return null;
 }
@@ -29,7 +30,9 @@ const Service = z.strictObject({
   build: z.strictObject({ context: z.string(), dockerfile: z.string() }).optional(),
   profiles: z.array(z.string().min(1)).optional(),
   restart: z.enum(['no', 'always', 'on-failure', 'unless-stopped']),
-  depends_on: z.record(z.string(), z.strictObject({ condition: z.enum(['service_started', 'service_healthy']) })).optional(),
+  depends_on: z
+    .record(z.string(), z.strictObject({ condition: z.enum(['service_started', 'service_healthy']) }))
+    .optional(),
   ports: z.array(z.string().regex(/^(\$\{[^}]+\}|[\d.]+):(\$\{[^}]+\}|\d+):\d+$/)).optional(),
   environment: z.record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/), z.string()).optional(),
   volumes: z.array(z.string().regex(/^[^:]+:[^:]+(:ro)?$/)).optional(),
@@ -49,7 +52,9 @@ const ComposeFile = z.strictObject({
 async function load() {
   const doc = parse(await readFile(file, 'utf8'), { merge: true }) as Record<string, unknown>;
   // x-* keys are compose extensions (here the shared `x-berth` anchor); compose ignores them.
-  const r = ComposeFile.safeParse(Object.fromEntries(Object.entries(doc).filter(([k]) => !k.startsWith('x-'))));
+  const r = ComposeFile.safeParse(
+    Object.fromEntries(Object.entries(doc).filter(([k]) => !k.startsWith('x-'))),
+  );
   if (!r.success) throw new Error(z.prettifyError(r.error));
   return r.data;
 }
@@ -58,10 +63,12 @@ describe('infra/compose.yaml', () => {
   it('matches the compose schema subset, with references that resolve', async () => {
     const c = await load();
     for (const [name, s] of Object.entries(c.services)) {
-      for (const dep of Object.keys(s.depends_on ?? {})) expect(c.services[dep], `${name} depends on ${dep}`).toBeDefined();
+      for (const dep of Object.keys(s.depends_on ?? {}))
+        expect(c.services[dep], `${name} depends on ${dep}`).toBeDefined();
       for (const v of s.volumes ?? []) {
         const src = v.split(':')[0]!;
-        if (!src.startsWith('/') && !src.startsWith('.')) expect(Object.keys(c.volumes), `${name} mounts ${src}`).toContain(src);
+        if (!src.startsWith('/') && !src.startsWith('.'))
+          expect(Object.keys(c.volumes), `${name} mounts ${src}`).toContain(src);
       }
     }
   });
@@ -93,7 +100,10 @@ describe('infra/compose.yaml', () => {
   it.skipIf(!cli)(`passes \`${cli?.join(' ') ?? 'docker compose'} config\` in each profile`, () => {
     for (const profile of ['socket', 'dind']) {
       const [cmd, ...pre] = cli!;
-      const r = spawnSync(cmd!, [...pre, '-f', file, '--profile', profile, 'config', '-q'], { encoding: 'utf8', env });
+      const r = spawnSync(cmd!, [...pre, '-f', file, '--profile', profile, 'config', '-q'], {
+        encoding: 'utf8',
+        env,
+      });
       expect(r.stderr, `profile ${profile}`).toBe('');
       expect(r.status).toBe(0);
     }

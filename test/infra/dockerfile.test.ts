@@ -34,7 +34,8 @@ describe('docker/control-plane/Dockerfile', () => {
   it('has the same user, environment and entrypoint as the offline build', async () => {
     const online = (await stages('Dockerfile')).at(-1)!;
     const offline = (await stages('Dockerfile.offline')).at(-1)!;
-    const pick = (lines: string[]) => lines.filter((l) => /^(USER|ENTRYPOINT|CMD|EXPOSE|WORKDIR)\s/.test(l)).filter((l) => l !== 'USER root');
+    const pick = (lines: string[]) =>
+      lines.filter((l) => /^(USER|ENTRYPOINT|CMD|EXPOSE|WORKDIR)\s/.test(l)).filter((l) => l !== 'USER root');
     expect(pick(online)).toEqual(pick(offline));
     const env = (lines: string[]) =>
       Object.fromEntries(
@@ -46,6 +47,10 @@ describe('docker/control-plane/Dockerfile', () => {
     const { HOME: _h1, ...a } = env(online);
     const { HOME: _h2, ...b } = env(offline);
     expect(a).toEqual(b);
-    expect(a).toMatchObject({ NODE_ENV: 'production', BERTH_HOST: '0.0.0.0', BERTH_DATA_DIR: '/var/lib/berth' });
+    expect(a).toMatchObject({
+      NODE_ENV: 'production',
+      BERTH_HOST: '0.0.0.0',
+      BERTH_DATA_DIR: '/var/lib/berth',
+    });
   });
 });

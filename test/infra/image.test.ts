@@ -29,7 +29,14 @@ describe.skipIf(skip)('control-plane image (docker/control-plane/build-offline.s
 
   it('is tagged by input hash, and runs `berth --help` as a non-root user', async () => {
     expect(image).toMatch(/^berth-control-plane:[0-9a-f]{12}$/);
-    const help = await run('docker', ['run', '--rm', '--entrypoint', 'node_modules/.bin/berth', image, '--help']);
+    const help = await run('docker', [
+      'run',
+      '--rm',
+      '--entrypoint',
+      'node_modules/.bin/berth',
+      image,
+      '--help',
+    ]);
     expect(help.stdout).toContain('Usage: berth');
     expect(help.stdout).toMatch(/\bserver\b/);
     const id = await run('docker', ['run', '--rm', '--entrypoint', 'id', image, '-u']);
@@ -39,7 +46,8 @@ describe.skipIf(skip)('control-plane image (docker/control-plane/build-offline.s
   it('ships no dev tooling', async () => {
     const ls = await run('docker', ['run', '--rm', '--entrypoint', 'ls', image, 'node_modules']);
     const names = ls.stdout.split('\n');
-    for (const dev of ['vitest', 'typescript', 'eslint', 'next', 'playwright-core']) expect(names).not.toContain(dev);
+    for (const dev of ['vitest', 'typescript', 'eslint', 'next', 'playwright-core'])
+      expect(names).not.toContain(dev);
     expect(names).toContain('tsx');
   });
 
@@ -61,14 +69,39 @@ describe.skipIf(skip)('control-plane image (docker/control-plane/build-offline.s
     it('starts, migrates, and answers /healthz and /readyz', async () => {
       const port = await freePort();
       // Host network: the test Postgres listens on the host's loopback.
-      child = spawn('docker', [
-        'run', '--rm', '--name', name, '--network', 'host',
-        '--read-only', '--tmpfs', '/tmp', '--tmpfs', '/var/lib/berth:uid=1000,gid=1000',
-        '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges:true',
-        '-e', `DATABASE_URL=${db.url}`, '-e', `BERTH_PORT=${port}`, '-e', 'BERTH_HOST=127.0.0.1',
-        '-e', 'BERTH_ADMIN_EMAIL=admin@example.com', '-e', 'BERTH_ADMIN_PASSWORD=image test password',
-        image, 'server',
-      ], { stdio: 'pipe' });
+      child = spawn(
+        'docker',
+        [
+          'run',
+          '--rm',
+          '--name',
+          name,
+          '--network',
+          'host',
+          '--read-only',
+          '--tmpfs',
+          '/tmp',
+          '--tmpfs',
+          '/var/lib/berth:uid=1000,gid=1000',
+          '--cap-drop',
+          'ALL',
+          '--security-opt',
+          'no-new-privileges:true',
+          '-e',
+          `DATABASE_URL=${db.url}`,
+          '-e',
+          `BERTH_PORT=${port}`,
+          '-e',
+          'BERTH_HOST=127.0.0.1',
+          '-e',
+          'BERTH_ADMIN_EMAIL=admin@example.com',
+          '-e',
+          'BERTH_ADMIN_PASSWORD=image test password',
+          image,
+          'server',
+        ],
+        { stdio: 'pipe' },
+      );
       await waitForLine(child, /listening on/);
       const base = `http://127.0.0.1:${port}`;
       expect((await fetch(`${base}/healthz`)).status).toBe(200);

@@ -17,7 +17,8 @@ async function manifests(): Promise<Array<{ file: string; doc: any }>> {
   return out;
 }
 
-const byKind = async (kind: string) => (await manifests()).filter((m) => m.doc?.kind === kind).map((m) => m.doc);
+const byKind = async (kind: string) =>
+  (await manifests()).filter((m) => m.doc?.kind === kind).map((m) => m.doc);
 
 describe('infra/k8s', () => {
   it('parses, and every object has apiVersion, kind and a name', async () => {
@@ -32,7 +33,9 @@ describe('infra/k8s', () => {
 
   it('kustomization lists every manifest except the secret example', async () => {
     const [k] = await byKind('Kustomization');
-    const files = (await readdir(dir)).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml' && !f.includes('example'));
+    const files = (await readdir(dir)).filter(
+      (f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml' && !f.includes('example'),
+    );
     expect([...(k.resources as string[])].sort()).toEqual(files.sort());
   });
 
@@ -41,7 +44,10 @@ describe('infra/k8s', () => {
     expect(d.spec.replicas).toBeGreaterThanOrEqual(2);
     expect(d.spec.template.metadata.labels).toMatchObject(d.spec.selector.matchLabels);
     const pod = d.spec.template.spec;
-    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(pod.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
     expect(pod.automountServiceAccountToken).toBe(false);
     const [c] = pod.containers;
     expect(c.livenessProbe.httpGet.path).toBe('/healthz');
@@ -58,7 +64,9 @@ describe('infra/k8s', () => {
     // A read-only root needs writable scratch space for tsx's cache and the data dir.
     const mounts = (c.volumeMounts as Array<{ mountPath: string }>).map((m) => m.mountPath);
     expect(mounts).toEqual(expect.arrayContaining(['/tmp', '/var/lib/berth']));
-    const secretEnv = Object.fromEntries((c.env as Array<{ name: string; valueFrom?: any }>).map((e) => [e.name, e.valueFrom?.secretKeyRef]));
+    const secretEnv = Object.fromEntries(
+      (c.env as Array<{ name: string; valueFrom?: any }>).map((e) => [e.name, e.valueFrom?.secretKeyRef]),
+    );
     expect(secretEnv.DATABASE_URL).toMatchObject({ name: 'berth', key: 'DATABASE_URL' });
     expect(secretEnv.BERTH_SIGNING_KEYS).toMatchObject({ name: 'berth', key: 'BERTH_SIGNING_KEYS' });
     expect(c.envFrom).toContainEqual({ configMapRef: { name: 'berth' } });

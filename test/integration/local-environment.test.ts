@@ -2,7 +2,12 @@ import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectTerminal } from '@berth/terminal';
 import { nodeSocketFactory } from '@berth/terminal/node';
-import { ADMIN, Client, startTestServer, type TestServer } from '../../apps/control-plane/src/testing/server.js';
+import {
+  ADMIN,
+  Client,
+  startTestServer,
+  type TestServer,
+} from '../../apps/control-plane/src/testing/server.js';
 import { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
 import { runCli } from '../helpers/cli.js';
 
@@ -28,14 +33,28 @@ afterAll(async () => {
 
 const settledStates = ['ready', 'stopped', 'destroyed', 'failed'];
 async function settle(id: string) {
-  const r = await live.until(() => admin.get(`/api/v1/environments/${id}`), (x) => settledStates.includes(x.json.environment.state as string));
-  return r.json.environment as { id: string; state: string; gatewayUrl: string | null; stateReason: string | null; node: string };
+  const r = await live.until(
+    () => admin.get(`/api/v1/environments/${id}`),
+    (x) => settledStates.includes(x.json.environment.state as string),
+  );
+  return r.json.environment as {
+    id: string;
+    state: string;
+    gatewayUrl: string | null;
+    stateReason: string | null;
+    node: string;
+  };
 }
 
 async function shell(id: string, input: string, until: RegExp): Promise<string> {
   const t = await admin.post(`/api/v1/environments/${id}/terminals`, {});
   expect(t.status).toBe(201);
-  const client = connectTerminal({ url: t.json.url, token: t.json.token, socketFactory: nodeSocketFactory, command: ['/bin/sh'] });
+  const client = connectTerminal({
+    url: t.json.url,
+    token: t.json.token,
+    socketFactory: nodeSocketFactory,
+    command: ['/bin/sh'],
+  });
   let out = '';
   try {
     await client.ready();

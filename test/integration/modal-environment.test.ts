@@ -5,9 +5,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectTerminal } from '@berth/terminal';
 import { nodeSocketFactory } from '@berth/terminal/node';
 import { ModalProvider } from '@berth/providers';
-import { FAKE_TOKEN, fakeProcesses, fakeProvider, startFake } from '../../packages/providers/src/modal/testing.js';
+import {
+  FAKE_TOKEN,
+  fakeProcesses,
+  fakeProvider,
+  startFake,
+} from '../../packages/providers/src/modal/testing.js';
 import type { FakeModal } from '../../packages/providers/src/modal/fake/modal.js';
-import { ADMIN, Client, startTestServer, type TestServer } from '../../apps/control-plane/src/testing/server.js';
+import {
+  ADMIN,
+  Client,
+  startTestServer,
+  type TestServer,
+} from '../../apps/control-plane/src/testing/server.js';
 import { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
 import { createProviders } from '../../apps/control-plane/src/environments/providers.js';
 import { loadConfig } from '../../apps/control-plane/src/config.js';
@@ -27,7 +37,12 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'berth-modal-api-'));
   fake = await startFake(dir);
   s = await startTestServer(
-    { BERTH_PROVIDERS: 'modal', MODAL_TOKEN_ID: FAKE_TOKEN.tokenId, MODAL_TOKEN_SECRET: FAKE_TOKEN.tokenSecret, BERTH_MODAL_SERVER_URL: fake.url },
+    {
+      BERTH_PROVIDERS: 'modal',
+      MODAL_TOKEN_ID: FAKE_TOKEN.tokenId,
+      MODAL_TOKEN_SECRET: FAKE_TOKEN.tokenSecret,
+      BERTH_MODAL_SERVER_URL: fake.url,
+    },
     { providers: { modal: fakeProvider(fake, dir) } },
   );
   admin = new Client(s.url);
@@ -45,7 +60,13 @@ afterAll(async () => {
 describe('modal provider through the control plane', () => {
   it('config builds the Modal provider only with a token, and never logs it', async () => {
     expect(() => loadConfig({ HOME: dir, BERTH_PROVIDERS: 'modal' })).toThrow(/MODAL_TOKEN_ID/);
-    const config = loadConfig({ HOME: dir, BERTH_DATA_DIR: dir, BERTH_PROVIDERS: 'local,modal', MODAL_TOKEN_ID: 'ak-x', MODAL_TOKEN_SECRET: 'as-secret-canary' });
+    const config = loadConfig({
+      HOME: dir,
+      BERTH_DATA_DIR: dir,
+      BERTH_PROVIDERS: 'local,modal',
+      MODAL_TOKEN_ID: 'ak-x',
+      MODAL_TOKEN_SECRET: 'as-secret-canary',
+    });
     const registry = await createProviders(config, {}, 'inst1');
     expect(registry.names).toEqual(['local', 'modal']);
     expect(registry.get('modal')).toBeInstanceOf(ModalProvider);
@@ -66,7 +87,12 @@ describe('modal provider through the control plane', () => {
     expect(ready.provider).toBe('modal');
 
     const t = await admin.post(`/api/v1/environments/${id}/terminals`, {});
-    const term = connectTerminal({ url: t.json.url, token: t.json.token, socketFactory: nodeSocketFactory, command: ['/bin/sh'] });
+    const term = connectTerminal({
+      url: t.json.url,
+      token: t.json.token,
+      socketFactory: nodeSocketFactory,
+      command: ['/bin/sh'],
+    });
     let out = '';
     await term.ready();
     await new Promise<void>((resolve) => {

@@ -7,7 +7,13 @@ import { startGateway, type Gateway } from '@berth/gateway';
 import { connectTerminal, type TerminalClient } from '@berth/terminal';
 import { nodeSocketFactory } from '@berth/terminal/node';
 import * as pty from 'node-pty';
-import { ADMIN, Client, memberClient, startTestServer, type TestServer } from '../../apps/control-plane/src/testing/server.js';
+import {
+  ADMIN,
+  Client,
+  memberClient,
+  startTestServer,
+  type TestServer,
+} from '../../apps/control-plane/src/testing/server.js';
 import { BERTH_BIN } from '../helpers/cli.js';
 
 /**
@@ -21,7 +27,11 @@ let envId: string;
 let dir: string;
 const clients: TerminalClient[] = [];
 
-async function insertReadyEnvironment(ownerId: string, gatewayUrl: string | null, state = 'ready'): Promise<string> {
+async function insertReadyEnvironment(
+  ownerId: string,
+  gatewayUrl: string | null,
+  state = 'ready',
+): Promise<string> {
   const c = new pg.Client({ connectionString: s.db.url });
   await c.connect();
   try {
@@ -63,14 +73,19 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'berth-gw-'));
   // The environment id is the gateway's audience, so create the row first, then the gateway.
   envId = await insertReadyEnvironment(me, null, 'provisioning');
-  const jwks = (await (await fetch(`${s.url}/.well-known/jwks.json`)).json()) as { keys: Array<Record<string, unknown>> };
+  const jwks = (await (await fetch(`${s.url}/.well-known/jwks.json`)).json()) as {
+    keys: Array<Record<string, unknown>>;
+  };
   gateway = await startGateway(
     { environmentId: envId, host: '127.0.0.1', port: 0, issuer: s.url, jwks, dataDir: dir, workdir: dir },
     { logToStdout: false, shell: ['/bin/sh'] },
   );
   const c = new pg.Client({ connectionString: s.db.url });
   await c.connect();
-  await c.query(`UPDATE environments SET state = 'ready', gateway_url = $2 WHERE id = $1`, [envId, `http://127.0.0.1:${gateway.port}`]);
+  await c.query(`UPDATE environments SET state = 'ready', gateway_url = $2 WHERE id = $1`, [
+    envId,
+    `http://127.0.0.1:${gateway.port}`,
+  ]);
   await c.end();
 });
 
@@ -87,7 +102,13 @@ describe('terminal tickets', () => {
     expect(t.status).toBe(201);
     expect(t.json).toMatchObject({ role: 'driver', sessionId: null });
     expect(t.json.url).toBe(`ws://127.0.0.1:${gateway.port}/terminal`);
-    const client = connectTerminal({ url: t.json.url, token: t.json.token, socketFactory: nodeSocketFactory, cols: 100, rows: 30 });
+    const client = connectTerminal({
+      url: t.json.url,
+      token: t.json.token,
+      socketFactory: nodeSocketFactory,
+      cols: 100,
+      rows: 30,
+    });
     clients.push(client);
     const out = collect(client);
     const info = await client.ready();
@@ -100,9 +121,16 @@ describe('terminal tickets', () => {
     expect(JSON.stringify(list.json.sessions)).toContain(info.sessionId);
 
     // An observer ticket for that session sees output but cannot type.
-    const o = await admin.post(`/api/v1/environments/${envId}/terminals/${info.sessionId}/tickets`, { role: 'observer' });
+    const o = await admin.post(`/api/v1/environments/${envId}/terminals/${info.sessionId}/tickets`, {
+      role: 'observer',
+    });
     expect(o.json).toMatchObject({ role: 'observer', sessionId: info.sessionId });
-    const observer = connectTerminal({ url: o.json.url, token: o.json.token, sessionId: info.sessionId, socketFactory: nodeSocketFactory });
+    const observer = connectTerminal({
+      url: o.json.url,
+      token: o.json.token,
+      sessionId: info.sessionId,
+      socketFactory: nodeSocketFactory,
+    });
     clients.push(observer);
     const seen = collect(observer);
     await observer.ready();
@@ -117,7 +145,9 @@ describe('terminal tickets', () => {
     const m = await memberClient(s, admin, 'term-member@example.com');
     expect((await m.post(`/api/v1/environments/${envId}/terminals`, {})).status).toBe(404);
     expect((await m.get(`/api/v1/environments/${envId}/terminals`)).status).toBe(404);
-    expect((await m.post(`/api/v1/environments/${envId}/terminals/abc/tickets`, { role: 'observer' })).status).toBe(404);
+    expect(
+      (await m.post(`/api/v1/environments/${envId}/terminals/abc/tickets`, { role: 'observer' })).status,
+    ).toBe(404);
   });
 
   it('an environment that is not ready says so with a hint', async () => {
@@ -132,7 +162,12 @@ describe('terminal tickets', () => {
     const me = (await admin.get('/api/v1/me')).json.user.id as string;
     const otherId = await insertReadyEnvironment(me, `http://127.0.0.1:${gateway.port}`);
     const t = await admin.post(`/api/v1/environments/${otherId}/terminals`, {});
-    const client = connectTerminal({ url: t.json.url, token: t.json.token, socketFactory: nodeSocketFactory, reconnect: false });
+    const client = connectTerminal({
+      url: t.json.url,
+      token: t.json.token,
+      socketFactory: nodeSocketFactory,
+      reconnect: false,
+    });
     clients.push(client);
     const out = collect(client);
     const closed = new Promise<{ code: number; reason: string } | undefined>((resolve) =>

@@ -2,8 +2,20 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { containerName, DockerProvider, ensureDocker, LABEL_ENV, ProviderError, type ProgressEvent } from '@berth/providers';
-import { behaviourSuite, dockerHarness, ensureGatewayBundle, type BehaviourHarness } from '@berth/providers/testing';
+import {
+  containerName,
+  DockerProvider,
+  ensureDocker,
+  LABEL_ENV,
+  ProviderError,
+  type ProgressEvent,
+} from '@berth/providers';
+import {
+  behaviourSuite,
+  dockerHarness,
+  ensureGatewayBundle,
+  type BehaviourHarness,
+} from '@berth/providers/testing';
 
 // The Docker suites start the engine themselves (scripts/prereqs/20-docker.sh); only an explicit
 // BERTH_SKIP_DOCKER=1 skips them.
@@ -13,7 +25,17 @@ function setup(): { provider: DockerProvider; base: string } {
   if (!shared) {
     const base = ensureDocker();
     ensureGatewayBundle();
-    shared = { provider: new DockerProvider({ baseImage: base, policy: { defaults: { cpus: 1, memoryMb: 512, pids: 256 }, max: { cpus: 2, memoryMb: 2048, pids: 1024 }, runtimes: ['runc'] } }), base };
+    shared = {
+      provider: new DockerProvider({
+        baseImage: base,
+        policy: {
+          defaults: { cpus: 1, memoryMb: 512, pids: 256 },
+          max: { cpus: 2, memoryMb: 2048, pids: 1024 },
+          runtimes: ['runc'],
+        },
+      }),
+      base,
+    };
   }
   return shared;
 }
@@ -61,13 +83,20 @@ describe.skipIf(skip)('docker provider specifics', () => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
     // Derived images built by these tests; the cached base image stays.
     for (const img of await provider.docker.listImages({ filters: { label: ['dev.berth.image=1'] } })) {
-      await provider.docker.getImage(img.Id).remove({ force: true }).catch(() => undefined);
+      await provider.docker
+        .getImage(img.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
     }
   });
 
   it('applies the spec limits, drops capabilities, sets no-new-privileges, labels and publishes on 127.0.0.1', async () => {
     const envId = id();
-    const info = await provider.create({ id: envId, ownerId: 'owner-9', resources: { cpus: 0.5, memoryMb: 256, pids: 128 } });
+    const info = await provider.create({
+      id: envId,
+      ownerId: 'owner-9',
+      resources: { cpus: 0.5, memoryMb: 256, pids: 128 },
+    });
     const c = await provider.docker.getContainer(containerName(envId)).inspect();
     expect(c.HostConfig.Memory).toBe(256 * 1024 * 1024);
     expect(c.HostConfig.NanoCpus).toBe(500_000_000);
@@ -81,7 +110,13 @@ describe.skipIf(skip)('docker provider specifics', () => {
     expect(c.NetworkSettings.Ports['7681/tcp']?.[0]?.HostIp).toBe('127.0.0.1');
     expect(info.gatewayUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     // Seen from inside: the kernel enforces it (cgroup v2 or v1 layout).
-    expect(await capture(envId, ['sh', '-c', 'cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max'])).toBe('128');
+    expect(
+      await capture(envId, [
+        'sh',
+        '-c',
+        'cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max',
+      ]),
+    ).toBe('128');
   });
 
   it('uses the operator defaults when the spec asks for nothing, and refuses a runtime outside the allow-list', async () => {
@@ -95,10 +130,19 @@ describe.skipIf(skip)('docker provider specifics', () => {
   });
 
   it('refuses a runtime that the operator allows but Docker does not have', async () => {
-    const strict = new DockerProvider({ baseImage: base, policy: { defaults: { cpus: 1, memoryMb: 256, pids: 128 }, max: { cpus: 1, memoryMb: 256, pids: 128 }, runtimes: ['runc', 'berth-test-no-such-runtime'] } });
+    const strict = new DockerProvider({
+      baseImage: base,
+      policy: {
+        defaults: { cpus: 1, memoryMb: 256, pids: 128 },
+        max: { cpus: 1, memoryMb: 256, pids: 128 },
+        runtimes: ['runc', 'berth-test-no-such-runtime'],
+      },
+    });
     expect(await strict.runtimes()).toContain('runc');
     const envId = id();
-    const err = await rejection(strict.create({ id: envId, ownerId: 'o', runtime: 'berth-test-no-such-runtime' }));
+    const err = await rejection(
+      strict.create({ id: envId, ownerId: 'o', runtime: 'berth-test-no-such-runtime' }),
+    );
     expect(err.code).toBe('invalid_spec');
     expect(err.hint).toContain('runc');
     expect((await provider.inspect(envId)).state).toBe('missing');
@@ -121,19 +165,31 @@ describe.skipIf(skip)('docker provider specifics', () => {
   it('builds berth.yaml setup commands into a cached image, streaming the build log', async () => {
     const yaml = `setup:\n  - echo built-${process.pid} > /opt/marker\n  - chmod 644 /opt/marker\n`;
     const events: ProgressEvent[] = [];
-    const first = await provider.create({ id: id(), ownerId: 'o', berthYaml: yaml }, { onProgress: (e) => events.push(e) });
+    const first = await provider.create(
+      { id: id(), ownerId: 'o', berthYaml: yaml },
+      { onProgress: (e) => events.push(e) },
+    );
     expect(first.image).toMatch(/^berth-img:[0-9a-f]{16}$/);
     expect(events.some((e) => e.phase === 'build' && e.step !== undefined)).toBe(true);
     expect(await capture(first.id, ['cat', '/opt/marker'])).toBe(`built-${process.pid}`);
     const again: ProgressEvent[] = [];
-    const second = await provider.create({ id: id(), ownerId: 'o', berthYaml: yaml }, { onProgress: (e) => again.push(e) });
+    const second = await provider.create(
+      { id: id(), ownerId: 'o', berthYaml: yaml },
+      { onProgress: (e) => again.push(e) },
+    );
     expect(second.image).toBe(first.image);
     expect(again.some((e) => e.message.includes('cached'))).toBe(true);
   });
 
   it('says which setup step failed and why, leaving no container', async () => {
     const envId = id();
-    const err = await rejection(provider.create({ id: envId, ownerId: 'o', berthYaml: 'setup:\n  - "true"\n  - echo oops && exit 3\n' }));
+    const err = await rejection(
+      provider.create({
+        id: envId,
+        ownerId: 'o',
+        berthYaml: 'setup:\n  - "true"\n  - echo oops && exit 3\n',
+      }),
+    );
     expect(err.code).toBe('build_failed');
     expect(err.message).toContain('setup command 2 of 2 (echo oops && exit 3)');
     expect(err.message).toMatch(/non-zero code: 3/);
@@ -154,7 +210,10 @@ describe.skipIf(skip)('docker provider specifics', () => {
         "forwardPorts": [3000],
       }`,
     );
-    writeFileSync(join(ctx, '.devcontainer/Dockerfile'), `FROM ${base}\nUSER root\nCOPY . /opt/ctx\nUSER berth\n`);
+    writeFileSync(
+      join(ctx, '.devcontainer/Dockerfile'),
+      `FROM ${base}\nUSER root\nCOPY . /opt/ctx\nUSER berth\n`,
+    );
     writeFileSync(join(ctx, '.dockerignore'), 'secret.txt\n');
     writeFileSync(join(ctx, 'secret.txt'), 'do not ship');
     writeFileSync(join(ctx, 'keep.txt'), 'ship me');
@@ -169,7 +228,9 @@ describe.skipIf(skip)('docker provider specifics', () => {
 
   it('refuses an unknown image with a hint and creates nothing', async () => {
     const envId = id();
-    const err = await rejection(provider.create({ id: envId, ownerId: 'o', image: 'berth-test/no-such-image:1' }));
+    const err = await rejection(
+      provider.create({ id: envId, ownerId: 'o', image: 'berth-test/no-such-image:1' }),
+    );
     expect(err.code).toBe('image_not_found');
     expect(err.message).toContain('berth-test/no-such-image:1');
     expect(err.hint).toMatch(/image/);
@@ -179,7 +240,12 @@ describe.skipIf(skip)('docker provider specifics', () => {
   it('re-running create after a crash mid-provisioning replaces the half-made container', async () => {
     const envId = id();
     // What a crash between createContainer and the end of provisioning leaves behind.
-    await provider.docker.createContainer({ name: containerName(envId), Image: base, Cmd: ['true'], Labels: { [LABEL_ENV]: envId } });
+    await provider.docker.createContainer({
+      name: containerName(envId),
+      Image: base,
+      Cmd: ['true'],
+      Labels: { [LABEL_ENV]: envId },
+    });
     const info = await provider.create({ id: envId, ownerId: 'o' });
     expect(info.created).toBe(true);
     expect(info.state).toBe('ready');

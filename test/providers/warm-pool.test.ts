@@ -40,6 +40,8 @@ describe('warm pool', () => {
     expect(claim?.backingId).not.toBe(first);
     expect(fake.envs.has(first ?? '')).toBe(false);
     await pool.drain();
-    expect(await new WarmPool({ provider: fake, size: 0, template: { ownerId: 'x' } }).claim('env-c')).toBeUndefined();
+    expect(
+      await new WarmPool({ provider: fake, size: 0, template: { ownerId: 'x' } }).claim('env-c'),
+    ).toBeUndefined();
   });
 });

@@ -40,7 +40,10 @@ async function gateway(): Promise<TestGateway> {
 describe('flow control', () => {
   it('a driver that stops acknowledging pauses the PTY; acknowledging resumes it', async () => {
     const gw = await gateway();
-    const v = view(gw, await gw.signer.sign({}), { command: ['yes', 'a line of output that never ends'], manualAck: true });
+    const v = view(gw, await gw.signer.sign({}), {
+      command: ['yes', 'a line of output that never ends'],
+      manualAck: true,
+    });
     viewers.push(v);
     const info = await v.client.ready();
     const session = gw.gateway.sessions.get(info.sessionId);
@@ -62,7 +65,10 @@ describe('flow control', () => {
   it('a client whose socket stops reading does not make the gateway read (and hold) output without bound', async () => {
     const gw = await gateway();
     const token = await gw.signer.sign({});
-    const ws = new WebSocket(`${gw.url}?token=${token}&cmd=${encodeURIComponent(JSON.stringify(['yes', 'x'.repeat(100)]))}`, { perMessageDeflate: false });
+    const ws = new WebSocket(
+      `${gw.url}?token=${token}&cmd=${encodeURIComponent(JSON.stringify(['yes', 'x'.repeat(100)]))}`,
+      { perMessageDeflate: false },
+    );
     sockets.push(ws);
     // The first frame is the session info; then stop reading the TCP socket altogether.
     const [data] = (await once(ws, 'message')) as [Buffer];
@@ -80,11 +86,18 @@ describe('flow control', () => {
   it('a slow observer is skipped (snapshot mode) while the driver streams, then catches up with a snapshot', async () => {
     const gw = await gateway();
     const driver = view(gw, await gw.signer.sign({}), {
-      command: ['sh', '-c', 'stty -echo; read go; head -c 3000000 /dev/zero | base64; printf "\\033[2;5HDONE"; read x'],
+      command: [
+        'sh',
+        '-c',
+        'stty -echo; read go; head -c 3000000 /dev/zero | base64; printf "\\033[2;5HDONE"; read x',
+      ],
     });
     viewers.push(driver);
     const info = await driver.client.ready();
-    const observer = view(gw, await gw.signer.sign({ role: 'observer', sid: info.sessionId }), { sessionId: info.sessionId, manualAck: true });
+    const observer = view(gw, await gw.signer.sign({ role: 'observer', sid: info.sessionId }), {
+      sessionId: info.sessionId,
+      manualAck: true,
+    });
     viewers.push(observer);
     await observer.client.ready();
     const session = gw.gateway.sessions.get(info.sessionId);

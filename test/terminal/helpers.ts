@@ -1,4 +1,9 @@
-import { connectTerminal, HeadlessScreen, type TerminalClient, type TerminalConnectOptions } from '@berth/terminal';
+import {
+  connectTerminal,
+  HeadlessScreen,
+  type TerminalClient,
+  type TerminalConnectOptions,
+} from '@berth/terminal';
 import { nodeSocketFactory } from '@berth/terminal/node';
 import type { TestGateway } from '@berth/gateway/testing';
 
@@ -10,7 +15,12 @@ export interface Viewer {
   reconnects: number;
 }
 
-export function view(gw: TestGateway, token: string, opts: Partial<TerminalConnectOptions> = {}, screen?: HeadlessScreen): Viewer {
+export function view(
+  gw: TestGateway,
+  token: string,
+  opts: Partial<TerminalConnectOptions> = {},
+  screen?: HeadlessScreen,
+): Viewer {
   const client = connectTerminal({ url: gw.url, token, socketFactory: nodeSocketFactory, ...opts });
   const v: Viewer = { client, screen: screen ?? new HeadlessScreen(80, 24), snapshots: 0, reconnects: 0 };
   v.screen.follow(client);
@@ -32,7 +42,8 @@ export function reachOffset(client: TerminalClient, offset: number): Promise<voi
     };
     const offs = [client.onOutput(check), client.onSnapshot(check)];
     void client.closed.then((c) => {
-      if (client.offset < offset) reject(new Error(`closed (${c.code} ${c.reason}) at offset ${client.offset} < ${offset}`));
+      if (client.offset < offset)
+        reject(new Error(`closed (${c.code} ${c.reason}) at offset ${client.offset} < ${offset}`));
     });
   });
 }

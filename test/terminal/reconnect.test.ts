@@ -101,7 +101,11 @@ describe('reconnect', () => {
     const a = track(view(gw, await gw.signer.sign({}), { command: ['sh', '-c', script] }));
     const info = await a.client.ready();
     const seed = Date.now() % 100_000;
-    const b = track(view(gw, await gw.signer.sign({ sid: info.sessionId, role: 'observer' }), { sessionId: info.sessionId }));
+    const b = track(
+      view(gw, await gw.signer.sign({ sid: info.sessionId, role: 'observer' }), {
+        sessionId: info.sessionId,
+      }),
+    );
     await b.client.ready();
     const c = chaos(gw, a, b, seed, ring);
     await screenShows(a, (t) => t.includes('DONE'));
@@ -119,16 +123,30 @@ describe('reconnect', () => {
       const ring = 1024;
       const gw = await gateway(ring);
       const file = join(gw.dataDir, 'file.txt');
-      writeFileSync(file, Array.from({ length: 400 }, (_, i) => `${String(i).padStart(4, '0')} the quick brown fox ─ ünïcødé ${'x'.repeat(i % 50)}`).join('\n') + '\n');
-      const command = program === 'vim' ? ['vim', '-u', 'NONE', '-i', 'NONE', '-N', '-n', file] : ['less', '-R', file];
+      writeFileSync(
+        file,
+        Array.from(
+          { length: 400 },
+          (_, i) => `${String(i).padStart(4, '0')} the quick brown fox ─ ünïcødé ${'x'.repeat(i % 50)}`,
+        ).join('\n') + '\n',
+      );
+      const command =
+        program === 'vim' ? ['vim', '-u', 'NONE', '-i', 'NONE', '-N', '-n', file] : ['less', '-R', file];
       const a = track(view(gw, await gw.signer.sign({}), { command, cols: 80, rows: 24 }));
       const info = await a.client.ready();
       await screenShows(a, (t) => t.includes('0000 the quick'));
-      const b = track(view(gw, await gw.signer.sign({ sid: info.sessionId, role: 'observer' }), { sessionId: info.sessionId }));
+      const b = track(
+        view(gw, await gw.signer.sign({ sid: info.sessionId, role: 'observer' }), {
+          sessionId: info.sessionId,
+        }),
+      );
       await b.client.ready();
       const seed = Date.now() % 100_000;
       const c = chaos(gw, a, b, seed, ring);
-      const keys = program === 'vim' ? ['G', 'gg', '50j', ':set number\r', '30j', 'ONEW LINE\x1b', '\x06', '\x06', '\x02', 'dd', 'u'] : ['G', 'g', ' ', ' ', ' ', 'b', '/fox\r', 'n', 'n', ' '];
+      const keys =
+        program === 'vim'
+          ? ['G', 'gg', '50j', ':set number\r', '30j', 'ONEW LINE\x1b', '\x06', '\x06', '\x02', 'dd', 'u']
+          : ['G', 'g', ' ', ' ', ' ', 'b', '/fox\r', 'n', 'n', ' '];
       for (const k of keys) {
         const before = a.client.offset;
         a.client.write(k);
@@ -148,7 +166,14 @@ describe('reconnect', () => {
       a.client.write(program === 'vim' ? ':1\r:10\r:200\r:echo "MARK-2"\r' : 'g/0250\r');
       await screenShows(a, (t) => t.includes(program === 'vim' ? 'MARK-2' : '0250 the quick'));
       const gap = (gw.gateway.sessions.get(sessionId)?.outputOffset ?? 0) - from;
-      const b2 = track(view(gw, await gw.signer.sign({ sid: sessionId, role: 'observer' }), { sessionId, lastOffset: from }, b.screen));
+      const b2 = track(
+        view(
+          gw,
+          await gw.signer.sign({ sid: sessionId, role: 'observer' }),
+          { sessionId, lastOffset: from },
+          b.screen,
+        ),
+      );
       await b2.client.ready();
       await expectSameScreen(gw, sessionId, a, b2);
       expect(a.screen.state().buffer).toBe('alternate');

@@ -7,7 +7,16 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, startTestServer, type TestServer } from '../../apps/control-plane/src/testing/server.js';
 import { webApp } from '../../apps/control-plane/src/web/static.js';
-import { DESKTOP, PHONE, ensureWebBuilt, expectPhoneFriendly, launchBrowser, openTab, screenshot, signIn } from './browser.js';
+import {
+  DESKTOP,
+  PHONE,
+  ensureWebBuilt,
+  expectPhoneFriendly,
+  launchBrowser,
+  openTab,
+  screenshot,
+  signIn,
+} from './browser.js';
 
 describe('web app: serving, sign in and sign out', { timeout: 120_000 }, () => {
   let s: TestServer;
@@ -49,10 +58,18 @@ describe('web app: serving, sign in and sign out', { timeout: 120_000 }, () => {
 
     // The API, health, metrics and OIDC keep answering themselves, even to a browser's Accept.
     const accept = { accept: 'text/html,*/*' };
-    expect((await fetch(`${s.url}/healthz`, { headers: accept })).headers.get('content-type')).toContain('application/json');
+    expect((await fetch(`${s.url}/healthz`, { headers: accept })).headers.get('content-type')).toContain(
+      'application/json',
+    );
     expect((await fetch(`${s.url}/readyz`, { headers: accept })).status).toBe(200);
-    expect((await fetch(`${s.url}/metrics`, { headers: accept })).headers.get('content-type')).toContain('text/plain');
-    expect((await fetch(`${s.url}/.well-known/openid-configuration`, { headers: accept })).headers.get('content-type')).toContain('application/json');
+    expect((await fetch(`${s.url}/metrics`, { headers: accept })).headers.get('content-type')).toContain(
+      'text/plain',
+    );
+    expect(
+      (await fetch(`${s.url}/.well-known/openid-configuration`, { headers: accept })).headers.get(
+        'content-type',
+      ),
+    ).toContain('application/json');
     const me = await fetch(`${s.url}/api/v1/me`, { headers: accept });
     expect(me.status).toBe(401);
     expect(((await me.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
@@ -106,7 +123,9 @@ describe('web app: serving, sign in and sign out', { timeout: 120_000 }, () => {
       const error = page.getByTestId('error');
       await error.waitFor();
       expect(await error.textContent()).toContain('wrong email or password');
-      expect(await page.getByTestId('error-hint').textContent()).toContain('an admin can reset your password');
+      expect(await page.getByTestId('error-hint').textContent()).toContain(
+        'an admin can reset your password',
+      );
       await screenshot(page, 'login-error', 'desktop');
 
       await page.getByLabel('Password').fill(ADMIN.password);
@@ -151,7 +170,10 @@ describe('web app: serving, sign in and sign out', { timeout: 120_000 }, () => {
   });
 
   it('on a tablet (820 px) the navigation is a menu and nothing scrolls sideways', async () => {
-    const { page, context, problems } = await openTab(browser, s.url, { viewport: { width: 820, height: 1180 }, hasTouch: true });
+    const { page, context, problems } = await openTab(browser, s.url, {
+      viewport: { width: 820, height: 1180 },
+      hasTouch: true,
+    });
     try {
       await signIn(page, ADMIN.email, ADMIN.password);
       await page.getByRole('button', { name: 'Menu' }).waitFor({ state: 'visible' });

@@ -1,7 +1,15 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../../apps/control-plane/src/testing/server.js';
-import { DESKTOP, PHONE, ensureWebBuilt, expectPhoneFriendly, launchBrowser, openTab, screenshot } from './browser.js';
+import {
+  DESKTOP,
+  PHONE,
+  ensureWebBuilt,
+  expectPhoneFriendly,
+  launchBrowser,
+  openTab,
+  screenshot,
+} from './browser.js';
 
 // A server started with no admin: its first start prints a one-time link to /bootstrap.
 describe('web app: first-run bootstrap page', { timeout: 120_000 }, () => {
@@ -12,7 +20,8 @@ describe('web app: first-run bootstrap page', { timeout: 120_000 }, () => {
   beforeAll(async () => {
     await ensureWebBuilt();
     s = await startTestServer({}, { admin: false });
-    if (s.bootstrap.kind !== 'token-issued') throw new Error(`expected a bootstrap token, got ${s.bootstrap.kind}`);
+    if (s.bootstrap.kind !== 'token-issued')
+      throw new Error(`expected a bootstrap token, got ${s.bootstrap.kind}`);
     link = s.bootstrap.url;
     browser = await launchBrowser();
   }, 600_000);

@@ -3,7 +3,13 @@
 import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core';
+import {
+  chromium,
+  type Browser,
+  type BrowserContext,
+  type BrowserContextOptions,
+  type Page,
+} from 'playwright-core';
 import { expect } from 'vitest';
 
 const BUILD_SCRIPT = fileURLToPath(new URL('../../apps/web/scripts/build-if-stale.mjs', import.meta.url));
@@ -18,7 +24,9 @@ export function ensureWebBuilt(): Promise<void> {
     child.stdout.on('data', (d: Buffer) => (log += d.toString()));
     child.stderr.on('data', (d: Buffer) => (log += d.toString()));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`web build failed (${code}):\n${log.slice(-4000)}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`web build failed (${code}):\n${log.slice(-4000)}`)),
+    );
   });
 }
 
@@ -26,7 +34,15 @@ export function launchBrowser(): Promise<Browser> {
   // playwright-core gives each launch a fresh temporary --user-data-dir and removes it on close.
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
   });
 }
 
@@ -55,7 +71,12 @@ export interface PageWindow {
 }
 
 export const DESKTOP: BrowserContextOptions = { viewport: { width: 1280, height: 800 } };
-export const PHONE: BrowserContextOptions = { viewport: { width: 375, height: 812 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
+export const PHONE: BrowserContextOptions = {
+  viewport: { width: 375, height: 812 },
+  isMobile: true,
+  hasTouch: true,
+  deviceScaleFactor: 2,
+};
 
 export interface Tab {
   context: BrowserContext;
@@ -64,7 +85,11 @@ export interface Tab {
   problems: string[];
 }
 
-export async function openTab(browser: Browser, baseURL: string, opts: BrowserContextOptions = DESKTOP): Promise<Tab> {
+export async function openTab(
+  browser: Browser,
+  baseURL: string,
+  opts: BrowserContextOptions = DESKTOP,
+): Promise<Tab> {
   const context = await browser.newContext({ ...opts, baseURL });
   const page = await context.newPage();
   page.setDefaultTimeout(30_000);
@@ -72,13 +97,19 @@ export async function openTab(browser: Browser, baseURL: string, opts: BrowserCo
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}\n${e.stack ?? ''}`));
   page.on('console', (m) => {
     // A 401/404 answer is logged by Chromium as "Failed to load resource"; that is the API working.
-    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console: ${m.text()}`);
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource'))
+      problems.push(`console: ${m.text()}`);
   });
   return { context, page, problems };
 }
 
 /** Saves test/e2e/screenshots/<name>-<size>.png: the whole page from the top, or just what is in view. */
-export async function screenshot(page: Page, name: string, size: 'desktop' | 'tablet' | 'phone', opts: { fullPage?: boolean } = {}): Promise<void> {
+export async function screenshot(
+  page: Page,
+  name: string,
+  size: 'desktop' | 'tablet' | 'phone',
+  opts: { fullPage?: boolean } = {},
+): Promise<void> {
   await mkdir(SCREENSHOTS, { recursive: true });
   const fullPage = opts.fullPage ?? true;
   // A sticky header would otherwise be drawn where the page happened to be scrolled to.

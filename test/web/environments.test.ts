@@ -1,8 +1,23 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, Client, startTestServer, type TestServer } from '../../apps/control-plane/src/testing/server.js';
+import {
+  ADMIN,
+  Client,
+  startTestServer,
+  type TestServer,
+} from '../../apps/control-plane/src/testing/server.js';
 import { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
-import { DESKTOP, PHONE, ensureWebBuilt, expectPhoneFriendly, launchBrowser, openTab, screenshot, signIn, type PageWindow } from './browser.js';
+import {
+  DESKTOP,
+  PHONE,
+  ensureWebBuilt,
+  expectPhoneFriendly,
+  launchBrowser,
+  openTab,
+  screenshot,
+  signIn,
+  type PageWindow,
+} from './browser.js';
 
 // Environments and terminals in the browser against a real control plane with the `local`
 // provider: each environment is a real gateway child process with real PTYs (bash).
@@ -18,13 +33,16 @@ interface TermWindow {
  * can drop one as a network failure would (the page's own code never sees this).
  */
 function recordTerminalSockets() {
-  const w = globalThis as unknown as { WebSocket: new (url: string, p?: string | string[]) => { readyState: number; close(): void } } & TermWindow;
+  const w = globalThis as unknown as {
+    WebSocket: new (url: string, p?: string | string[]) => { readyState: number; close(): void };
+  } & TermWindow;
   const Native = w.WebSocket;
   w.__terminalSockets = [];
   w.WebSocket = class extends (Native as unknown as new (url: string, p?: string | string[]) => object) {
     constructor(url: string, protocols?: string | string[]) {
       super(url, protocols);
-      if (String(url).includes('/terminal')) w.__terminalSockets.push(this as unknown as { readyState: number; close(): void });
+      if (String(url).includes('/terminal'))
+        w.__terminalSockets.push(this as unknown as { readyState: number; close(): void });
     }
   } as unknown as typeof w.WebSocket;
 }
@@ -37,13 +55,20 @@ async function seeLine(page: Page, line: string, times = 1): Promise<void> {
   await page.waitForFunction(
     ([want, n]) => {
       const t = (globalThis as unknown as TermWindow).__berthTerminal;
-      return !!t && t.text().split('\n').filter((l) => l.trim() === want).length >= (n as number);
+      return (
+        !!t &&
+        t
+          .text()
+          .split('\n')
+          .filter((l) => l.trim() === want).length >= (n as number)
+      );
     },
     [line, times] as const,
   );
 }
 
-const termText = (page: Page) => page.evaluate(() => (globalThis as unknown as TermWindow).__berthTerminal?.text() ?? '');
+const termText = (page: Page) =>
+  page.evaluate(() => (globalThis as unknown as TermWindow).__berthTerminal?.text() ?? '');
 
 async function openTerminal(page: Page): Promise<void> {
   await page.locator('[data-testid="term-status"][data-status="open"]').waitFor();
@@ -100,7 +125,9 @@ describe('web app: environments and terminals (local provider)', { timeout: 180_
 
       await page.getByLabel('Provider').fill('local');
       await page.getByRole('radio', { name: 'berth.yaml' }).check();
-      await page.getByRole('textbox', { name: 'berth.yaml contents' }).fill('setup:\n  - echo prepared > /tmp/berth-web-setup\n');
+      await page
+        .getByRole('textbox', { name: 'berth.yaml contents' })
+        .fill('setup:\n  - echo prepared > /tmp/berth-web-setup\n');
       await page.getByRole('button', { name: 'Create environment' }).click();
       await page.waitForURL(/\/environments\/view\?id=/);
       const id = new URL(page.url()).searchParams.get('id')!;
@@ -120,13 +147,18 @@ describe('web app: environments and terminals (local provider)', { timeout: 180_
       await page.waitForURL(/[?&]session=/);
 
       // Drop the connection under the page, as a network failure would; type while it is down.
-      const sockets = await page.evaluate(() => (globalThis as unknown as TermWindow).__terminalSockets.length);
+      const sockets = await page.evaluate(
+        () => (globalThis as unknown as TermWindow).__terminalSockets.length,
+      );
       await page.evaluate(() => {
         const w = globalThis as unknown as TermWindow;
         w.__terminalSockets[w.__terminalSockets.length - 1]!.close();
       });
       await page.keyboard.type('echo during-$((2+3))\n');
-      await page.waitForFunction((n) => (globalThis as unknown as TermWindow).__terminalSockets.length > n, sockets);
+      await page.waitForFunction(
+        (n) => (globalThis as unknown as TermWindow).__terminalSockets.length > n,
+        sockets,
+      );
       await page.locator('[data-testid="term-status"][data-status="open"]').waitFor();
       await seeLine(page, 'during-5');
       expect(await termText(page)).toMatch(/^42$/m); // the screen was kept, not cleared
@@ -143,7 +175,10 @@ describe('web app: environments and terminals (local provider)', { timeout: 180_
 
       // A second tab is a second shell; the first keeps its screen.
       await page.getByRole('button', { name: 'New terminal' }).click();
-      await page.getByRole('tab', { name: 'Terminal 2' }).and(page.locator('[aria-selected="true"]')).waitFor();
+      await page
+        .getByRole('tab', { name: 'Terminal 2' })
+        .and(page.locator('[aria-selected="true"]'))
+        .waitFor();
       await openTerminal(page);
       await page.keyboard.type('echo second-$((1+1))\n');
       await seeLine(page, 'second-2');
@@ -155,12 +190,22 @@ describe('web app: environments and terminals (local provider)', { timeout: 180_
       await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: s.url });
       await page.getByRole('button', { name: 'Copy', exact: true }).click();
       await page.getByRole('button', { name: 'Copied' }).waitFor();
-      const copied = await page.evaluate(() => (globalThis as unknown as PageWindow).navigator.clipboard.readText());
+      const copied = await page.evaluate(() =>
+        (globalThis as unknown as PageWindow).navigator.clipboard.readText(),
+      );
       expect(copied).toMatch(/^reloaded$/m);
-      await page.evaluate(() => (globalThis as unknown as { navigator: { clipboard: { writeText(t: string): Promise<void> } } }).navigator.clipboard.writeText('echo pasted-$((4+4))'));
+      await page.evaluate(() =>
+        (
+          globalThis as unknown as { navigator: { clipboard: { writeText(t: string): Promise<void> } } }
+        ).navigator.clipboard.writeText('echo pasted-$((4+4))'),
+      );
       await page.getByRole('button', { name: 'Paste' }).click();
       // On the prompt line, not yet run; then Enter in the terminal, which has the focus back.
-      await page.waitForFunction(() => /# echo pasted-\$\(\(4\+4\)\)\s*$/.test((globalThis as unknown as TermWindow).__berthTerminal?.text() ?? ''));
+      await page.waitForFunction(() =>
+        /# echo pasted-\$\(\(4\+4\)\)\s*$/.test(
+          (globalThis as unknown as TermWindow).__berthTerminal?.text() ?? '',
+        ),
+      );
       await page.locator('.xterm-helper-textarea:visible').and(page.locator(':focus')).waitFor();
       await page.keyboard.press('Enter');
       await seeLine(page, 'pasted-8');
@@ -219,7 +264,15 @@ describe('web app: environments and terminals (local provider)', { timeout: 180_
 
   it("another user's environment and terminal are not found, with the API's hint", async () => {
     const id = await readyEnv('private-one');
-    expect((await admin.post('/api/v1/users', { email: 'other@example.com', password: 'other password 1', role: 'member' })).status).toBe(201);
+    expect(
+      (
+        await admin.post('/api/v1/users', {
+          email: 'other@example.com',
+          password: 'other password 1',
+          role: 'member',
+        })
+      ).status,
+    ).toBe(201);
     const { page, context } = await openTab(browser, s.url, DESKTOP);
     try {
       await signIn(page, 'other@example.com', 'other password 1');

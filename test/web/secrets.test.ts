@@ -1,7 +1,21 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, Client, startTestServer, type TestServer } from '../../apps/control-plane/src/testing/server.js';
-import { DESKTOP, PHONE, ensureWebBuilt, expectPhoneFriendly, launchBrowser, openTab, screenshot, signIn } from './browser.js';
+import {
+  ADMIN,
+  Client,
+  startTestServer,
+  type TestServer,
+} from '../../apps/control-plane/src/testing/server.js';
+import {
+  DESKTOP,
+  PHONE,
+  ensureWebBuilt,
+  expectPhoneFriendly,
+  launchBrowser,
+  openTab,
+  screenshot,
+  signIn,
+} from './browser.js';
 
 const ref = (page: Page, env: string) => page.locator(`[data-testid="ref-row"][data-env="${env}"]`);
 
@@ -45,7 +59,13 @@ describe('web app: secret settings page (Vault references only)', { timeout: 120
       await page.getByRole('button', { name: 'Save' }).click();
       await page.getByTestId('saved').filter({ hasText: 'Saved.' }).waitFor();
       const saved = (await admin.get('/api/v1/secrets/settings')).json.settings;
-      expect(saved).toMatchObject({ vaultAddress: 'https://vault.example.com:8200', role: 'berth', audience: 'vault.example.com', authMount: 'jwt', kvMount: 'secret' });
+      expect(saved).toMatchObject({
+        vaultAddress: 'https://vault.example.com:8200',
+        role: 'berth',
+        audience: 'vault.example.com',
+        authMount: 'jwt',
+        kvMount: 'secret',
+      });
 
       await page.getByRole('button', { name: 'Save' }).click();
       await page.getByTestId('saved').filter({ hasText: 'Nothing changed' }).waitFor();
@@ -83,7 +103,9 @@ describe('web app: secret settings page (Vault references only)', { timeout: 120
       await page.getByLabel('Key', { exact: true }).fill('x');
       await page.getByRole('button', { name: 'Add reference' }).click();
       await page.getByTestId('error').waitFor();
-      expect(await page.getByTestId('error').textContent()).toContain('GITHUB_TOKEN already has a secret reference');
+      expect(await page.getByTestId('error').textContent()).toContain(
+        'GITHUB_TOKEN already has a secret reference',
+      );
       await screenshot(page, 'secrets', 'desktop');
 
       await ref(page, 'NPM_TOKEN').getByRole('button', { name: 'Remove NPM_TOKEN' }).click();

@@ -1,8 +1,22 @@
 import { readFile } from 'node:fs/promises';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, Client, startTestServer, type TestServer } from '../../apps/control-plane/src/testing/server.js';
-import { DESKTOP, PHONE, ensureWebBuilt, expectPhoneFriendly, launchBrowser, openTab, screenshot, signIn } from './browser.js';
+import {
+  ADMIN,
+  Client,
+  startTestServer,
+  type TestServer,
+} from '../../apps/control-plane/src/testing/server.js';
+import {
+  DESKTOP,
+  PHONE,
+  ensureWebBuilt,
+  expectPhoneFriendly,
+  launchBrowser,
+  openTab,
+  screenshot,
+  signIn,
+} from './browser.js';
 
 // The control plane's in-process workers run tasks with the FAKE runner for now (no real
 // runner exists yet): `fake:lines N` prints N lines and exits 0, `fake:fail` exits 1,
@@ -62,7 +76,10 @@ describe('web app: tasks (launch, live status, log, timeline)', { timeout: 120_0
       expect(await page.getByTestId('log-matches').textContent()).toBe('11 matching lines');
       await page.getByRole('searchbox', { name: 'Search the output' }).fill('');
 
-      const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download' }).click()]);
+      const [download] = await Promise.all([
+        page.waitForEvent('download'),
+        page.getByRole('button', { name: 'Download' }).click(),
+      ]);
       expect(download.suggestedFilename()).toBe(`task-${id}.log`);
       const body = await readFile((await download.path())!, 'utf8');
       expect(body).toBe(Array.from({ length: 40 }, (_, i) => `line ${i + 1}\n`).join(''));
@@ -127,7 +144,15 @@ describe('web app: tasks (launch, live status, log, timeline)', { timeout: 120_0
 
   it("another user's task is not found, with the API's hint", async () => {
     const mine = await admin.post('/api/v1/tasks', { command: ['fake:lines', '1'] });
-    expect((await admin.post('/api/v1/users', { email: 'other@example.com', password: 'other password 1', role: 'member' })).status).toBe(201);
+    expect(
+      (
+        await admin.post('/api/v1/users', {
+          email: 'other@example.com',
+          password: 'other password 1',
+          role: 'member',
+        })
+      ).status,
+    ).toBe(201);
     const { page, context } = await openTab(browser, s.url, DESKTOP);
     try {
       await signIn(page, 'other@example.com', 'other password 1');

@@ -1,6 +1,11 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, Client, startTestServer, type TestServer } from '../../apps/control-plane/src/testing/server.js';
+import {
+  ADMIN,
+  Client,
+  startTestServer,
+  type TestServer,
+} from '../../apps/control-plane/src/testing/server.js';
 import {
   DESKTOP,
   PHONE,
@@ -20,7 +25,8 @@ async function meWithToken(base: string, token: string): Promise<number> {
 
 const rows = (page: Page) => page.getByTestId('token-row');
 const rowNames = (page: Page) => page.locator('[data-testid="token-row"] .token-name').allTextContents();
-const rowNamed = (page: Page, name: string) => rows(page).filter({ has: page.locator('.token-name', { hasText: new RegExp(`^${name}$`) }) });
+const rowNamed = (page: Page, name: string) =>
+  rows(page).filter({ has: page.locator('.token-name', { hasText: new RegExp(`^${name}$`) }) });
 
 /** Clicks "Load more" until the whole list is on screen. */
 async function loadAll(page: Page): Promise<void> {
@@ -30,7 +36,9 @@ async function loadAll(page: Page): Promise<void> {
     const before = await rows(page).count();
     await more.click();
     await page.waitForFunction(
-      (n) => (globalThis as unknown as PageWindow).document.querySelectorAll('[data-testid="token-row"]').length > n,
+      (n) =>
+        (globalThis as unknown as PageWindow).document.querySelectorAll('[data-testid="token-row"]').length >
+        n,
       before,
     );
   }
@@ -75,7 +83,9 @@ describe('web app: API tokens page', { timeout: 120_000 }, () => {
 
       await page.getByTestId('new-token').getByRole('button', { name: 'Copy' }).click();
       await page.getByTestId('new-token').getByRole('button', { name: 'Copied', exact: true }).waitFor();
-      expect(await page.evaluate(() => (globalThis as unknown as PageWindow).navigator.clipboard.readText())).toBe(secret);
+      expect(
+        await page.evaluate(() => (globalThis as unknown as PageWindow).navigator.clipboard.readText()),
+      ).toBe(secret);
 
       const row = rows(page).first();
       expect(await row.locator('.token-name').textContent()).toBe('ci-deploy');
@@ -169,7 +179,10 @@ describe('web app: API tokens page', { timeout: 120_000 }, () => {
 
   it("a member sees only their own tokens, never the admin's, and cannot grant admin", async () => {
     const pw = 'member password 1';
-    expect((await admin.post('/api/v1/users', { email: 'member@example.com', password: pw, role: 'member' })).status).toBe(201);
+    expect(
+      (await admin.post('/api/v1/users', { email: 'member@example.com', password: pw, role: 'member' }))
+        .status,
+    ).toBe(201);
     const { page, context, problems } = await openTab(browser, s.url, DESKTOP);
     try {
       await signIn(page, 'member@example.com', pw);

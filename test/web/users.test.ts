@@ -1,9 +1,24 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, Client, startTestServer, type TestServer } from '../../apps/control-plane/src/testing/server.js';
-import { DESKTOP, PHONE, ensureWebBuilt, expectPhoneFriendly, launchBrowser, openTab, screenshot, signIn } from './browser.js';
+import {
+  ADMIN,
+  Client,
+  startTestServer,
+  type TestServer,
+} from '../../apps/control-plane/src/testing/server.js';
+import {
+  DESKTOP,
+  PHONE,
+  ensureWebBuilt,
+  expectPhoneFriendly,
+  launchBrowser,
+  openTab,
+  screenshot,
+  signIn,
+} from './browser.js';
 
-const row = (page: Page, email: string) => page.locator(`[data-testid="user-row"][data-user-email="${email}"]`);
+const row = (page: Page, email: string) =>
+  page.locator(`[data-testid="user-row"][data-user-email="${email}"]`);
 
 async function canSignIn(base: string, email: string, password: string): Promise<boolean> {
   const r = await fetch(`${base}/api/v1/auth/login`, {
@@ -60,10 +75,16 @@ describe('web app: users page (admin)', { timeout: 120_000 }, () => {
       await dev.getByRole('button', { name: 'Make admin' }).click();
       const dialog = page.getByRole('dialog');
       await dialog.getByRole('button', { name: 'Make admin' }).click();
-      await dev.getByTestId('user-role').filter({ hasText: /^admin$/ }).waitFor();
+      await dev
+        .getByTestId('user-role')
+        .filter({ hasText: /^admin$/ })
+        .waitFor();
       await dev.getByRole('button', { name: 'Make member' }).click();
       await dialog.getByRole('button', { name: 'Make member' }).click();
-      await dev.getByTestId('user-role').filter({ hasText: /^member$/ }).waitFor();
+      await dev
+        .getByTestId('user-role')
+        .filter({ hasText: /^member$/ })
+        .waitFor();
 
       await dev.getByRole('button', { name: 'Reset password' }).click();
       await dialog.getByLabel('Password').fill('short');
@@ -93,11 +114,21 @@ describe('web app: users page (admin)', { timeout: 120_000 }, () => {
   it('a member has no Users link, and the page says only admins manage users', async () => {
     const admin = new Client(s.url);
     await admin.login(ADMIN.email, ADMIN.password);
-    expect((await admin.post('/api/v1/users', { email: 'm@example.com', password: 'member password 1', role: 'member' })).status).toBe(201);
+    expect(
+      (
+        await admin.post('/api/v1/users', {
+          email: 'm@example.com',
+          password: 'member password 1',
+          role: 'member',
+        })
+      ).status,
+    ).toBe(201);
     const { page, context, problems } = await openTab(browser, s.url, DESKTOP);
     try {
       await signIn(page, 'm@example.com', 'member password 1');
-      expect(await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Users' }).count()).toBe(0);
+      expect(
+        await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Users' }).count(),
+      ).toBe(0);
       await page.goto('/users');
       await page.getByTestId('empty').waitFor();
       expect(await page.getByTestId('empty').textContent()).toContain('Only admins manage users');

@@ -19,7 +19,8 @@ export async function readConfigFile(path: string): Promise<ConfigFile> {
     return {};
   }
   const parsed = ConfigFile.safeParse(JSON.parse(text || '{}'));
-  if (!parsed.success) throw new CliError(`${path} is not a valid Berth config`, `fix or delete it, then run: berth login`);
+  if (!parsed.success)
+    throw new CliError(`${path} is not a valid Berth config`, `fix or delete it, then run: berth login`);
   return parsed.data;
 }
 

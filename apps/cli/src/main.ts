@@ -29,7 +29,10 @@ export function buildProgram(env: Record<string, string | undefined>): Command {
 }
 
 /** Runs the CLI; errors print their hint and set a non-zero exit code. */
-export async function main(argv: string[], env: Record<string, string | undefined> = process.env): Promise<void> {
+export async function main(
+  argv: string[],
+  env: Record<string, string | undefined> = process.env,
+): Promise<void> {
   try {
     await buildProgram(env).parseAsync(argv);
   } catch (err) {

@@ -59,7 +59,10 @@ export class AppModule {
         TerminalsModule,
         TasksModule.forRoot({
           ...deps,
-          taskLimits: { defaultTimeoutSeconds: deps.config.taskDefaultTimeoutSeconds, maxTimeoutSeconds: deps.config.taskMaxTimeoutSeconds },
+          taskLimits: {
+            defaultTimeoutSeconds: deps.config.taskDefaultTimeoutSeconds,
+            maxTimeoutSeconds: deps.config.taskMaxTimeoutSeconds,
+          },
         }),
         EnvironmentsModule.forRoot(deps),
         AuditModule.forRoot(deps),

@@ -21,7 +21,10 @@ export const ConfigSchema = z.object({
   adminEmail: z.string().email().optional(),
   adminPassword: z.string().min(8).optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  sessionTtlHours: z.coerce.number().positive().default(24 * 7),
+  sessionTtlHours: z.coerce
+    .number()
+    .positive()
+    .default(24 * 7),
   tokenMaxDays: z.coerce.number().int().positive().default(365),
   /** Failed logins allowed per client address and account in a window, before 429. */
   loginRateLimit: z.coerce.number().int().positive().default(10),
@@ -38,7 +41,12 @@ export const ConfigSchema = z.object({
   providers: z
     .string()
     .default('local')
-    .transform((v) => v.split(',').map((x) => x.trim()).filter(Boolean))
+    .transform((v) =>
+      v
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
     .pipe(z.array(z.enum(['local', 'docker', 'modal', 'fake'])).min(1)),
   /** Docker provider: the base image (default: the one docker/base builds) and where gateway ports are published. */
   dockerBaseImage: z.string().min(1).optional(),
@@ -65,7 +73,11 @@ export const ConfigSchema = z.object({
   envReapSeconds: z.coerce.number().positive().default(30),
   /** Tasks: the timeout when a task names none, and the global maximum whatever it asks for. */
   taskDefaultTimeoutSeconds: z.coerce.number().int().positive().default(3600),
-  taskMaxTimeoutSeconds: z.coerce.number().int().positive().default(24 * 3600),
+  taskMaxTimeoutSeconds: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(24 * 3600),
   /** Operator switch: when false, nobody can open or attach to a terminal (tasks still run). */
   interactiveAttach: bool.default(true),
   /** Run task workers in this process (`berth server`); `berth worker` runs them alone. */
@@ -158,7 +170,10 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
     );
   }
   if (c.providers.includes('modal') && !(c.modalTokenId && c.modalTokenSecret)) {
-    throw new ConfigError('the modal provider needs MODAL_TOKEN_ID and MODAL_TOKEN_SECRET', 'create a token with `modal token new` and set both, or drop modal from BERTH_PROVIDERS');
+    throw new ConfigError(
+      'the modal provider needs MODAL_TOKEN_ID and MODAL_TOKEN_SECRET',
+      'create a token with `modal token new` and set both, or drop modal from BERTH_PROVIDERS',
+    );
   }
   if (c.taskDefaultTimeoutSeconds > c.taskMaxTimeoutSeconds) {
     throw new ConfigError(

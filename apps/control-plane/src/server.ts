@@ -7,7 +7,14 @@ import cookieParser from 'cookie-parser';
 import pg from 'pg';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { Logger } from 'pino';
-import { createPool, migrate, startEmbeddedPostgres, withDatabase, type EmbeddedDatabase, type Pool } from '@berth/db';
+import {
+  createPool,
+  migrate,
+  startEmbeddedPostgres,
+  withDatabase,
+  type EmbeddedDatabase,
+  type Pool,
+} from '@berth/db';
 import type { Config } from './config.js';
 import { AppModule } from './app.module.js';
 import { systemClock, type Clock } from './common/di.js';
@@ -46,9 +53,10 @@ async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
   await c.connect();
   try {
     const { rowCount } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-    if (!rowCount) await c.query(`CREATE DATABASE ${name}`).catch((e: { code?: string }) => {
-      if (e.code !== '42P04') throw e; // another control plane created it first
-    });
+    if (!rowCount)
+      await c.query(`CREATE DATABASE ${name}`).catch((e: { code?: string }) => {
+        if (e.code !== '42P04') throw e; // another control plane created it first
+      });
   } finally {
     await c.end();
   }
@@ -60,7 +68,9 @@ export async function installationId(pool: Pool): Promise<string> {
     `INSERT INTO metadata (key, value) VALUES ('installation_id', to_jsonb(substr(md5(random()::text), 1, 12)))
      ON CONFLICT (key) DO NOTHING`,
   );
-  const { rows } = await pool.query<{ value: string }>(`SELECT value FROM metadata WHERE key = 'installation_id'`);
+  const { rows } = await pool.query<{ value: string }>(
+    `SELECT value FROM metadata WHERE key = 'installation_id'`,
+  );
   return rows[0]!.value;
 }
 
@@ -70,7 +80,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const announce = opts.announce ?? ((line: string) => logger.info(line));
   const cleanup: Array<() => Promise<void>> = [];
   const closeAll = async () => {
-    for (const fn of cleanup.reverse()) await fn().catch((err: unknown) => logger.error({ err }, 'shutdown step failed'));
+    for (const fn of cleanup.reverse())
+      await fn().catch((err: unknown) => logger.error({ err }, 'shutdown step failed'));
     cleanup.length = 0;
   };
   try {
@@ -90,12 +101,25 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     const pool = createPool(databaseUrl, 20);
     cleanup.push(() => pool.end());
 
-    const keys = await loadKeys({ inline: config.signingKeys, file: config.signingKeyFile, dataDir: config.dataDir });
+    const keys = await loadKeys({
+      inline: config.signingKeys,
+      file: config.signingKeyFile,
+      dataDir: config.dataDir,
+    });
     const providers = await createProviders(config, opts.providers, await installationId(pool));
     const registry = new Registry();
     collectDefaultMetrics({ register: registry, prefix: 'berth_' });
     const app = await NestFactory.create<NestExpressApplication>(
-      AppModule.forRoot({ config, pool, clock: opts.clock ?? systemClock, registry, logger, keys, databaseUrl, providers }),
+      AppModule.forRoot({
+        config,
+        pool,
+        clock: opts.clock ?? systemClock,
+        registry,
+        logger,
+        keys,
+        databaseUrl,
+        providers,
+      }),
       { bodyParser: false, logger: new PinoNestLogger(logger), abortOnError: false },
     );
     app.set('trust proxy', 'loopback');
@@ -108,7 +132,12 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     app.use(webApp()); // the built web app at `/`; never answers /api, health, metrics or /.well-known
     const doc = SwaggerModule.createDocument(
       app,
-      new DocumentBuilder().setTitle('Berth API').setVersion('1').addBearerAuth().addCookieAuth('berth_session').build(),
+      new DocumentBuilder()
+        .setTitle('Berth API')
+        .setVersion('1')
+        .addBearerAuth()
+        .addCookieAuth('berth_session')
+        .build(),
     );
     SwaggerModule.setup('api/docs', app, doc, { jsonDocumentUrl: 'api/docs/openapi.json' });
     app.enableShutdownHooks([]);
@@ -116,7 +145,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     cleanup.push(() => app.close());
     const port = (app.getHttpServer().address() as AddressInfo).port;
     // With --port 0 the real port is known only now; links and the token issuer must use it.
-    if (config.port === 0 && config.publicUrlDerived) config.publicUrl = config.publicUrl.replace(/:0$/, `:${port}`);
+    if (config.port === 0 && config.publicUrlDerived)
+      config.publicUrl = config.publicUrl.replace(/:0$/, `:${port}`);
     const url = config.publicUrl;
 
     const bootstrap = await app.get(BootstrapService).onFirstStart();

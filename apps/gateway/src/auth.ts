@@ -15,7 +15,9 @@ export interface TokenVerifier {
  * and HMAC confusion are refused by jose before any key is touched), issuer, audience = this
  * environment, and an `iat` no older than the ticket window.
  */
-export function createTokenVerifier(config: Pick<GatewayConfig, 'jwks' | 'issuer' | 'environmentId'>): TokenVerifier {
+export function createTokenVerifier(
+  config: Pick<GatewayConfig, 'jwks' | 'issuer' | 'environmentId'>,
+): TokenVerifier {
   const keys = createLocalJWKSet(config.jwks as unknown as JSONWebKeySet);
   return {
     async verify(token, scope) {
@@ -33,7 +35,8 @@ export function createTokenVerifier(config: Pick<GatewayConfig, 'jwks' | 'issuer
       }
       const claims = GatewayTokenClaims.safeParse(payload);
       if (!claims.success) throw new AuthError('invalid token: claims do not match');
-      if (claims.data.scope !== scope) throw new AuthError(`invalid token: scope ${claims.data.scope}, need ${scope}`);
+      if (claims.data.scope !== scope)
+        throw new AuthError(`invalid token: scope ${claims.data.scope}, need ${scope}`);
       return claims.data;
     },
   };

@@ -20,7 +20,11 @@ async function gateway(overrides: Partial<GatewayConfigInput> = {}): Promise<Tes
   return gw;
 }
 
-function connect(gw: TestGateway, token: string, opts: Partial<TerminalConnectOptions> = {}): { client: TerminalClient; out: OutputLog } {
+function connect(
+  gw: TestGateway,
+  token: string,
+  opts: Partial<TerminalConnectOptions> = {},
+): { client: TerminalClient; out: OutputLog } {
   const client = connectTerminal({ url: gw.url, token, socketFactory: nodeSocketFactory, ...opts });
   clients.push(client);
   return { client, out: new OutputLog(client) };
@@ -55,7 +59,11 @@ describe('gateway', () => {
     const health = GatewayHealth.parse(await res.json());
     expect(health).toMatchObject({ ok: true, environmentId: gw.environmentId });
     const lines = readFileSync(join(gw.dataDir, 'gateway.log'), 'utf8').trim().split('\n');
-    expect(JSON.parse(lines[0] ?? '')).toMatchObject({ level: 'info', msg: 'gateway listening', port: gw.gateway.port });
+    expect(JSON.parse(lines[0] ?? '')).toMatchObject({
+      level: 'info',
+      msg: 'gateway listening',
+      port: gw.gateway.port,
+    });
   });
 
   it('echoes keystrokes through a session', async () => {
@@ -83,7 +91,12 @@ describe('gateway', () => {
   it('takes a 1 MB paste intact', async () => {
     const gw = await gateway();
     const paste = Buffer.alloc(1024 * 1024);
-    const pattern = Buffer.concat([Buffer.from('ünïcødé 日本語 '), randomBytes(64).toString('base64url').length ? Buffer.from(randomBytes(48).toString('base64')) : Buffer.alloc(0)]);
+    const pattern = Buffer.concat([
+      Buffer.from('ünïcødé 日本語 '),
+      randomBytes(64).toString('base64url').length
+        ? Buffer.from(randomBytes(48).toString('base64'))
+        : Buffer.alloc(0),
+    ]);
     for (let at = 0; at < paste.length; at += pattern.length) pattern.copy(paste, at);
     const digest = createHash('sha256').update(paste).digest('hex');
     const { client, out } = connect(gw, await gw.signer.sign({}), {
@@ -119,9 +132,13 @@ describe('gateway', () => {
     const gw = await gateway();
     const driver = connect(gw, await gw.signer.sign({ sub: 'alice' }), { command: ['cat'] });
     const info = await driver.client.ready();
-    const observer = connect(gw, await gw.signer.sign({ sub: 'bob', role: 'observer', sid: info.sessionId }), {
-      sessionId: info.sessionId,
-    });
+    const observer = connect(
+      gw,
+      await gw.signer.sign({ sub: 'bob', role: 'observer', sid: info.sessionId }),
+      {
+        sessionId: info.sessionId,
+      },
+    );
     expect((await observer.client.ready()).role).toBe('observer');
     observer.client.write('secret\r');
     observer.client.resize(50, 10);
@@ -136,12 +153,19 @@ describe('gateway', () => {
 
     const unauth = await fetch(`${gw.http}/sessions`);
     expect(unauth.status).toBe(401);
-    const res = await fetch(`${gw.http}/sessions`, { headers: { authorization: `Bearer ${await gw.signer.sign({ role: 'observer' })}` } });
-    const body = (await res.json()) as { sessions: { id: string; cols: number; clients: { sub: string; role: string }[] }[] };
+    const res = await fetch(`${gw.http}/sessions`, {
+      headers: { authorization: `Bearer ${await gw.signer.sign({ role: 'observer' })}` },
+    });
+    const body = (await res.json()) as {
+      sessions: { id: string; cols: number; clients: { sub: string; role: string }[] }[];
+    };
     expect(body.sessions).toHaveLength(1);
     expect(body.sessions[0]?.id).toBe(info.sessionId);
     expect(body.sessions[0]?.cols).toBe(80);
-    expect(body.sessions[0]?.clients.map((c) => `${c.sub}:${c.role}`).sort()).toEqual(['alice:driver', 'bob:observer']);
+    expect(body.sessions[0]?.clients.map((c) => `${c.sub}:${c.role}`).sort()).toEqual([
+      'alice:driver',
+      'bob:observer',
+    ]);
   });
 
   it('refuses an observer that would start a session', async () => {
@@ -156,21 +180,35 @@ describe('gateway', () => {
     const cases: [string, (gw: TestGateway) => Promise<string>][] = [
       ['wrong audience', (gw) => gw.signer.sign({ aud: 'env-other' })],
       ['expired', (gw) => gw.signer.sign({}, { expiresIn: Math.floor(Date.now() / 1000) - 5 })],
-      ['issued too long ago', (gw) => gw.signer.sign({}, { iat: Math.floor(Date.now() / 1000) - 600, expiresIn: '1h' })],
+      [
+        'issued too long ago',
+        (gw) => gw.signer.sign({}, { iat: Math.floor(Date.now() / 1000) - 600, expiresIn: '1h' }),
+      ],
       ['bad signature', async (gw) => (await createTestSigner(gw.environmentId)).sign({})],
       [
         'alg none',
         async (gw) => {
           const now = Math.floor(Date.now() / 1000);
-          const claims = { iss: 'https://control-plane.test', sub: 'u', aud: gw.environmentId, iat: now, exp: now + 60, scope: 'terminal', role: 'driver' };
+          const claims = {
+            iss: 'https://control-plane.test',
+            sub: 'u',
+            aud: gw.environmentId,
+            iat: now,
+            exp: now + 60,
+            scope: 'terminal',
+            role: 'driver',
+          };
           return `${b64({ alg: 'none', typ: 'JWT' })}.${b64(claims)}.`;
         },
       ],
-      ['tampered claims', async (gw) => {
-        const [h, , s] = (await gw.signer.sign({ role: 'observer' })).split('.');
-        const now = Math.floor(Date.now() / 1000);
-        return `${h}.${b64({ iss: 'https://control-plane.test', sub: 'u', aud: gw.environmentId, iat: now, exp: now + 60, scope: 'terminal', role: 'driver' })}.${s}`;
-      }],
+      [
+        'tampered claims',
+        async (gw) => {
+          const [h, , s] = (await gw.signer.sign({ role: 'observer' })).split('.');
+          const now = Math.floor(Date.now() / 1000);
+          return `${h}.${b64({ iss: 'https://control-plane.test', sub: 'u', aud: gw.environmentId, iat: now, exp: now + 60, scope: 'terminal', role: 'driver' })}.${s}`;
+        },
+      ],
       ['wrong scope', (gw) => gw.signer.sign({ scope: 'exec' })],
       ['garbage', () => Promise.resolve('not-a-jwt')],
     ];
@@ -199,7 +237,9 @@ describe('gateway', () => {
   });
 
   it('refuses terminals with a clear error when the operator turned interactive attach off', async () => {
-    const gw = await gateway({ terminal: { interactive: false, ringBytes: 1024 * 1024, idleTimeoutMs: 60_000 } });
+    const gw = await gateway({
+      terminal: { interactive: false, ringBytes: 1024 * 1024, idleTimeoutMs: 60_000 },
+    });
     const { client } = connect(gw, await gw.signer.sign({}));
     const closed = await client.closed;
     expect(closed.code).toBe(4423);

@@ -18,7 +18,21 @@ function stream(seed: number, withEscapes: boolean): Buffer {
   const parts: string[] = ['\x1b[5;3Hstart '];
   for (let i = 0; i < 6000; i++) {
     const x = r();
-    if (withEscapes && x < 0.01) parts.push(['\x1b[2J\x1b[H', '\x1b[31m', '\x1b[0m', '\x1b[3;10r', '\x1b[r', '\x1b[?1049h', '\x1b[?1049l', '\x1b[4h', '\x1b[4l', '\x1b[10;5H'][Math.floor(r() * 10)]!);
+    if (withEscapes && x < 0.01)
+      parts.push(
+        [
+          '\x1b[2J\x1b[H',
+          '\x1b[31m',
+          '\x1b[0m',
+          '\x1b[3;10r',
+          '\x1b[r',
+          '\x1b[?1049h',
+          '\x1b[?1049l',
+          '\x1b[4h',
+          '\x1b[4l',
+          '\x1b[10;5H',
+        ][Math.floor(r() * 10)]!,
+      );
     else if (x < 0.03) parts.push('\n');
     else if (x < 0.05) parts.push('\rprogress ' + Math.floor(r() * 100) + '%');
     else parts.push('line ' + i + ' ' + 'abcdefghij'.repeat(Math.floor(r() * 20)) + '\r\n');
@@ -35,7 +49,7 @@ async function compare(data: Buffer, seed: number): Promise<void> {
   const mirror: ScreenMirror = new ScreenMirror(80, 24, 1000, () => {
     if (mirror.parsedOffset === data.length) parsedAll();
   });
-  for (let at = 0; at < data.length; ) {
+  for (let at = 0; at < data.length;) {
     const n = Math.min(data.length - at, 1 + Math.floor(r() * 70_000));
     mirror.feed(data.subarray(at, at + n));
     reference.write(data.subarray(at, at + n));

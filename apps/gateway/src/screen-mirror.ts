@@ -115,7 +115,8 @@ export class ScreenMirror {
         changeState();
         this.plain = this.plainState();
       }
-      if (this.inFlight === 0 && (this.heldBytes >= this.maxHold || this.holdTimer === undefined)) this.writeHeld();
+      if (this.inFlight === 0 && (this.heldBytes >= this.maxHold || this.holdTimer === undefined))
+        this.writeHeld();
       this.onParsed();
     });
   }
@@ -125,9 +126,15 @@ export class ScreenMirror {
    * rows and scroll, and rows scrolled in fresh look the same however much text preceded them.
    */
   private plainState(): boolean {
-    const buffer = (this.term as unknown as { _core?: { _bufferService?: { buffer?: { scrollTop: number; scrollBottom: number } } } })._core?._bufferService?.buffer;
+    const buffer = (
+      this.term as unknown as {
+        _core?: { _bufferService?: { buffer?: { scrollTop: number; scrollBottom: number } } };
+      }
+    )._core?._bufferService?.buffer;
     if (!buffer) return false;
-    return buffer.scrollTop === 0 && buffer.scrollBottom === this.term.rows - 1 && !this.term.modes.insertMode;
+    return (
+      buffer.scrollTop === 0 && buffer.scrollBottom === this.term.rows - 1 && !this.term.modes.insertMode
+    );
   }
 
   snapshot(): ScreenSnapshot {

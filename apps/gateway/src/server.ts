@@ -84,7 +84,10 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(JSON.stringify(body));
 }
 
-export async function startGateway(input: GatewayConfigInput, options: GatewayOptions = {}): Promise<Gateway> {
+export async function startGateway(
+  input: GatewayConfigInput,
+  options: GatewayOptions = {},
+): Promise<Gateway> {
   const config = GatewayConfig.parse(input);
   const log: Logger = createLogger(config.dataDir, options.logToStdout ?? true);
   const verifier = createTokenVerifier(config);
@@ -119,7 +122,8 @@ export async function startGateway(input: GatewayConfigInput, options: GatewayOp
       if (claims.jti && !jtis.use(claims.jti, claims.exp)) {
         throw new Refusal(TerminalCloseCode.Unauthorized, 'ticket already used');
       }
-      if (claims.sid && sid && claims.sid !== sid) throw new Refusal(TerminalCloseCode.Forbidden, 'ticket is for another session');
+      if (claims.sid && sid && claims.sid !== sid)
+        throw new Refusal(TerminalCloseCode.Forbidden, 'ticket is for another session');
       sid = sid ?? claims.sid;
       sub = claims.sub;
       role = claims.role ?? 'observer';
@@ -131,14 +135,18 @@ export async function startGateway(input: GatewayConfigInput, options: GatewayOp
       throw new Refusal(TerminalCloseCode.Unauthorized, 'missing token');
     }
     if (!config.terminal.interactive) {
-      throw new Refusal(TerminalCloseCode.Disabled, 'interactive terminals are turned off on this environment by the operator');
+      throw new Refusal(
+        TerminalCloseCode.Disabled,
+        'interactive terminals are turned off on this environment by the operator',
+      );
     }
     let session: Session | undefined;
     if (sid) {
       session = sessions.get(sid);
       if (!session) throw new Refusal(TerminalCloseCode.SessionNotFound, `no terminal session ${sid}`);
     } else {
-      if (role !== 'driver') throw new Refusal(TerminalCloseCode.Forbidden, 'an observer can only join an existing session');
+      if (role !== 'driver')
+        throw new Refusal(TerminalCloseCode.Forbidden, 'an observer can only join an existing session');
       let command: string[] | undefined;
       const cmd = url.searchParams.get('cmd');
       if (cmd) {
@@ -212,7 +220,13 @@ export async function startGateway(input: GatewayConfigInput, options: GatewayOp
       log.info('client detached', { sessionId: session.id, clientId: client.id });
     });
     ws.on('error', () => ws.terminate());
-    log.info('client attached', { sessionId: session.id, clientId: client.id, sub: client.sub, role: client.role, offset: adm.offset });
+    log.info('client attached', {
+      sessionId: session.id,
+      clientId: client.id,
+      sub: client.sub,
+      role: client.role,
+      offset: adm.offset,
+    });
     session.attach(client, adm.offset);
   }
 
@@ -230,11 +244,18 @@ export async function startGateway(input: GatewayConfigInput, options: GatewayOp
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://gateway');
     if (req.method === 'GET' && url.pathname === '/healthz') {
-      const body: GatewayHealth = { ok: true, environmentId: config.environmentId, version: GATEWAY_VERSION, uptimeMs: Date.now() - startedAt };
+      const body: GatewayHealth = {
+        ok: true,
+        environmentId: config.environmentId,
+        version: GATEWAY_VERSION,
+        uptimeMs: Date.now() - startedAt,
+      };
       return sendJson(res, 200, body);
     }
     if (req.method === 'GET' && url.pathname === '/sessions') {
-      listSessions(req, res).catch((err: unknown) => sendJson(res, 500, { error: { code: 'internal', message: String(err) } }));
+      listSessions(req, res).catch((err: unknown) =>
+        sendJson(res, 500, { error: { code: 'internal', message: String(err) } }),
+      );
       return;
     }
     sendJson(res, 404, { error: { code: 'not_found', message: `no route ${req.method} ${url.pathname}` } });

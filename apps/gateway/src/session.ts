@@ -79,7 +79,13 @@ export class Session extends EventEmitter<{ pause: [boolean] }> {
     this.cols = opts.cols;
     this.rows = opts.rows;
     this.ring = new OutputRing(opts.ringBytes);
-    this.mirror = new ScreenMirror(opts.cols, opts.rows, 1000, () => this.onMirrorParsed(), Math.min(64 * 1024, Math.floor(opts.ringBytes / 4)));
+    this.mirror = new ScreenMirror(
+      opts.cols,
+      opts.rows,
+      1000,
+      () => this.onMirrorParsed(),
+      Math.min(64 * 1024, Math.floor(opts.ringBytes / 4)),
+    );
     const [file, ...args] = opts.command;
     this.proc = pty.spawn(file ?? '/bin/sh', args, {
       name: 'xterm-256color',
@@ -163,7 +169,8 @@ export class Session extends EventEmitter<{ pause: [boolean] }> {
     } else {
       this.sendSnapshot(client);
     }
-    if (this.exit && !this.awaitingSnapshot.has(client)) client.send(encodeExit(this.exit.code, this.exit.signal));
+    if (this.exit && !this.awaitingSnapshot.has(client))
+      client.send(encodeExit(this.exit.code, this.exit.signal));
     this.checkFlow(client);
   }
 

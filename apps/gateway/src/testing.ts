@@ -12,7 +12,10 @@ export const TEST_ISSUER = 'https://control-plane.test';
 export interface TestSigner {
   jwks: { keys: Record<string, unknown>[] };
   /** Signs like the control plane will: EdDSA, 60 s, `aud` = environment. Overrides win. */
-  sign(claims: Partial<GatewayTokenClaims> & Record<string, unknown>, opts?: { expiresIn?: string | number; iat?: number }): Promise<string>;
+  sign(
+    claims: Partial<GatewayTokenClaims> & Record<string, unknown>,
+    opts?: { expiresIn?: string | number; iat?: number },
+  ): Promise<string>;
 }
 
 export async function createTestSigner(environmentId: string): Promise<TestSigner> {
@@ -56,7 +59,16 @@ export async function startTestGateway(
   const signer = await createTestSigner(environmentId);
   const dataDir = mkdtempSync(join(tmpdir(), 'berth-gw-'));
   const gateway = await startGateway(
-    { environmentId, issuer: TEST_ISSUER, jwks: signer.jwks, dataDir, workdir: dataDir, host: '127.0.0.1', port: 0, ...overrides },
+    {
+      environmentId,
+      issuer: TEST_ISSUER,
+      jwks: signer.jwks,
+      dataDir,
+      workdir: dataDir,
+      host: '127.0.0.1',
+      port: 0,
+      ...overrides,
+    },
     { logToStdout: false, shell: ['/bin/sh'], ...options },
   );
   return {
@@ -105,12 +117,22 @@ export class OutputLog {
 
   /** Resolves once `test` holds; rejects if the client closes first. */
   until(test: string | RegExp | (() => boolean), client?: TerminalClient): Promise<void> {
-    const fn = typeof test === 'function' ? test : typeof test === 'string' ? () => this.text().includes(test) : () => test.test(this.text());
+    const fn =
+      typeof test === 'function'
+        ? test
+        : typeof test === 'string'
+          ? () => this.text().includes(test)
+          : () => test.test(this.text());
     if (fn()) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.waiters.push({ test: fn, resolve });
       void client?.closed.then((c) => {
-        if (!fn()) reject(new Error(`client closed (${c.code} ${c.reason}) before output matched ${String(test)}; got ${JSON.stringify(this.text().slice(-300))}`));
+        if (!fn())
+          reject(
+            new Error(
+              `client closed (${c.code} ${c.reason}) before output matched ${String(test)}; got ${JSON.stringify(this.text().slice(-300))}`,
+            ),
+          );
       });
     });
   }

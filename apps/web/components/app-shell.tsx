@@ -51,7 +51,11 @@ export function AppShell({ children }: { children: ReactNode }) {
             <ul className="nav-links">
               {LINKS.filter((l) => !l.adminOnly || me.user.role === 'admin').map((l) => (
                 <li key={l.href}>
-                  <Link href={l.href} className={isActive(pathname, l.href) ? 'active' : undefined} aria-current={isActive(pathname, l.href) ? 'page' : undefined}>
+                  <Link
+                    href={l.href}
+                    className={isActive(pathname, l.href) ? 'active' : undefined}
+                    aria-current={isActive(pathname, l.href) ? 'page' : undefined}
+                  >
                     {l.label}
                   </Link>
                 </li>

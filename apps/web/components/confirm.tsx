@@ -49,7 +49,12 @@ export function ConfirmDialog({
         <button type="button" className="btn" onClick={onCancel} disabled={busy} autoFocus>
           Cancel
         </button>
-        <button type="button" className={`btn ${tone === 'danger' ? 'btn-danger' : 'btn-primary'}`} onClick={onConfirm} disabled={busy}>
+        <button
+          type="button"
+          className={`btn ${tone === 'danger' ? 'btn-danger' : 'btn-primary'}`}
+          onClick={onConfirm}
+          disabled={busy}
+        >
           {busy ? 'Working…' : confirmLabel}
         </button>
       </div>

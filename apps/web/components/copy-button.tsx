@@ -30,7 +30,15 @@ export async function copyText(text: string): Promise<boolean> {
 }
 
 /** Copies `text`, or what `getText` returns at the moment of the click. */
-export function CopyButton({ text = '', label = 'Copy', getText }: { text?: string; label?: string; getText?: () => string }) {
+export function CopyButton({
+  text = '',
+  label = 'Copy',
+  getText,
+}: {
+  text?: string;
+  label?: string;
+  getText?: () => string;
+}) {
   const [state, setState] = useState<'idle' | 'copied' | 'failed'>('idle');
   useEffect(() => {
     if (state === 'idle') return;
@@ -41,7 +49,9 @@ export function CopyButton({ text = '', label = 'Copy', getText }: { text?: stri
     <button
       type="button"
       className="btn btn-small"
-      onClick={() => void copyText(getText ? getText() : text).then((ok) => setState(ok ? 'copied' : 'failed'))}
+      onClick={() =>
+        void copyText(getText ? getText() : text).then((ok) => setState(ok ? 'copied' : 'failed'))
+      }
       aria-live="polite"
     >
       {state === 'copied' ? 'Copied' : state === 'failed' ? 'Select and copy' : label}

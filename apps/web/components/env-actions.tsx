@@ -60,22 +60,45 @@ export function useEnvActions(onDone: (env: Environment) => void) {
 }
 
 /** The buttons that make sense in the environment's state. */
-export function EnvActionButtons({ env, ask, small = true }: { env: Environment; ask: (env: Environment, a: EnvAction) => void; small?: boolean }) {
+export function EnvActionButtons({
+  env,
+  ask,
+  small = true,
+}: {
+  env: Environment;
+  ask: (env: Environment, a: EnvAction) => void;
+  small?: boolean;
+}) {
   const cls = small ? 'btn btn-small' : 'btn';
   return (
     <>
       {canStop(env.state) ? (
-        <button type="button" className={cls} onClick={() => ask(env, 'stop')} aria-label={`Stop ${env.name}`}>
+        <button
+          type="button"
+          className={cls}
+          onClick={() => ask(env, 'stop')}
+          aria-label={`Stop ${env.name}`}
+        >
           Stop
         </button>
       ) : null}
       {canStart(env.state) ? (
-        <button type="button" className={cls} onClick={() => ask(env, 'start')} aria-label={`Start ${env.name}`}>
+        <button
+          type="button"
+          className={cls}
+          onClick={() => ask(env, 'start')}
+          aria-label={`Start ${env.name}`}
+        >
           Start
         </button>
       ) : null}
       {canDestroy(env.state) ? (
-        <button type="button" className={`${cls} btn-danger-outline`} onClick={() => ask(env, 'destroy')} aria-label={`Destroy ${env.name}`}>
+        <button
+          type="button"
+          className={`${cls} btn-danger-outline`}
+          onClick={() => ask(env, 'destroy')}
+          aria-label={`Destroy ${env.name}`}
+        >
           Destroy
         </button>
       ) : null}

@@ -3,7 +3,13 @@
 import type { Environment, EnvironmentState } from '@/lib/api';
 
 /** States in which something is happening and the environment will move on by itself. */
-export const BUSY_STATES: readonly EnvironmentState[] = ['pending', 'provisioning', 'stopping', 'starting', 'destroying'];
+export const BUSY_STATES: readonly EnvironmentState[] = [
+  'pending',
+  'provisioning',
+  'stopping',
+  'starting',
+  'destroying',
+];
 export const isBusy = (s: EnvironmentState) => BUSY_STATES.includes(s);
 
 export const canStop = (s: EnvironmentState) => s === 'ready' || s === 'provisioning' || s === 'starting';
@@ -25,7 +31,8 @@ export function describeSpec(spec: Environment['spec']): string {
   const image = typeof spec.image === 'string' ? spec.image : null;
   parts.push(image ?? 'default image');
   const repo = spec.repo as { url?: unknown; ref?: unknown } | undefined;
-  if (repo && typeof repo.url === 'string') parts.push(typeof repo.ref === 'string' ? `${repo.url} @ ${repo.ref}` : repo.url);
+  if (repo && typeof repo.url === 'string')
+    parts.push(typeof repo.ref === 'string' ? `${repo.url} @ ${repo.ref}` : repo.url);
   if (spec.berthYaml) parts.push('berth.yaml');
   if (spec.devcontainer) parts.push('devcontainer.json');
   return parts.join(' · ');
@@ -33,14 +40,22 @@ export function describeSpec(spec: Environment['spec']): string {
 
 export type EnvAction = 'stop' | 'start' | 'destroy';
 
-export const ACTION_TEXT: Record<EnvAction, { title: string; confirm: string; body: string; tone: 'danger' | 'primary' }> = {
+export const ACTION_TEXT: Record<
+  EnvAction,
+  { title: string; confirm: string; body: string; tone: 'danger' | 'primary' }
+> = {
   stop: {
     title: 'Stop this environment?',
     confirm: 'Stop',
     body: 'Its processes and open terminals end; the files in /workspace are kept, and Start brings it back.',
     tone: 'primary',
   },
-  start: { title: 'Start this environment?', confirm: 'Start', body: 'It starts again with the files it had.', tone: 'primary' },
+  start: {
+    title: 'Start this environment?',
+    confirm: 'Start',
+    body: 'It starts again with the files it had.',
+    tone: 'primary',
+  },
   destroy: {
     title: 'Destroy this environment?',
     confirm: 'Destroy',

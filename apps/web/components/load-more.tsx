@@ -9,7 +9,12 @@ export function LoadMore<T>({ paged }: { paged: PagedList<T> }) {
       {paged.more.error ? <ErrorNotice error={paged.more.error} /> : null}
       {paged.list.data?.nextCursor ? (
         <div>
-          <button type="button" className="btn" disabled={paged.more.busy} onClick={() => void paged.loadMore()}>
+          <button
+            type="button"
+            className="btn"
+            disabled={paged.more.busy}
+            onClick={() => void paged.loadMore()}
+          >
             {paged.more.busy ? 'Loading…' : 'Load more'}
           </button>
         </div>

@@ -4,7 +4,15 @@ import type { ReactNode } from 'react';
 import type { ApiError } from '@/lib/api';
 
 /** An API error as the user should see it: what happened, and what to do next. */
-export function ErrorNotice({ error, onRetry, title }: { error: ApiError; onRetry?: () => void; title?: string }) {
+export function ErrorNotice({
+  error,
+  onRetry,
+  title,
+}: {
+  error: ApiError;
+  onRetry?: () => void;
+  title?: string;
+}) {
   return (
     <div className="notice notice-error" role="alert" data-testid="error">
       <p className="notice-title">{title ?? error.message}</p>
@@ -18,7 +26,11 @@ export function ErrorNotice({ error, onRetry, title }: { error: ApiError; onRetr
           ))}
         </ul>
       ) : null}
-      {error.hint ? <p className="notice-hint" data-testid="error-hint">{error.hint}</p> : null}
+      {error.hint ? (
+        <p className="notice-hint" data-testid="error-hint">
+          {error.hint}
+        </p>
+      ) : null}
       {onRetry ? (
         <button type="button" className="btn btn-small" onClick={onRetry}>
           Try again

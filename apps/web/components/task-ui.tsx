@@ -64,7 +64,11 @@ export function TimelineChart({ events, now }: { events: TaskEvent[]; now: numbe
   return (
     <div className="timeline" data-testid="timeline">
       {segs.length > 0 ? (
-        <div className="timeline-bar" role="img" aria-label={segs.map((s) => `${LABEL[s.state]} ${formatDuration(s.ms)}`).join(', ')}>
+        <div
+          className="timeline-bar"
+          role="img"
+          aria-label={segs.map((s) => `${LABEL[s.state]} ${formatDuration(s.ms)}`).join(', ')}
+        >
           {segs.map((s, i) => (
             <span
               key={`${s.at}-${i}`}

@@ -122,12 +122,13 @@ export function TerminalPane({
 
     async function start() {
       // xterm touches the DOM when loaded, so it is imported here, in the browser only.
-      const [{ Terminal }, { FitAddon }, { WebLinksAddon }, { connectTerminal, browserSocketFactory }] = await Promise.all([
-        import('@xterm/xterm'),
-        import('@xterm/addon-fit'),
-        import('@xterm/addon-web-links'),
-        import('@berth/terminal'),
-      ]);
+      const [{ Terminal }, { FitAddon }, { WebLinksAddon }, { connectTerminal, browserSocketFactory }] =
+        await Promise.all([
+          import('@xterm/xterm'),
+          import('@xterm/addon-fit'),
+          import('@xterm/addon-web-links'),
+          import('@berth/terminal'),
+        ]);
       if (disposed || !box.current) return;
       const term = new Terminal({
         cursorBlink: !observe,
@@ -170,7 +171,9 @@ export function TerminalPane({
 
       let ticket;
       try {
-        ticket = sessionId ? await api.terminals.attach(envId, sessionId, role) : await api.terminals.create(envId);
+        ticket = sessionId
+          ? await api.terminals.attach(envId, sessionId, role)
+          : await api.terminals.create(envId);
       } catch (err) {
         const e = toApiError(err);
         if (e.unauthorized) return expired();
@@ -198,7 +201,9 @@ export function TerminalPane({
       cleanups.push(() => client.close());
 
       // Output is acknowledged once xterm has parsed it, so a slow renderer slows the sender.
-      cleanups.push(client.onOutput((data, offset) => term.write(data, () => client.ack(offset + data.byteLength))));
+      cleanups.push(
+        client.onOutput((data, offset) => term.write(data, () => client.ack(offset + data.byteLength))),
+      );
       // The gateway no longer had our offset: redraw the whole screen from its snapshot.
       cleanups.push(
         client.onSnapshot((s) => {
@@ -214,14 +219,17 @@ export function TerminalPane({
         client.onSession((info) => {
           emit({ sessionId: info.sessionId });
           // Observers see the driver's size; drivers size the session to their window.
-          if (observe && (term.cols !== info.cols || term.rows !== info.rows)) term.resize(info.cols, info.rows);
+          if (observe && (term.cols !== info.cols || term.rows !== info.rows))
+            term.resize(info.cols, info.rows);
         }),
       );
-      cleanups.push(client.onStatus((status, close) => {
-        if (status === 'closed' && close && close.code !== 1000 && close.code !== 4410 && !disposed)
-          emit({ status, error: closeError(close) });
-        else emit({ status });
-      }));
+      cleanups.push(
+        client.onStatus((status, close) => {
+          if (status === 'closed' && close && close.code !== 1000 && close.code !== 4410 && !disposed)
+            emit({ status, error: closeError(close) });
+          else emit({ status });
+        }),
+      );
       cleanups.push(client.onExit((exit) => emit({ exited: exit })));
 
       const onData = term.onData((d) => {
@@ -296,14 +304,33 @@ function hardwareWebgl(): boolean {
 export function ctrlKey(ch: string): string {
   const c = ch.toLowerCase();
   if (c >= 'a' && c <= 'z') return String.fromCharCode(c.charCodeAt(0) - 96);
-  const map: Record<string, string> = { '[': '\x1b', '\\': '\x1c', ']': '\x1d', '^': '\x1e', _: '\x1f', ' ': '\x00', '@': '\x00', '?': '\x7f' };
+  const map: Record<string, string> = {
+    '[': '\x1b',
+    '\\': '\x1c',
+    ']': '\x1d',
+    '^': '\x1e',
+    _: '\x1f',
+    ' ': '\x00',
+    '@': '\x00',
+    '?': '\x7f',
+  };
   return map[c] ?? ch;
 }
 
 function closeError(close: { code: number; reason: string }): ApiError {
   if (close.code === 4401 || close.code === 4403)
-    return new ApiError(0, 'terminal_refused', `the environment refused the connection (${close.reason || close.code})`, 'reload the page to get a new ticket');
+    return new ApiError(
+      0,
+      'terminal_refused',
+      `the environment refused the connection (${close.reason || close.code})`,
+      'reload the page to get a new ticket',
+    );
   if (close.code === 4404)
     return new ApiError(0, 'terminal_gone', 'this terminal session no longer exists', 'open a new terminal');
-  return new ApiError(0, 'terminal_closed', `the terminal connection closed (${close.reason || close.code})`, 'open a new terminal, or check that the environment is still ready');
+  return new ApiError(
+    0,
+    'terminal_closed',
+    `the terminal connection closed (${close.reason || close.code})`,
+    'open a new terminal, or check that the environment is still ready',
+  );
 }

@@ -58,7 +58,8 @@ export interface SecretRef {
   createdAt: string;
 }
 
-export type TaskState = 'queued' | 'provisioning' | 'running' | 'succeeded' | 'failed' | 'canceled' | 'timed_out';
+export type TaskState =
+  'queued' | 'provisioning' | 'running' | 'succeeded' | 'failed' | 'canceled' | 'timed_out';
 export const TERMINAL_TASK_STATES: readonly TaskState[] = ['succeeded', 'failed', 'canceled', 'timed_out'];
 
 export interface Task {
@@ -192,34 +193,64 @@ export class ApiError extends Error {
 /** Turns anything thrown into an ApiError, so components render one shape. */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
-  return new ApiError(0, 'client_error', 'something went wrong in the page', 'reload the page; if it keeps happening, report it');
+  return new ApiError(
+    0,
+    'client_error',
+    'something went wrong in the page',
+    'reload the page; if it keeps happening, report it',
+  );
 }
 
 function fieldProblems(details: unknown): FieldProblem[] {
   if (!Array.isArray(details)) return [];
   return details.filter(
-    (d): d is FieldProblem => typeof d === 'object' && d !== null && typeof (d as FieldProblem).path === 'string' && typeof (d as FieldProblem).message === 'string',
+    (d): d is FieldProblem =>
+      typeof d === 'object' &&
+      d !== null &&
+      typeof (d as FieldProblem).path === 'string' &&
+      typeof (d as FieldProblem).message === 'string',
   );
 }
 
-function isErrorBody(v: unknown): v is { error: { code: string; message: string; hint?: string; details?: unknown } } {
+function isErrorBody(
+  v: unknown,
+): v is { error: { code: string; message: string; hint?: string; details?: unknown } } {
   if (typeof v !== 'object' || v === null || !('error' in v)) return false;
   const e = (v as { error: unknown }).error;
-  return typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' && typeof (e as { message?: unknown }).message === 'string';
+  return (
+    typeof e === 'object' &&
+    e !== null &&
+    typeof (e as { code?: unknown }).code === 'string' &&
+    typeof (e as { message?: unknown }).message === 'string'
+  );
 }
 
-export async function request<T>(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<T> {
+export async function request<T>(
+  method: string,
+  path: string,
+  body?: unknown,
+  extraHeaders: Record<string, string> = {},
+): Promise<T> {
   let res: Response;
   try {
     res = await fetch(`/api/v1${path}`, {
       method,
       credentials: 'include',
-      headers: { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...extraHeaders },
+      headers: {
+        accept: 'application/json',
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...extraHeaders,
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       cache: 'no-store',
     });
   } catch {
-    throw new ApiError(0, 'network', 'could not reach the Berth server', 'check your connection and that `berth server` is running, then try again');
+    throw new ApiError(
+      0,
+      'network',
+      'could not reach the Berth server',
+      'check your connection and that `berth server` is running, then try again',
+    );
   }
   const text = await res.text();
   let json: unknown;
@@ -230,11 +261,28 @@ export async function request<T>(method: string, path: string, body?: unknown, e
   }
   if (!res.ok) {
     if (isErrorBody(json))
-      throw new ApiError(res.status, json.error.code, json.error.message, json.error.hint ?? '', fieldProblems(json.error.details));
+      throw new ApiError(
+        res.status,
+        json.error.code,
+        json.error.message,
+        json.error.hint ?? '',
+        fieldProblems(json.error.details),
+      );
     // A proxy in front of Berth, or a server that is restarting, answers with something else.
-    throw new ApiError(res.status, `http_${res.status}`, `the server answered ${res.status} ${res.statusText}`.trim(), 'try again in a moment');
+    throw new ApiError(
+      res.status,
+      `http_${res.status}`,
+      `the server answered ${res.status} ${res.statusText}`.trim(),
+      'try again in a moment',
+    );
   }
-  if (json === undefined && text) throw new ApiError(res.status, 'bad_response', 'the server sent a response that is not JSON', 'reload the page');
+  if (json === undefined && text)
+    throw new ApiError(
+      res.status,
+      'bad_response',
+      'the server sent a response that is not JSON',
+      'reload the page',
+    );
   return json as T;
 }
 
@@ -255,38 +303,51 @@ function pageQuery(opts: { cursor?: string | null; limit?: number }): string {
 
 export const api = {
   me: () => request<Me>('GET', '/me'),
-  login: (email: string, password: string) => request<{ user: User }>('POST', '/auth/login', { email, password }),
+  login: (email: string, password: string) =>
+    request<{ user: User }>('POST', '/auth/login', { email, password }),
   logout: () => request<{ ok: true }>('POST', '/auth/logout'),
   bootstrap: (token: string, email: string, password: string) =>
     request<{ user: User }>('POST', '/auth/bootstrap', { token, email, password }),
   users: {
-    list: (opts: { cursor?: string | null; limit?: number } = {}) => request<Page<User>>('GET', `/users${pageQuery(opts)}`),
-    create: (body: { email: string; password: string; role: Role; displayName?: string }) => request<{ user: User }>('POST', '/users', body),
+    list: (opts: { cursor?: string | null; limit?: number } = {}) =>
+      request<Page<User>>('GET', `/users${pageQuery(opts)}`),
+    create: (body: { email: string; password: string; role: Role; displayName?: string }) =>
+      request<{ user: User }>('POST', '/users', body),
     update: (id: string, body: { role?: Role; password?: string; displayName?: string | null }) =>
       request<{ user: User; changed: boolean }>('PATCH', `/users/${encodeURIComponent(id)}`, body),
     remove: (id: string) => request<{ deleted: true }>('DELETE', `/users/${encodeURIComponent(id)}`),
   },
   secrets: {
     settings: () => request<{ settings: SecretSettings | null }>('GET', '/secrets/settings'),
-    putSettings: (body: SecretSettingsInput) => request<{ settings: SecretSettings; changed: boolean }>('PUT', '/secrets/settings', body),
+    putSettings: (body: SecretSettingsInput) =>
+      request<{ settings: SecretSettings; changed: boolean }>('PUT', '/secrets/settings', body),
     deleteSettings: () => request<{ deleted: boolean }>('DELETE', '/secrets/settings'),
-    refs: (opts: { cursor?: string | null; limit?: number } = {}) => request<Page<SecretRef>>('GET', `/secrets/refs${pageQuery(opts)}`),
-    addRef: (body: { env: string; path: string; key: string; mount?: string }) => request<{ ref: SecretRef }>('POST', '/secrets/refs', body),
-    removeRef: (id: string) => request<{ deleted: true }>('DELETE', `/secrets/refs/${encodeURIComponent(id)}`),
+    refs: (opts: { cursor?: string | null; limit?: number } = {}) =>
+      request<Page<SecretRef>>('GET', `/secrets/refs${pageQuery(opts)}`),
+    addRef: (body: { env: string; path: string; key: string; mount?: string }) =>
+      request<{ ref: SecretRef }>('POST', '/secrets/refs', body),
+    removeRef: (id: string) =>
+      request<{ deleted: true }>('DELETE', `/secrets/refs/${encodeURIComponent(id)}`),
   },
   tasks: {
-    list: (opts: { cursor?: string | null; limit?: number } = {}) => request<Page<Task>>('GET', `/tasks${pageQuery(opts)}`),
+    list: (opts: { cursor?: string | null; limit?: number } = {}) =>
+      request<Page<Task>>('GET', `/tasks${pageQuery(opts)}`),
     get: (id: string) => request<{ task: Task }>('GET', `/tasks/${encodeURIComponent(id)}`),
     /** `key` makes a retried launch (double tap, flaky network) return the same task instead of a second one. */
     create: (body: { command: string[]; timeoutSeconds?: number }, key: string) =>
       request<{ task: Task }>('POST', '/tasks', body, { 'idempotency-key': key }),
-    cancel: (id: string) => request<{ task: Task; changed: boolean }>('POST', `/tasks/${encodeURIComponent(id)}/cancel`),
-    timeline: (id: string) => request<{ events: TaskEvent[] }>('GET', `/tasks/${encodeURIComponent(id)}/timeline`),
-    logs: (id: string, offset: number) => request<LogPage>('GET', `/tasks/${encodeURIComponent(id)}/logs?offset=${offset}&encoding=base64`),
+    cancel: (id: string) =>
+      request<{ task: Task; changed: boolean }>('POST', `/tasks/${encodeURIComponent(id)}/cancel`),
+    timeline: (id: string) =>
+      request<{ events: TaskEvent[] }>('GET', `/tasks/${encodeURIComponent(id)}/timeline`),
+    logs: (id: string, offset: number) =>
+      request<LogPage>('GET', `/tasks/${encodeURIComponent(id)}/logs?offset=${offset}&encoding=base64`),
   },
   environments: {
-    list: (opts: { cursor?: string | null; limit?: number } = {}) => request<Page<Environment>>('GET', `/environments${pageQuery(opts)}`),
-    get: (id: string) => request<{ environment: Environment }>('GET', `/environments/${encodeURIComponent(id)}`),
+    list: (opts: { cursor?: string | null; limit?: number } = {}) =>
+      request<Page<Environment>>('GET', `/environments${pageQuery(opts)}`),
+    get: (id: string) =>
+      request<{ environment: Environment }>('GET', `/environments/${encodeURIComponent(id)}`),
     create: (body: NewEnvironment) => request<{ environment: Environment }>('POST', '/environments', body),
     events: (id: string, after?: string | null) =>
       request<{ items: EnvironmentEvent[]; nextAfter: string | null }>(
@@ -295,20 +356,37 @@ export const api = {
       ),
     act: (id: string, action: 'stop' | 'start' | 'destroy') =>
       action === 'destroy'
-        ? request<{ environment: Environment; changed: boolean }>('DELETE', `/environments/${encodeURIComponent(id)}`)
-        : request<{ environment: Environment; changed: boolean }>('POST', `/environments/${encodeURIComponent(id)}/${action}`),
+        ? request<{ environment: Environment; changed: boolean }>(
+            'DELETE',
+            `/environments/${encodeURIComponent(id)}`,
+          )
+        : request<{ environment: Environment; changed: boolean }>(
+            'POST',
+            `/environments/${encodeURIComponent(id)}/${action}`,
+          ),
   },
   terminals: {
     /** A ticket for a new shell session (driver). */
-    create: (envId: string) => request<TerminalTicket>('POST', `/environments/${encodeURIComponent(envId)}/terminals`, {}),
+    create: (envId: string) =>
+      request<TerminalTicket>('POST', `/environments/${encodeURIComponent(envId)}/terminals`, {}),
     /** A ticket to join an existing session, typing (driver) or watching (observer). */
     attach: (envId: string, sessionId: string, role: 'driver' | 'observer') =>
-      request<TerminalTicket>('POST', `/environments/${encodeURIComponent(envId)}/terminals/${encodeURIComponent(sessionId)}/tickets`, { role }),
-    list: (envId: string) => request<{ sessions: TerminalSessionSummary[] }>('GET', `/environments/${encodeURIComponent(envId)}/terminals`),
+      request<TerminalTicket>(
+        'POST',
+        `/environments/${encodeURIComponent(envId)}/terminals/${encodeURIComponent(sessionId)}/tickets`,
+        { role },
+      ),
+    list: (envId: string) =>
+      request<{ sessions: TerminalSessionSummary[] }>(
+        'GET',
+        `/environments/${encodeURIComponent(envId)}/terminals`,
+      ),
   },
   tokens: {
-    list: (opts: { cursor?: string | null; limit?: number } = {}) => request<Page<Token>>('GET', `/tokens${pageQuery(opts)}`),
-    create: (body: { name: string; expiresInDays?: number; scopes?: Scope[] }) => request<CreatedToken>('POST', '/tokens', body),
+    list: (opts: { cursor?: string | null; limit?: number } = {}) =>
+      request<Page<Token>>('GET', `/tokens${pageQuery(opts)}`),
+    create: (body: { name: string; expiresInDays?: number; scopes?: Scope[] }) =>
+      request<CreatedToken>('POST', '/tokens', body),
     revoke: (id: string) => request<{ revoked: true }>('DELETE', `/tokens/${encodeURIComponent(id)}`),
   },
 };

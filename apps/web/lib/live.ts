@@ -20,7 +20,11 @@ export function useLive(onChange: (c: LiveChange) => void, onReconnect?: () => v
   handlers.current = { onChange, onReconnect };
 
   useEffect(() => {
-    const socket = io('/events', { path: '/socket.io', withCredentials: true, transports: ['websocket', 'polling'] });
+    const socket = io('/events', {
+      path: '/socket.io',
+      withCredentials: true,
+      transports: ['websocket', 'polling'],
+    });
     let wasConnected = false;
     socket.on('connect', () => {
       setConnected(true);

@@ -75,7 +75,10 @@ export function SessionProvider({
     router.replace('/login');
   }, [router]);
 
-  const value = useMemo(() => (me?.user ? { me: me as Session['me'], expired, signOut } : null), [me, expired, signOut]);
+  const value = useMemo(
+    () => (me?.user ? { me: me as Session['me'], expired, signOut } : null),
+    [me, expired, signOut],
+  );
   if (error) return <>{failed(error, () => setAttempt((n) => n + 1))}</>;
   if (!value) return <>{fallback}</>;
   return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;

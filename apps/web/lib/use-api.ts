@@ -37,6 +37,9 @@ export function useApi<T>(load: () => Promise<T>, key: string): Loaded<T> {
   }, [key, attempt, expired]);
 
   const reload = useCallback(() => setAttempt((n) => n + 1), []);
-  const set = useCallback((update: (prev: T | undefined) => T | undefined) => setState((s) => ({ ...s, data: update(s.data) })), []);
+  const set = useCallback(
+    (update: (prev: T | undefined) => T | undefined) => setState((s) => ({ ...s, data: update(s.data) })),
+    [],
+  );
   return { ...state, reload, set };
 }

@@ -20,7 +20,10 @@ export interface PagedList<T> {
 }
 
 /** A keyset-paginated API list with "Load more", kept in step with local creates, edits and deletes. */
-export function usePagedList<T extends { id: string }>(load: (cursor?: string) => Promise<Page<T>>, key: string): PagedList<T> {
+export function usePagedList<T extends { id: string }>(
+  load: (cursor?: string) => Promise<Page<T>>,
+  key: string,
+): PagedList<T> {
   const { expired } = useSession();
   const list = useApi(() => load(), key);
   const [more, setMore] = useState<{ busy: boolean; error: ApiError | null }>({ busy: false, error: null });
@@ -36,7 +39,10 @@ export function usePagedList<T extends { id: string }>(load: (cursor?: string) =
       // A row created meanwhile may already be on screen; keep one per id.
       update((p) => {
         const seen = new Set(p.items.map((t) => t.id));
-        return { items: [...p.items, ...next.items.filter((t) => !seen.has(t.id))], nextCursor: next.nextCursor };
+        return {
+          items: [...p.items, ...next.items.filter((t) => !seen.has(t.id))],
+          nextCursor: next.nextCursor,
+        };
       });
       setMore({ busy: false, error: null });
     } catch (err) {

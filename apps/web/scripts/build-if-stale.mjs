@@ -16,11 +16,23 @@ const out = join(web, 'out');
 const stampFile = join(out, '.source-hash');
 const optional = process.argv.includes('--optional');
 // The terminal client and the protocol it speaks are bundled into the app too.
-const SOURCES = ['app', 'components', 'lib', 'public', 'next.config.mjs', 'package.json', 'tsconfig.json', '../../packages/terminal/src', '../../packages/protocol/src'];
+const SOURCES = [
+  'app',
+  'components',
+  'lib',
+  'public',
+  'next.config.mjs',
+  'package.json',
+  'tsconfig.json',
+  '../../packages/terminal/src',
+  '../../packages/protocol/src',
+];
 
 function fail(msg) {
   if (optional) {
-    console.warn(`warning: ${msg}; the control plane will show "web app not built" until \`npm run build:web\` succeeds`);
+    console.warn(
+      `warning: ${msg}; the control plane will show "web app not built" until \`npm run build:web\` succeeds`,
+    );
     process.exit(0);
   }
   console.error(msg);
@@ -68,7 +80,11 @@ if (have === want && existsSync(join(out, 'index.html'))) {
 
 console.log('building the web app (apps/web/out)…');
 const started = Date.now();
-const r = spawnSync(process.execPath, [nextBin, 'build', '--webpack'], { cwd: web, stdio: 'inherit', env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' } });
+const r = spawnSync(process.execPath, [nextBin, 'build', '--webpack'], {
+  cwd: web,
+  stdio: 'inherit',
+  env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' },
+});
 if (r.status !== 0) fail(`the web build failed (exit ${r.status ?? r.signal})`);
 writeFileSync(stampFile, `${want}\n`);
 console.log(`web app built in ${Math.round((Date.now() - started) / 1000)} s`);

@@ -33,7 +33,9 @@ describe('migrations', () => {
 
     const c = new pg.Client({ connectionString: empty.url });
     await c.connect();
-    const { rows } = await c.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
+    const { rows } = await c.query<{ version: number }>(
+      'SELECT version FROM schema_migrations ORDER BY version',
+    );
     await c.end();
     expect(rows.map((r) => r.version)).toEqual(all);
     expect(await openConnections(inject('pgAdminUrl'), name)).toBe(0);

@@ -28,7 +28,10 @@ export const EnvironmentSpec = z
   .object({
     id: z
       .string()
-      .regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'lowercase letters, digits, "_", "." and "-", at most 63 characters'),
+      .regex(
+        /^[a-z0-9][a-z0-9_.-]{0,62}$/,
+        'lowercase letters, digits, "_", "." and "-", at most 63 characters',
+      ),
     ownerId: z.string().min(1),
     /** An image reference; the operator's base image when absent. */
     image: z.string().min(1).optional(),
@@ -78,7 +81,11 @@ export const BerthYaml = z
   .strict();
 export type BerthYaml = z.infer<typeof BerthYaml>;
 
-const LifecycleCommand = z.union([z.string(), z.array(z.string()), z.record(z.string(), z.union([z.string(), z.array(z.string())]))]);
+const LifecycleCommand = z.union([
+  z.string(),
+  z.array(z.string()),
+  z.record(z.string(), z.union([z.string(), z.array(z.string())])),
+]);
 
 /** The subset of devcontainer.json Berth understands; other keys are kept and ignored. */
 export const DevcontainerJson = z

@@ -21,8 +21,16 @@ export const GatewayConfig = z.object({
   workdir: z.string().min(1),
   terminal: z
     .object({
-      ringBytes: z.number().int().positive().default(1024 * 1024),
-      idleTimeoutMs: z.number().int().positive().default(30 * 60 * 1000),
+      ringBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(1024 * 1024),
+      idleTimeoutMs: z
+        .number()
+        .int()
+        .positive()
+        .default(30 * 60 * 1000),
       interactive: z.boolean().default(true),
     })
     .default({ ringBytes: 1024 * 1024, idleTimeoutMs: 30 * 60 * 1000, interactive: true }),

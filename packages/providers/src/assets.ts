@@ -29,7 +29,11 @@ export function defaultGatewayAssets(overrides: Partial<GatewayAssets> = {}): Ga
 
 export function assertBundle(assets: GatewayAssets): void {
   if (!existsSync(assets.bundle)) {
-    throw new ProviderError('gateway_missing', `gateway bundle not found at ${assets.bundle}`, 'run `npm run build -w @berth/gateway` first');
+    throw new ProviderError(
+      'gateway_missing',
+      `gateway bundle not found at ${assets.bundle}`,
+      'run `npm run build -w @berth/gateway` first',
+    );
   }
 }
 
@@ -49,6 +53,11 @@ export function baseImageTag(): string {
  */
 export function ensureDocker(): string {
   const res = spawnSync('bash', [prereqScript], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  if (res.status !== 0) throw new ProviderError('docker_unavailable', `Docker prerequisites failed: ${res.stderr.slice(-800)}`, 'see /var/log/berth-dockerd.log; set BERTH_SKIP_DOCKER=1 to skip the Docker suites');
+  if (res.status !== 0)
+    throw new ProviderError(
+      'docker_unavailable',
+      `Docker prerequisites failed: ${res.stderr.slice(-800)}`,
+      'see /var/log/berth-dockerd.log; set BERTH_SKIP_DOCKER=1 to skip the Docker suites',
+    );
   return baseImageTag();
 }

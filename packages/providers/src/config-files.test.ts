@@ -15,7 +15,10 @@ function thrown(fn: () => unknown): ProviderError {
 
 describe('berth.yaml', () => {
   it('parses setup commands', () => {
-    expect(parseBerthYaml('setup:\n  - apt-get install -y jq\n  - make\n').setup).toEqual(['apt-get install -y jq', 'make']);
+    expect(parseBerthYaml('setup:\n  - apt-get install -y jq\n  - make\n').setup).toEqual([
+      'apt-get install -y jq',
+      'make',
+    ]);
   });
 
   it('names the field and what is expected when setup is not a list', () => {
@@ -63,7 +66,12 @@ describe('validateSpec', () => {
   it('applies operator defaults and reports every problem with a hint', () => {
     const ok = validateSpec({ id: 'e1', ownerId: 'u' });
     expect(ok.ok && ok.resources).toEqual({ cpus: 1, memoryMb: 1024, pids: 512 });
-    const bad = validateSpec({ id: 'Bad Id', ownerId: 'u', resources: { cpus: 64 }, runtime: 'kata-runtime' });
+    const bad = validateSpec({
+      id: 'Bad Id',
+      ownerId: 'u',
+      resources: { cpus: 64 },
+      runtime: 'kata-runtime',
+    });
     expect(bad.ok).toBe(false);
     if (!bad.ok) expect(bad.issues.map((i) => i.field)).toEqual(['id']);
     const over = validateSpec({ id: 'e2', ownerId: 'u', resources: { cpus: 64 }, runtime: 'kata-runtime' });

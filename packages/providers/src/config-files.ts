@@ -28,7 +28,11 @@ export function parseBerthYaml(text: string): BerthYaml {
     raw = parseYamlText(text);
   } catch (err) {
     const where = err instanceof YAMLParseError && err.linePos ? ` at line ${err.linePos[0].line}` : '';
-    throw new ProviderError('invalid_config', `berth.yaml is not valid YAML${where}: ${(err as Error).message.split('\n')[0]}`, 'fix the YAML syntax (indentation, quotes) and retry');
+    throw new ProviderError(
+      'invalid_config',
+      `berth.yaml is not valid YAML${where}: ${(err as Error).message.split('\n')[0]}`,
+      'fix the YAML syntax (indentation, quotes) and retry',
+    );
   }
   const result = BerthYaml.safeParse(raw ?? {});
   if (!result.success) throw schemaError('berth.yaml', result.error);
@@ -64,7 +68,11 @@ export function parseDevcontainer(text: string): DevcontainerJson {
   try {
     raw = JSON.parse(stripJsonc(text));
   } catch (err) {
-    throw new ProviderError('invalid_config', `devcontainer.json is not valid JSON: ${(err as Error).message}`, 'fix the JSON syntax (comments and trailing commas are allowed)');
+    throw new ProviderError(
+      'invalid_config',
+      `devcontainer.json is not valid JSON: ${(err as Error).message}`,
+      'fix the JSON syntax (comments and trailing commas are allowed)',
+    );
   }
   const result = DevcontainerJson.safeParse(raw);
   if (!result.success) throw schemaError('devcontainer.json', result.error);
@@ -88,9 +96,13 @@ export interface ContextConfig {
 }
 
 /** Reads berth.yaml (or the inline text) and .devcontainer/devcontainer.json from a build context. */
-export async function readContextConfig(context: string | undefined, inlineBerthYaml?: string): Promise<ContextConfig> {
+export async function readContextConfig(
+  context: string | undefined,
+  inlineBerthYaml?: string,
+): Promise<ContextConfig> {
   const config: ContextConfig = {};
-  const berthText = inlineBerthYaml ?? (context ? await readIfExists(join(context, 'berth.yaml')) : undefined);
+  const berthText =
+    inlineBerthYaml ?? (context ? await readIfExists(join(context, 'berth.yaml')) : undefined);
   if (berthText !== undefined) config.berth = parseBerthYaml(berthText);
   if (context) {
     for (const rel of ['.devcontainer/devcontainer.json', '.devcontainer.json']) {

@@ -57,11 +57,22 @@ export class DockerProvider implements EnvironmentProvider {
   async create(input: EnvironmentSpec, options: CreateOptions = {}): Promise<CreateResult> {
     const policy = this.opts.policy ?? defaultSpecPolicy;
     const check = validateSpec(input, policy);
-    if (!check.ok) throw new ProviderError('invalid_spec', check.issues.map((i) => `${i.field}: ${i.message}`).join('; '), check.issues.map((i) => i.hint).join('; '), check.issues);
+    if (!check.ok)
+      throw new ProviderError(
+        'invalid_spec',
+        check.issues.map((i) => `${i.field}: ${i.message}`).join('; '),
+        check.issues.map((i) => i.hint).join('; '),
+        check.issues,
+      );
     const { spec, resources, runtime } = check;
     const installed = await this.runtimes();
     if (!installed.includes(runtime)) {
-      throw new ProviderError('invalid_spec', `runtime "${runtime}" is allowed but not installed on this Docker host`, `use one of: ${installed.join(', ')}; or install it and register it with dockerd`, [{ field: 'runtime' }]);
+      throw new ProviderError(
+        'invalid_spec',
+        `runtime "${runtime}" is allowed but not installed on this Docker host`,
+        `use one of: ${installed.join(', ')}; or install it and register it with dockerd`,
+        [{ field: 'runtime' }],
+      );
     }
     const isolation = `container (runtime ${runtime}), non-root, all capabilities dropped, no-new-privileges`;
     const container = this.docker.getContainer(containerName(spec.id));
@@ -69,14 +80,22 @@ export class DockerProvider implements EnvironmentProvider {
     if (existing) {
       if (existing.State.Status !== 'created' && (await this.hasMarker(container, spec.id))) {
         // A re-run create means "make it ready": start it if the crash left it stopped.
-        const info = existing.State.Running ? await this.waitReady(spec.id) : await this.startAndWait(spec.id);
+        const info = existing.State.Running
+          ? await this.waitReady(spec.id)
+          : await this.startAndWait(spec.id);
         return { ...info, created: false, image: existing.Config.Image, isolation };
       }
       // Found but never finished provisioning (a crash mid-create): start over.
       await container.remove({ force: true, v: true });
     }
     assertBundle(this.assets);
-    const image = await this.images.resolve({ baseImage: this.opts.baseImage, context: spec.buildContext, berthYaml: spec.berthYaml, image: spec.image, onProgress: options.onProgress });
+    const image = await this.images.resolve({
+      baseImage: this.opts.baseImage,
+      context: spec.buildContext,
+      berthYaml: spec.berthYaml,
+      image: spec.image,
+      onProgress: options.onProgress,
+    });
     const bind = this.opts.bindAddress ?? '127.0.0.1';
     const gatewayConfig: GatewayConfigInput = {
       environmentId: spec.id,
@@ -88,8 +107,16 @@ export class DockerProvider implements EnvironmentProvider {
       workdir: '/workspace',
     };
     const ports = [GATEWAY_PORT, ...image.forwardPorts.filter((p) => p !== GATEWAY_PORT)];
-    const env = { ...image.env, ...spec.env, BERTH_ENVIRONMENT_ID: spec.id, BERTH_GATEWAY_CONFIG: JSON.stringify(gatewayConfig) };
-    const specHash = createHash('sha256').update(JSON.stringify({ ...spec, repo: spec.repo && { ...spec.repo, token: undefined } })).digest('hex').slice(0, 16);
+    const env = {
+      ...image.env,
+      ...spec.env,
+      BERTH_ENVIRONMENT_ID: spec.id,
+      BERTH_GATEWAY_CONFIG: JSON.stringify(gatewayConfig),
+    };
+    const specHash = createHash('sha256')
+      .update(JSON.stringify({ ...spec, repo: spec.repo && { ...spec.repo, token: undefined } }))
+      .digest('hex')
+      .slice(0, 16);
     const created = await this.docker.createContainer({
       name: containerName(spec.id),
       Image: image.image,
@@ -101,7 +128,11 @@ export class DockerProvider implements EnvironmentProvider {
       Labels: { [LABEL_ENV]: spec.id, [LABEL_OWNER]: spec.ownerId, [LABEL_SPEC]: specHash },
       ExposedPorts: Object.fromEntries(ports.map((p) => [`${p}/tcp`, {}])),
       HostConfig: {
-        Binds: [`${this.assets.node}:/opt/berth/bin/node:ro`, `${this.assets.bundle}:/opt/berth/gateway/gateway.mjs:ro`, `${this.assets.nodePtyDir}:/opt/berth/gateway/node_modules/node-pty:ro`],
+        Binds: [
+          `${this.assets.node}:/opt/berth/bin/node:ro`,
+          `${this.assets.bundle}:/opt/berth/gateway/gateway.mjs:ro`,
+          `${this.assets.nodePtyDir}:/opt/berth/gateway/node_modules/node-pty:ro`,
+        ],
         PortBindings: Object.fromEntries(ports.map((p) => [`${p}/tcp`, [{ HostIp: bind, HostPort: '' }]])),
         CapDrop: ['ALL'],
         SecurityOpt: ['no-new-privileges'],
@@ -118,9 +149,19 @@ export class DockerProvider implements EnvironmentProvider {
       if (!image.postCreateCommand) await created.putArchive(markerTar(spec.id), { path: '/' });
       const info = await this.startAndWait(spec.id);
       if (image.postCreateCommand) {
-        options.onProgress?.({ phase: 'setup', message: `postCreateCommand: ${image.postCreateCommand.join(' ')}` });
-        const code = await this.exec(spec.id, image.postCreateCommand, (line) => options.onProgress?.({ phase: 'setup', message: line }));
-        if (code !== 0) throw new ProviderError('setup_failed', `postCreateCommand exited ${code}`, 'fix postCreateCommand in devcontainer.json; its output was streamed to onProgress');
+        options.onProgress?.({
+          phase: 'setup',
+          message: `postCreateCommand: ${image.postCreateCommand.join(' ')}`,
+        });
+        const code = await this.exec(spec.id, image.postCreateCommand, (line) =>
+          options.onProgress?.({ phase: 'setup', message: line }),
+        );
+        if (code !== 0)
+          throw new ProviderError(
+            'setup_failed',
+            `postCreateCommand exited ${code}`,
+            'fix postCreateCommand in devcontainer.json; its output was streamed to onProgress',
+          );
         await created.putArchive(markerTar(spec.id), { path: '/' });
       }
       return { ...info, created: true, image: image.image, isolation };
@@ -167,10 +208,15 @@ export class DockerProvider implements EnvironmentProvider {
     const base = { id, node, provider: this.name, gatewayUrl: null };
     if (!c) return { ...base, state: 'missing', detail: `no container ${containerName(id)}` };
     const ports = this.publishedPorts(c);
-    if (c.State.Running) return { ...base, state: 'ready', gatewayUrl: ports[String(GATEWAY_PORT)] ?? null, ports };
+    if (c.State.Running)
+      return { ...base, state: 'ready', gatewayUrl: ports[String(GATEWAY_PORT)] ?? null, ports };
     if (c.State.Status === 'created') return { ...base, state: 'provisioning' };
     if (c.State.ExitCode === 0 && !c.State.OOMKilled) return { ...base, state: 'stopped' };
-    const why = c.State.OOMKilled ? 'killed for exceeding its memory limit' : c.State.ExitCode === 137 ? 'killed (SIGKILL) outside Berth' : `the gateway exited with code ${c.State.ExitCode}`;
+    const why = c.State.OOMKilled
+      ? 'killed for exceeding its memory limit'
+      : c.State.ExitCode === 137
+        ? 'killed (SIGKILL) outside Berth'
+        : `the gateway exited with code ${c.State.ExitCode}`;
     return { ...base, state: 'failed', detail: `${why}${c.State.Error ? `: ${c.State.Error}` : ''}` };
   }
 
@@ -192,7 +238,12 @@ export class DockerProvider implements EnvironmentProvider {
   /** Runs a command in the environment as its user; output lines go to `onLine`. Returns the exit code. */
   async exec(id: string, cmd: string[], onLine?: (line: string) => void): Promise<number> {
     const container = this.docker.getContainer(containerName(id));
-    const ex = await container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, WorkingDir: '/workspace' });
+    const ex = await container.exec({
+      Cmd: cmd,
+      AttachStdout: true,
+      AttachStderr: true,
+      WorkingDir: '/workspace',
+    });
     const stream = await ex.start({ hijack: true, stdin: false });
     const out = new PassThrough();
     this.docker.modem.demuxStream(stream, out, out);
@@ -213,7 +264,9 @@ export class DockerProvider implements EnvironmentProvider {
 
   /** Runtimes registered with this Docker daemon (runc, and runsc / kata-runtime when installed). */
   async runtimes(): Promise<string[]> {
-    this.installedRuntimes ??= Object.keys(((await this.docker.info()) as { Runtimes?: Record<string, unknown> }).Runtimes ?? { runc: {} });
+    this.installedRuntimes ??= Object.keys(
+      ((await this.docker.info()) as { Runtimes?: Record<string, unknown> }).Runtimes ?? { runc: {} },
+    );
     return this.installedRuntimes;
   }
 
@@ -243,13 +296,23 @@ export class DockerProvider implements EnvironmentProvider {
   }
 
   /** Clones on the host (the token never enters the container) and copies the tree into /workspace. */
-  private async cloneInto(container: Docker.Container, spec: EnvironmentSpec, options: CreateOptions): Promise<void> {
+  private async cloneInto(
+    container: Docker.Container,
+    spec: EnvironmentSpec,
+    options: CreateOptions,
+  ): Promise<void> {
     if (!spec.repo) return;
     const tmp = await mkdtemp(join(tmpdir(), 'berth-clone-'));
     try {
       options.onProgress?.({ phase: 'clone', message: `cloning ${spec.repo.url}` });
-      await cloneRepo(spec.repo, join(tmp, 'w'), (line) => options.onProgress?.({ phase: 'clone', message: line }));
-      const tar = spawn('tar', ['-C', join(tmp, 'w'), '--owner=1000', '--group=1000', '--numeric-owner', '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await cloneRepo(spec.repo, join(tmp, 'w'), (line) =>
+        options.onProgress?.({ phase: 'clone', message: line }),
+      );
+      const tar = spawn(
+        'tar',
+        ['-C', join(tmp, 'w'), '--owner=1000', '--group=1000', '--numeric-owner', '-c', '.'],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
       await container.putArchive(tar.stdout, { path: '/workspace' });
     } finally {
       await rm(tmp, { recursive: true, force: true });
@@ -272,7 +335,11 @@ export class DockerProvider implements EnvironmentProvider {
     });
     try {
       await container.start();
-      await withTimeout(listening, this.opts.readyTimeoutMs ?? 60_000, 'the gateway did not print its ready line');
+      await withTimeout(
+        listening,
+        this.opts.readyTimeoutMs ?? 60_000,
+        'the gateway did not print its ready line',
+      );
     } finally {
       (stream as unknown as { destroy(): void }).destroy();
     }
@@ -282,10 +349,19 @@ export class DockerProvider implements EnvironmentProvider {
   /** The gateway is up inside; wait until /healthz answers through the published port (docker-proxy has no event). */
   private async waitReady(id: string): Promise<EnvironmentInfo> {
     const info = await this.inspect(id);
-    if (info.state !== 'ready' || !info.gatewayUrl) throw new ProviderError('gateway_failed', `environment ${id} is ${info.state}: ${info.detail ?? ''}`, 'look at `docker logs berth-env-<id>`');
+    if (info.state !== 'ready' || !info.gatewayUrl)
+      throw new ProviderError(
+        'gateway_failed',
+        `environment ${id} is ${info.state}: ${info.detail ?? ''}`,
+        'look at `docker logs berth-env-<id>`',
+      );
     const url = info.gatewayUrl;
     if (!(await pollUntil(() => healthz(url, 1000), this.opts.readyTimeoutMs ?? 60_000, 20))) {
-      throw new ProviderError('gateway_failed', `the gateway of ${id} does not answer /healthz at ${url}`, 'check the bind address and `docker logs berth-env-<id>`');
+      throw new ProviderError(
+        'gateway_failed',
+        `the gateway of ${id} does not answer /healthz at ${url}`,
+        'check the bind address and `docker logs berth-env-<id>`',
+      );
     }
     return info;
   }
@@ -300,7 +376,13 @@ function markerTar(id: string): Buffer {
   put('0001750\0', 108, 8);
   put('0001750\0', 116, 8);
   put('00000000000\0', 124, 12);
-  put(`${Math.floor(Date.now() / 1000).toString(8).padStart(11, '0')}\0`, 136, 12);
+  put(
+    `${Math.floor(Date.now() / 1000)
+      .toString(8)
+      .padStart(11, '0')}\0`,
+    136,
+    12,
+  );
   put('        ', 148, 8);
   put('0', 156, 1);
   put('ustar\0', 257, 6);
@@ -313,5 +395,10 @@ function markerTar(id: string): Buffer {
 
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`${message} within ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
+  return Promise.race([
+    p,
+    new Promise<T>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(`${message} within ${ms} ms`)), ms)),
+    ),
+  ]).finally(() => clearTimeout(timer));
 }

@@ -11,6 +11,13 @@ export class ProviderError extends Error {
   }
 
   toBody(): { error: { code: string; message: string; hint: string; details?: unknown } } {
-    return { error: { code: this.code, message: this.message, hint: this.hint, ...(this.details === undefined ? {} : { details: this.details }) } };
+    return {
+      error: {
+        code: this.code,
+        message: this.message,
+        hint: this.hint,
+        ...(this.details === undefined ? {} : { details: this.details }),
+      },
+    };
   }
 }

@@ -26,7 +26,13 @@ export class FakeProvider implements EnvironmentProvider {
 
   async create(input: EnvironmentSpec, options: CreateOptions = {}): Promise<CreateResult> {
     const check = validateSpec(input, this.policy);
-    if (!check.ok) throw new ProviderError('invalid_spec', check.issues.map((i) => `${i.field}: ${i.message}`).join('; '), check.issues.map((i) => i.hint).join('; '), check.issues);
+    if (!check.ok)
+      throw new ProviderError(
+        'invalid_spec',
+        check.issues.map((i) => `${i.field}: ${i.message}`).join('; '),
+        check.issues.map((i) => i.hint).join('; '),
+        check.issues,
+      );
     const spec = check.spec;
     this.calls.push({ op: 'create', id: spec.id });
     const existing = this.envs.get(spec.id);
@@ -38,9 +44,14 @@ export class FakeProvider implements EnvironmentProvider {
     }
     const config = await readContextConfig(spec.buildContext, spec.berthYaml);
     if (spec.image?.startsWith('missing/')) {
-      throw new ProviderError('image_not_found', `image ${spec.image} not found`, 'build or pull the image first, or leave image empty for the base image');
+      throw new ProviderError(
+        'image_not_found',
+        `image ${spec.image} not found`,
+        'build or pull the image first, or leave image empty for the base image',
+      );
     }
-    for (const command of config.berth?.setup ?? []) options.onProgress?.({ phase: 'build', message: command });
+    for (const command of config.berth?.setup ?? [])
+      options.onProgress?.({ phase: 'build', message: command });
     this.envs.set(spec.id, { spec, state: 'ready', files: new Map() });
     return { ...(await this.inspect(spec.id)), created: true, isolation: 'fake' };
   }
@@ -69,7 +80,11 @@ export class FakeProvider implements EnvironmentProvider {
     const env = this.envs.get(id);
     const base = { id, node: 'fake-node', provider: this.name };
     if (!env) return { ...base, state: 'missing', gatewayUrl: null };
-    return { ...base, state: env.state, gatewayUrl: env.state === 'ready' ? `http://fake-gateway.invalid/${id}` : null };
+    return {
+      ...base,
+      state: env.state,
+      gatewayUrl: env.state === 'ready' ? `http://fake-gateway.invalid/${id}` : null,
+    };
   }
 
   async list(): Promise<ListedEnvironment[]> {

@@ -53,7 +53,13 @@ export class ImageBuilder {
     if (dc?.build && config.devcontainerDir) {
       const ctx = resolve(config.devcontainerDir, dc.build.context ?? '.');
       const dockerfile = relative(ctx, resolve(config.devcontainerDir, dc.build.dockerfile));
-      const built = await this.buildContext(ctx, dockerfile, dc.build.args ?? {}, 'devcontainer Dockerfile', req.onProgress);
+      const built = await this.buildContext(
+        ctx,
+        dockerfile,
+        dc.build.args ?? {},
+        'devcontainer Dockerfile',
+        req.onProgress,
+      );
       from = built.image;
       cached &&= built.cached;
     } else {
@@ -71,11 +77,18 @@ export class ImageBuilder {
       const dir = await mkdtemp(join(tmpdir(), 'berth-build-'));
       try {
         await writeFile(join(dir, 'Dockerfile'), `# from ${fromId}\n${lines.join('\n')}\n`);
-        const built = await this.buildContext(dir, 'Dockerfile', {}, 'berth.yaml setup', req.onProgress, (step) => {
-          const i = step - 3; // FROM and USER root come first
-          const cmd = setup[i];
-          return cmd === undefined ? undefined : `setup command ${i + 1} of ${setup.length} (${cmd})`;
-        });
+        const built = await this.buildContext(
+          dir,
+          'Dockerfile',
+          {},
+          'berth.yaml setup',
+          req.onProgress,
+          (step) => {
+            const i = step - 3; // FROM and USER root come first
+            const cmd = setup[i];
+            return cmd === undefined ? undefined : `setup command ${i + 1} of ${setup.length} (${cmd})`;
+          },
+        );
         from = built.image;
         cached &&= built.cached;
       } finally {
@@ -88,8 +101,23 @@ export class ImageBuilder {
       cached,
       user,
       env: { ...config.berth?.env, ...dc?.containerEnv },
-      postCreateCommand: post === undefined ? undefined : typeof post === 'string' ? ['sh', '-c', post] : Array.isArray(post) ? post : ['sh', '-c', Object.values(post).map((v) => (Array.isArray(v) ? v.join(' ') : v)).join(' && ')],
-      forwardPorts: (dc?.forwardPorts ?? []).map((p) => (typeof p === 'number' ? p : Number(String(p).split(':').pop()))).filter((p) => Number.isInteger(p) && p > 0),
+      postCreateCommand:
+        post === undefined
+          ? undefined
+          : typeof post === 'string'
+            ? ['sh', '-c', post]
+            : Array.isArray(post)
+              ? post
+              : [
+                  'sh',
+                  '-c',
+                  Object.values(post)
+                    .map((v) => (Array.isArray(v) ? v.join(' ') : v))
+                    .join(' && '),
+                ],
+      forwardPorts: (dc?.forwardPorts ?? [])
+        .map((p) => (typeof p === 'number' ? p : Number(String(p).split(':').pop())))
+        .filter((p) => Number.isInteger(p) && p > 0),
     };
   }
 
@@ -104,13 +132,23 @@ export class ImageBuilder {
     if (this.opts.allowPull) {
       try {
         const stream = await this.docker.pull(ref);
-        await new Promise<void>((ok, fail) => this.docker.modem.followProgress(stream, (err) => (err ? fail(err) : ok())));
+        await new Promise<void>((ok, fail) =>
+          this.docker.modem.followProgress(stream, (err) => (err ? fail(err) : ok())),
+        );
         return;
       } catch (err) {
-        throw new ProviderError('image_not_found', `image "${ref}" is not on this Docker host and could not be pulled: ${(err as Error).message}`, 'check the image name, or build it on the host; leave `image` unset for the Berth base image');
+        throw new ProviderError(
+          'image_not_found',
+          `image "${ref}" is not on this Docker host and could not be pulled: ${(err as Error).message}`,
+          'check the image name, or build it on the host; leave `image` unset for the Berth base image',
+        );
       }
     }
-    throw new ProviderError('image_not_found', `image "${ref}" is not on this Docker host (pulling is disabled)`, 'check the image name or build it on the host (`docker image ls`); leave `image` unset for the Berth base image');
+    throw new ProviderError(
+      'image_not_found',
+      `image "${ref}" is not on this Docker host (pulling is disabled)`,
+      'check the image name or build it on the host (`docker image ls`); leave `image` unset for the Berth base image',
+    );
   }
 
   private async buildContext(
@@ -131,7 +169,10 @@ export class ImageBuilder {
       return { image, cached: true };
     }
     onProgress?.({ phase: 'build', message: `${what}: building ${image}` });
-    const stream = await this.docker.buildImage({ context: ctx, src: files }, { t: image, dockerfile, buildargs: args, rm: true, forcerm: true, labels: { 'dev.berth.image': '1' } });
+    const stream = await this.docker.buildImage(
+      { context: ctx, src: files },
+      { t: image, dockerfile, buildargs: args, rm: true, forcerm: true, labels: { 'dev.berth.image': '1' } },
+    );
     let step: { index: number; total: number; text: string } | undefined;
     let failure: string | undefined;
     await new Promise<void>((ok, fail) => {
@@ -144,14 +185,25 @@ export class ImageBuilder {
             if (!line.trim()) continue;
             const m = /^Step (\d+)\/(\d+) : (.*)$/.exec(line);
             if (m) step = { index: Number(m[1]), total: Number(m[2]), text: m[3] ?? '' };
-            onProgress?.({ phase: 'build', message: line, step: step && { index: step.index, total: step.total } });
+            onProgress?.({
+              phase: 'build',
+              message: line,
+              step: step && { index: step.index, total: step.total },
+            });
           }
         },
       );
     }).catch((err: Error) => (failure ??= err.message));
     if (failure !== undefined) {
-      const which = step ? (describeStep?.(step.index) ?? `step ${step.index}/${step.total} (${step.text})`) : 'the build';
-      throw new ProviderError('build_failed', `${what}: ${which} failed: ${failure.trim()}`, `fix ${which} and retry; the full build log was streamed to onProgress`, { step });
+      const which = step
+        ? (describeStep?.(step.index) ?? `step ${step.index}/${step.total} (${step.text})`)
+        : 'the build';
+      throw new ProviderError(
+        'build_failed',
+        `${what}: ${which} failed: ${failure.trim()}`,
+        `fix ${which} and retry; the full build log was streamed to onProgress`,
+        { step },
+      );
     }
     return { image, cached: false };
   }

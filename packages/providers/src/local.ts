@@ -34,8 +34,10 @@ interface Meta {
   spec: EnvironmentSpec;
 }
 
-const NO_BWRAP = 'none: the gateway runs as your user on this machine; `local` is not a security boundary (install bubblewrap for filesystem confinement)';
-const WITH_BWRAP = 'bubblewrap: read-only host filesystem, writable environment directory, own pid/ipc/uts namespaces; network is shared with the host, so this is confinement, not a strong security boundary';
+const NO_BWRAP =
+  'none: the gateway runs as your user on this machine; `local` is not a security boundary (install bubblewrap for filesystem confinement)';
+const WITH_BWRAP =
+  'bubblewrap: read-only host filesystem, writable environment directory, own pid/ipc/uts namespaces; network is shared with the host, so this is confinement, not a strong security boundary';
 
 /** The embedded default: the gateway as a child process per environment, no Docker needed. */
 export class LocalProvider implements EnvironmentProvider {
@@ -47,7 +49,12 @@ export class LocalProvider implements EnvironmentProvider {
     this.assets = defaultGatewayAssets(opts.assets);
     const sandbox = opts.sandbox ?? 'auto';
     const found = spawnSync('sh', ['-c', 'command -v bwrap'], { encoding: 'utf8' }).status === 0;
-    if (sandbox === 'bwrap' && !found) throw new ProviderError('bwrap_missing', 'sandbox "bwrap" asked for but bwrap is not installed', 'apt-get install bubblewrap, or use sandbox "auto"');
+    if (sandbox === 'bwrap' && !found)
+      throw new ProviderError(
+        'bwrap_missing',
+        'sandbox "bwrap" asked for but bwrap is not installed',
+        'apt-get install bubblewrap, or use sandbox "auto"',
+      );
     this.bwrap = sandbox !== 'none' && found;
   }
 
@@ -61,11 +68,20 @@ export class LocalProvider implements EnvironmentProvider {
 
   async create(input: EnvironmentSpec, options: CreateOptions = {}): Promise<CreateResult> {
     const check = validateSpec(input, this.opts.policy ?? defaultSpecPolicy);
-    if (!check.ok) throw new ProviderError('invalid_spec', check.issues.map((i) => `${i.field}: ${i.message}`).join('; '), check.issues.map((i) => i.hint).join('; '), check.issues);
+    if (!check.ok)
+      throw new ProviderError(
+        'invalid_spec',
+        check.issues.map((i) => `${i.field}: ${i.message}`).join('; '),
+        check.issues.map((i) => i.hint).join('; '),
+        check.issues,
+      );
     const spec = check.spec;
     const existing = await this.readMeta(spec.id);
     if (existing) {
-      const info = existing.desired === 'running' && !this.alive(existing) ? await this.start(spec.id) : await this.inspect(spec.id);
+      const info =
+        existing.desired === 'running' && !this.alive(existing)
+          ? await this.start(spec.id)
+          : await this.inspect(spec.id);
       return { ...info, created: false, isolation: this.isolation };
     }
     assertBundle(this.assets);
@@ -78,17 +94,30 @@ export class LocalProvider implements EnvironmentProvider {
       const workspace = join(dir, 'workspace');
       if (spec.repo) {
         options.onProgress?.({ phase: 'clone', message: `cloning ${spec.repo.url}` });
-        await cloneRepo(spec.repo, workspace, (line) => options.onProgress?.({ phase: 'clone', message: line }));
+        await cloneRepo(spec.repo, workspace, (line) =>
+          options.onProgress?.({ phase: 'clone', message: line }),
+        );
       } else {
         await mkdir(workspace, { recursive: true });
       }
       const setup = config.berth?.setup ?? [];
       for (const [index, command] of setup.entries()) {
-        options.onProgress?.({ phase: 'setup', message: command, step: { index: index + 1, total: setup.length } });
+        options.onProgress?.({
+          phase: 'setup',
+          message: command,
+          step: { index: index + 1, total: setup.length },
+        });
         try {
-          await run(...this.sandboxed(dir, ['bash', '-c', command]), { cwd: workspace, onLine: (line) => options.onProgress?.({ phase: 'setup', message: line }) });
+          await run(...this.sandboxed(dir, ['bash', '-c', command]), {
+            cwd: workspace,
+            onLine: (line) => options.onProgress?.({ phase: 'setup', message: line }),
+          });
         } catch (err) {
-          throw new ProviderError('setup_failed', `setup step ${index + 1}/${setup.length} failed (${command}): ${(err as Error).message}`, 'fix that command in berth.yaml; it runs in the workspace directory');
+          throw new ProviderError(
+            'setup_failed',
+            `setup step ${index + 1}/${setup.length} failed (${command}): ${(err as Error).message}`,
+            'fix that command in berth.yaml; it runs in the workspace directory',
+          );
         }
       }
       const meta: Meta = { id: spec.id, ownerId: spec.ownerId, desired: 'stopped', spec };
@@ -123,18 +152,33 @@ export class LocalProvider implements EnvironmentProvider {
       cwd: join(dir, 'workspace'),
       detached: true,
       stdio: ['ignore', fd, fd],
-      env: { ...process.env, ...meta.spec.env, BERTH_GATEWAY_CONFIG: JSON.stringify(config), NODE_PATH: this.nodePath() },
+      env: {
+        ...process.env,
+        ...meta.spec.env,
+        BERTH_GATEWAY_CONFIG: JSON.stringify(config),
+        NODE_PATH: this.nodePath(),
+      },
     });
     closeSync(fd);
     child.unref();
-    const exited = new Promise<string>((resolve) => child.once('exit', (code, sig) => resolve(`gateway exited (${sig ?? code}) before it was ready`)));
+    const exited = new Promise<string>((resolve) =>
+      child.once('exit', (code, sig) => resolve(`gateway exited (${sig ?? code}) before it was ready`)),
+    );
     try {
-      const port = await waitForJsonLine(logFile, (l) => (l.msg === 'gateway listening' && typeof l.port === 'number' ? l.port : undefined), { timeoutMs: this.opts.readyTimeoutMs ?? 30_000, exited });
+      const port = await waitForJsonLine(
+        logFile,
+        (l) => (l.msg === 'gateway listening' && typeof l.port === 'number' ? l.port : undefined),
+        { timeoutMs: this.opts.readyTimeoutMs ?? 30_000, exited },
+      );
       await this.writeMeta({ ...meta, desired: 'running', pid: child.pid, port });
     } catch (err) {
       if (child.pid) this.killGroup(child.pid, 'SIGKILL');
       const log = await readFile(logFile, 'utf8').catch(() => '');
-      throw new ProviderError('gateway_failed', `${(err as Error).message}; log: ${log.slice(-500)}`, 'see the gateway log in the environment directory');
+      throw new ProviderError(
+        'gateway_failed',
+        `${(err as Error).message}; log: ${log.slice(-500)}`,
+        'see the gateway log in the environment directory',
+      );
     }
     return this.inspect(id);
   }
@@ -165,7 +209,12 @@ export class LocalProvider implements EnvironmentProvider {
     const base = { id, node: hostname(), provider: this.name, gatewayUrl: null };
     if (!meta) return { ...base, state: 'missing', detail: 'no environment directory' };
     if (meta.desired === 'stopped') return { ...base, state: 'stopped' };
-    if (!this.alive(meta)) return { ...base, state: 'failed', detail: 'the gateway process is gone (killed or crashed outside Berth)' };
+    if (!this.alive(meta))
+      return {
+        ...base,
+        state: 'failed',
+        detail: 'the gateway process is gone (killed or crashed outside Berth)',
+      };
     return { ...base, state: 'ready', gatewayUrl: `http://${this.urlHost()}:${meta.port}` };
   }
 
@@ -196,7 +245,28 @@ export class LocalProvider implements EnvironmentProvider {
 
   private sandboxed(dir: string, argv: string[]): [string, string[]] {
     if (!this.bwrap) return [argv[0] ?? 'true', argv.slice(1)];
-    return ['bwrap', ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--bind', dir, dir, '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--', ...argv]];
+    return [
+      'bwrap',
+      [
+        '--ro-bind',
+        '/',
+        '/',
+        '--dev',
+        '/dev',
+        '--proc',
+        '/proc',
+        '--tmpfs',
+        '/tmp',
+        '--bind',
+        dir,
+        dir,
+        '--unshare-pid',
+        '--unshare-ipc',
+        '--unshare-uts',
+        '--',
+        ...argv,
+      ],
+    ];
   }
 
   private killGroup(pid: number, sig: NodeJS.Signals): void {

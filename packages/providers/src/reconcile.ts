@@ -8,7 +8,10 @@ export interface ReconcileReport {
 }
 
 /** Compares what a provider holds with the ids the control plane knows; it changes nothing. */
-export async function reconcile(provider: EnvironmentProvider, knownIds: Iterable<string>): Promise<ReconcileReport> {
+export async function reconcile(
+  provider: EnvironmentProvider,
+  knownIds: Iterable<string>,
+): Promise<ReconcileReport> {
   const known = new Set(knownIds);
   const listed = await provider.list();
   const present = new Set(listed.map((e) => e.id));

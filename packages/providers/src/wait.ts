@@ -29,7 +29,10 @@ export function waitForJsonLine<T>(
       }
     };
     const watcher = watch(file, () => void check());
-    const timer = setTimeout(() => finish(() => reject(new Error(`no ready line in ${file} after ${opts.timeoutMs} ms`))), opts.timeoutMs);
+    const timer = setTimeout(
+      () => finish(() => reject(new Error(`no ready line in ${file} after ${opts.timeoutMs} ms`))),
+      opts.timeoutMs,
+    );
     opts.exited?.then(
       (why) => void check().then(() => finish(() => reject(new Error(why)))),
       () => undefined,
@@ -39,7 +42,11 @@ export function waitForJsonLine<T>(
 }
 
 /** For the few things with no event to wait on (a process we did not start exiting): poll with a deadline. */
-export async function pollUntil(test: () => boolean | Promise<boolean>, timeoutMs: number, stepMs = 50): Promise<boolean> {
+export async function pollUntil(
+  test: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  stepMs = 50,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await test()) return true;

@@ -15,7 +15,12 @@ describe('TerminalClient', () => {
   it('reconnects to the same session with its resume token and gets each byte exactly once', async () => {
     const gw = await startTestGateway();
     gateways.push(gw);
-    const client = connectTerminal({ url: gw.url, token: await gw.signer.sign({}), command: ['cat'], socketFactory: nodeSocketFactory });
+    const client = connectTerminal({
+      url: gw.url,
+      token: await gw.signer.sign({}),
+      command: ['cat'],
+      socketFactory: nodeSocketFactory,
+    });
     clients.push(client);
     const statuses: TerminalStatus[] = [];
     client.onStatus((s) => statuses.push(s));

@@ -87,7 +87,9 @@ export class TerminalClient {
   private readonly pongL = new Listeners<[Uint8Array]>();
   private resolveClosed!: (v: { code: number; reason: string }) => void;
   /** Settles once the client is closed for good (by `close()`, exit, or a final refusal). */
-  readonly closed = new Promise<{ code: number; reason: string }>((resolve) => (this.resolveClosed = resolve));
+  readonly closed = new Promise<{ code: number; reason: string }>(
+    (resolve) => (this.resolveClosed = resolve),
+  );
 
   constructor(private readonly opts: TerminalConnectOptions) {
     this.factory = opts.socketFactory ?? browserSocketFactory;
@@ -205,7 +207,8 @@ export class TerminalClient {
       u.searchParams.set('token', this.token);
     }
     if (sid) u.searchParams.set('sid', sid);
-    if (this.session || this.opts.lastOffset !== undefined) u.searchParams.set('offset', String(this.received));
+    if (this.session || this.opts.lastOffset !== undefined)
+      u.searchParams.set('offset', String(this.received));
     if (this.size) {
       u.searchParams.set('cols', String(this.size.cols));
       u.searchParams.set('rows', String(this.size.rows));
@@ -258,7 +261,8 @@ export class TerminalClient {
 
   private scheduleReconnect(): void {
     // First retry at once (a blip), then back off to 5 s.
-    const delay = this.attempt === 0 ? 0 : Math.min(5000, 100 * 2 ** (this.attempt - 1)) * (0.5 + Math.random() / 2);
+    const delay =
+      this.attempt === 0 ? 0 : Math.min(5000, 100 * 2 ** (this.attempt - 1)) * (0.5 + Math.random() / 2);
     this.attempt++;
     this.retryTimer = setTimeout(() => this.open(), delay);
   }
@@ -269,7 +273,8 @@ export class TerminalClient {
       case TerminalOp.Output: {
         const end = frame.offset + frame.data.byteLength;
         if (end <= this.received) return;
-        const data = frame.offset < this.received ? frame.data.subarray(this.received - frame.offset) : frame.data;
+        const data =
+          frame.offset < this.received ? frame.data.subarray(this.received - frame.offset) : frame.data;
         const at = Math.max(frame.offset, this.received);
         this.received = end;
         this.outputL.emit(data, at);
@@ -307,7 +312,11 @@ export class TerminalClient {
       if (socket) {
         // The gateway counts acks from the offset we asked for.
         if (this.received > this.acked) this.acked = this.received;
-        if (this.size && info.role === 'driver' && (this.size.cols !== info.cols || this.size.rows !== info.rows)) {
+        if (
+          this.size &&
+          info.role === 'driver' &&
+          (this.size.cols !== info.cols || this.size.rows !== info.rows)
+        ) {
           socket.send(encodeResize(this.size.cols, this.size.rows));
         }
         for (const frame of this.pendingInput) socket.send(frame);

@@ -14,7 +14,10 @@ export class HeadlessScreen {
 
   /** Mirror a client: output is written, a snapshot replaces the screen. */
   follow(client: TerminalClient): () => void {
-    const offs = [client.onOutput((data) => this.write(data)), client.onSnapshot((s) => this.applySnapshot(s))];
+    const offs = [
+      client.onOutput((data) => this.write(data)),
+      client.onSnapshot((s) => this.applySnapshot(s)),
+    ];
     return () => offs.forEach((off) => off());
   }
 
@@ -42,7 +45,8 @@ export class HeadlessScreen {
   lines(): string[] {
     const buf = this.term.buffer.active;
     const out: string[] = [];
-    for (let y = 0; y < this.term.rows; y++) out.push(buf.getLine(buf.viewportY + y)?.translateToString(true) ?? '');
+    for (let y = 0; y < this.term.rows; y++)
+      out.push(buf.getLine(buf.viewportY + y)?.translateToString(true) ?? '');
     return out;
   }
 

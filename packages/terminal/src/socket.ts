@@ -16,8 +16,13 @@ export type SocketFactory = (url: string) => TerminalSocket;
 
 /** For browsers (or Node ≥ 22): the global WebSocket. */
 export const browserSocketFactory: SocketFactory = (url) => {
-  const Ctor = (globalThis as unknown as { WebSocket?: new (url: string) => TerminalSocket & { binaryType: string } }).WebSocket;
-  if (!Ctor) throw new Error('no global WebSocket; pass socketFactory (e.g. nodeSocketFactory from @berth/terminal/node)');
+  const Ctor = (
+    globalThis as unknown as { WebSocket?: new (url: string) => TerminalSocket & { binaryType: string } }
+  ).WebSocket;
+  if (!Ctor)
+    throw new Error(
+      'no global WebSocket; pass socketFactory (e.g. nodeSocketFactory from @berth/terminal/node)',
+    );
   const socket = new Ctor(url);
   socket.binaryType = 'arraybuffer';
   return socket;

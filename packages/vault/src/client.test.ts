@@ -20,7 +20,9 @@ async function rejected(p: Promise<unknown>): Promise<VaultError> {
 }
 
 function listen(server: Server): Promise<number> {
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)),
+  );
 }
 
 function close(server: Server): Promise<void> {
@@ -62,10 +64,14 @@ describe('VaultClient transport', () => {
   });
 
   it('surfaces non-JSON error pages by status with a generic hint', async () => {
-    const server = createServer((_req, res) => res.writeHead(503, { 'Content-Type': 'text/html' }).end('<html>sealed</html>'));
+    const server = createServer((_req, res) =>
+      res.writeHead(503, { 'Content-Type': 'text/html' }).end('<html>sealed</html>'),
+    );
     const port = await listen(server);
     cleanups.push(() => close(server));
-    const err = await rejected(new VaultClient({ address: `http://127.0.0.1:${port}` }).readKv('secret', 'a'));
+    const err = await rejected(
+      new VaultClient({ address: `http://127.0.0.1:${port}` }).readKv('secret', 'a'),
+    );
     expect(err.status).toBe(503);
     expect(err.vaultErrors).toEqual([]);
     expect(err.hint).toMatch(/sealed/);
@@ -74,13 +80,21 @@ describe('VaultClient transport', () => {
   it('sends X-Vault-Namespace and carries Vault’s errors array, status and path', async () => {
     const fake = await startFakeVault();
     cleanups.push(() => fake.close());
-    const client = new VaultClient({ address: `${fake.address}/`, namespace: 'team-a/dev', token: 'hvs.not-a-token' });
+    const client = new VaultClient({
+      address: `${fake.address}/`,
+      namespace: 'team-a/dev',
+      token: 'hvs.not-a-token',
+    });
     const err = await rejected(client.readKv('secret', '/users/x/'));
     expect(err.status).toBe(403);
     expect(err.vaultErrors).toEqual(['permission denied']);
     expect(err.path).toBe('secret/data/users/x');
     expect(err.message).toBe('Vault GET secret/data/users/x failed with HTTP 403: permission denied');
-    expect(fake.requests.at(-1)).toEqual({ method: 'GET', path: 'secret/data/users/x', namespace: 'team-a/dev' });
+    expect(fake.requests.at(-1)).toEqual({
+      method: 'GET',
+      path: 'secret/data/users/x',
+      namespace: 'team-a/dev',
+    });
   });
 
   it('rejects refs that map one env var twice before contacting Vault', async () => {
@@ -103,11 +117,29 @@ describe('VaultClient transport', () => {
     const startTlsFake = async (): Promise<void> => {
       const dir = mkdtempSync(join(tmpdir(), 'berth-vault-tls-'));
       cleanups.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
-      execFileSync('openssl', [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-        '-subj', '/CN=fake-vault', '-addext', 'subjectAltName=IP:127.0.0.1',
-        '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-      ], { stdio: 'ignore' });
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:prime256v1',
+          '-nodes',
+          '-days',
+          '1',
+          '-subj',
+          '/CN=fake-vault',
+          '-addext',
+          'subjectAltName=IP:127.0.0.1',
+          '-keyout',
+          join(dir, 'key.pem'),
+          '-out',
+          join(dir, 'cert.pem'),
+        ],
+        { stdio: 'ignore' },
+      );
       ca = readFileSync(join(dir, 'cert.pem'), 'utf8');
       fake = await startFakeVault({ tls: { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: ca } });
       cleanups.push(() => fake.close());

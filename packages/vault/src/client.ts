@@ -175,10 +175,15 @@ export class VaultClient {
    * Any Vault API call. `path` is relative to `/v1/`. Non-2xx answers become a VaultError
    * carrying Vault's `errors` array.
    */
-  async request<T = unknown>(method: string, path: string, opts: RequestOptions = {}): Promise<VaultResponse<T>> {
+  async request<T = unknown>(
+    method: string,
+    path: string,
+    opts: RequestOptions = {},
+  ): Promise<VaultResponse<T>> {
     const apiPath = trimSlashes(path);
     const url = new URL(`${this.address}/v1/${apiPath}`);
-    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    for (const [k, v] of Object.entries(opts.query ?? {}))
+      if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { 'X-Vault-Request': 'true', ...opts.headers };
     const token = opts.token === undefined ? this.opts.token : opts.token;
     if (token) headers['X-Vault-Token'] = token;
@@ -225,7 +230,12 @@ export class VaultClient {
     const vaultErrors = parseErrors(text);
     const hint = opts.hint?.(status, vaultErrors) ?? genericHint(status, this.address);
     // KV answers a missing secret with 404 and an empty errors array.
-    const said = vaultErrors.length > 0 ? vaultErrors.map(flattenVaultError).join('; ') : status === 404 ? 'not found' : '(no error text)';
+    const said =
+      vaultErrors.length > 0
+        ? vaultErrors.map(flattenVaultError).join('; ')
+        : status === 404
+          ? 'not found'
+          : '(no error text)';
     throw new VaultError({
       message: `Vault ${method} ${apiPath} failed with HTTP ${status}: ${said}`,
       path: apiPath,
@@ -246,7 +256,11 @@ function trimSlashes(s: string): string {
 
 function toAuth(raw: RawAuth | null, path: string): VaultAuth {
   if (!raw || typeof raw.client_token !== 'string') {
-    throw new VaultError({ message: `Vault ${path}: answer has no auth block`, path, hint: 'Unexpected answer shape.' });
+    throw new VaultError({
+      message: `Vault ${path}: answer has no auth block`,
+      path,
+      hint: 'Unexpected answer shape.',
+    });
   }
   return {
     clientToken: raw.client_token,
@@ -270,7 +284,13 @@ function parseErrors(text: string): string[] {
   return [];
 }
 
-function networkError(err: unknown, method: string, path: string, address: string, timeoutMs: number): VaultError {
+function networkError(
+  err: unknown,
+  method: string,
+  path: string,
+  address: string,
+  timeoutMs: number,
+): VaultError {
   const e = err as { name?: string; cause?: { code?: string; message?: string } };
   if (e?.name === 'TimeoutError' || e?.name === 'AbortError') {
     return new VaultError({
@@ -317,7 +337,9 @@ function genericHint(status: number, address: string): string {
     case 503:
       return `Vault at ${address} is sealed, in standby or under maintenance.`;
     default:
-      return status >= 500 ? `Vault at ${address} had an internal error; check its server log.` : `Unexpected HTTP ${status}.`;
+      return status >= 500
+        ? `Vault at ${address} had an internal error; check its server log.`
+        : `Unexpected HTTP ${status}.`;
   }
 }
 

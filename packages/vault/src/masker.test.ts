@@ -5,7 +5,9 @@ import { createMasker } from './masker.js';
 
 async function throughStream(values: string[], chunks: Array<string | Buffer>): Promise<string> {
   const masker = createMasker(values);
-  return text(Readable.from(chunks.map((c) => (typeof c === 'string' ? Buffer.from(c) : c))).pipe(masker.stream()));
+  return text(
+    Readable.from(chunks.map((c) => (typeof c === 'string' ? Buffer.from(c) : c))).pipe(masker.stream()),
+  );
 }
 
 describe('createMasker', () => {
@@ -58,7 +60,8 @@ describe('createMasker stream latency', () => {
     const stream = createMasker(['s3cr3t-value']).stream();
     const out: string[] = [];
     stream.on('data', (b: Buffer) => out.push(b.toString()));
-    const written = (chunk: string): Promise<void> => new Promise((resolve) => stream.write(chunk, () => resolve()));
+    const written = (chunk: string): Promise<void> =>
+      new Promise((resolve) => stream.write(chunk, () => resolve()));
     await written('Password: ');
     expect(out.join('')).toBe('Password: ');
     await written('ok s3cr');

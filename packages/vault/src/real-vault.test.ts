@@ -26,7 +26,8 @@ describe.skipIf(!configured)('real Vault (BERTH_TEST_VAULT_ADDR)', () => {
         rootToken: token as string,
         namespace: process.env.BERTH_TEST_VAULT_NAMESPACE || undefined,
         // A real Vault's clock cannot be moved: wait it out (only TTL tests use this, with 2-3 s).
-        advanceClock: (seconds: number) => new Promise<void>((resolve) => setTimeout(resolve, seconds * 1000)),
+        advanceClock: (seconds: number) =>
+          new Promise<void>((resolve) => setTimeout(resolve, seconds * 1000)),
         close: () => Promise.resolve(),
       }),
   });

@@ -34,7 +34,11 @@ export interface FetchedSecrets {
  * keys to env vars. On any failure after login the token is revoked before the error is thrown,
  * so a failed launch leaves no live token behind.
  */
-export async function fetchSecrets(params: { vault: VaultTarget; jwt: string; refs: SecretRef[] }): Promise<FetchedSecrets> {
+export async function fetchSecrets(params: {
+  vault: VaultTarget;
+  jwt: string;
+  refs: SecretRef[];
+}): Promise<FetchedSecrets> {
   const { vault, jwt, refs } = params;
   const seenEnv = new Set<string>();
   for (const ref of refs) {
@@ -42,10 +46,12 @@ export async function fetchSecrets(params: { vault: VaultTarget; jwt: string; re
     seenEnv.add(ref.env);
   }
   const base = new VaultClient(vault);
-  const auth = await base.loginJwt({ mount: vault.authMount, role: vault.role, jwt }).catch(async (err: unknown) => {
-    await base.close();
-    throw err;
-  });
+  const auth = await base
+    .loginJwt({ mount: vault.authMount, role: vault.role, jwt })
+    .catch(async (err: unknown) => {
+      await base.close();
+      throw err;
+    });
   const client = base.withToken(auth.clientToken);
   let revoked = false;
   const revoke = async (): Promise<void> => {
@@ -128,7 +134,9 @@ export async function unwrapSecrets(params: {
     const res = await client.unwrap<Record<string, unknown>>(params.wrappingToken).catch((err: unknown) => {
       throw usedOrExpired(err);
     });
-    const data = isKvV2Response(lookup.creation_path, res.data) ? (res.data.data as Record<string, unknown>) : res.data;
+    const data = isKvV2Response(lookup.creation_path, res.data)
+      ? (res.data.data as Record<string, unknown>)
+      : res.data;
     const values: Record<string, string> = {};
     for (const [k, v] of Object.entries(data ?? {})) values[k] = toEnvValue(v);
     return { values, creationPath: lookup.creation_path };

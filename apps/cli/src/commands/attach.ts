@@ -47,13 +47,21 @@ export class EscapeScanner {
   }
 }
 
-async function ticketFor(target: ApiTarget, env: string, sessionId: string | undefined, observe: boolean): Promise<Ticket> {
+async function ticketFor(
+  target: ApiTarget,
+  env: string,
+  sessionId: string | undefined,
+  observe: boolean,
+): Promise<Ticket> {
   const base = `/api/v1/environments/${encodeURIComponent(env)}/terminals`;
   if (sessionId) {
-    const { data } = await api<Ticket>(target, 'POST', `${base}/${encodeURIComponent(sessionId)}/tickets`, { role: observe ? 'observer' : 'driver' });
+    const { data } = await api<Ticket>(target, 'POST', `${base}/${encodeURIComponent(sessionId)}/tickets`, {
+      role: observe ? 'observer' : 'driver',
+    });
     return data;
   }
-  if (observe) throw new CliError('--observe needs --session', 'list sessions: berth attach ENV --list', EXIT.usage);
+  if (observe)
+    throw new CliError('--observe needs --session', 'list sessions: berth attach ENV --list', EXIT.usage);
   const { data } = await api<Ticket>(target, 'POST', base, {});
   return data;
 }
@@ -70,7 +78,11 @@ export function attachCommand(program: Command, ctx: Ctx): void {
       const target = await ctx.target();
       const env = await resolveEnvironment(target, envArg);
       if (o.list) {
-        const { data } = await api<{ sessions: unknown[] }>(target, 'GET', `/api/v1/environments/${encodeURIComponent(env)}/terminals`);
+        const { data } = await api<{ sessions: unknown[] }>(
+          target,
+          'GET',
+          `/api/v1/environments/${encodeURIComponent(env)}/terminals`,
+        );
         process.stdout.write(JSON.stringify(data.sessions, null, 2) + '\n');
         return;
       }
@@ -93,7 +105,8 @@ export function attachCommand(program: Command, ctx: Ctx): void {
         stdout.write('\x1bc' + snap.data);
       });
       client.onStatus((status) => {
-        if (status === 'reconnecting') process.stderr.write('\r\n[berth: connection lost, reconnecting…]\r\n');
+        if (status === 'reconnecting')
+          process.stderr.write('\r\n[berth: connection lost, reconnecting…]\r\n');
       });
       let exitCode: number | undefined;
       client.onExit((e) => {
@@ -120,13 +133,19 @@ export function attachCommand(program: Command, ctx: Ctx): void {
       if (raw) stdin.setRawMode(false);
       stdin.pause();
       if (detached) {
-        process.stderr.write(`\r\n[berth: detached; the session keeps running: berth attach ${env} --session ${client.sessionId ?? ''}]\r\n`);
+        process.stderr.write(
+          `\r\n[berth: detached; the session keeps running: berth attach ${env} --session ${client.sessionId ?? ''}]\r\n`,
+        );
         return;
       }
       if (exitCode !== undefined) {
         process.exitCode = exitCode;
         return;
       }
-      throw new CliError(`terminal closed: ${close.reason || `code ${close.code}`}`, 'check the environment: berth env show ' + env, EXIT.unavailable);
+      throw new CliError(
+        `terminal closed: ${close.reason || `code ${close.code}`}`,
+        'check the environment: berth env show ' + env,
+        EXIT.unavailable,
+      );
     });
 }

@@ -22,39 +22,69 @@ export function authCommands(program: Command, ctx: Ctx): void {
     .option('--password-stdin', 'read the password from standard input')
     .option('--token <token>', 'store this existing API token instead of signing in')
     .option('--json', 'print the result as JSON')
-    .action(async (opts: { url?: string; email?: string; passwordStdin?: boolean; token?: string; json?: boolean }) => {
-      const file = await readConfigFile(ctx.env.configPath);
-      const url = (opts.url ?? ctx.env.url ?? file.url ?? DEFAULT_URL).replace(/\/+$/, '');
-      let token = opts.token;
-      let tokenId: string | undefined;
-      if (!token) {
-        const email = opts.email ?? (process.stdin.isTTY ? await ask('Email: ') : undefined);
-        if (!email) throw new CliError('no email given', 'pass --email, or run in a terminal to be asked', EXIT.usage);
-        const password = opts.passwordStdin
-          ? (await readAllStdin()).replace(/\r?\n$/, '')
-          : process.stdin.isTTY
-            ? await ask('Password: ', true)
-            : undefined;
-        if (!password) throw new CliError('no password given', 'pass --password-stdin, or run in a terminal to be asked', EXIT.usage);
-        const login = await api<{ user: UserDto }>({ url }, 'POST', '/api/v1/auth/login', { email, password });
-        const cookie = login.headers.getSetCookie().find((c) => c.startsWith('berth_session='))?.split(';')[0];
-        if (!cookie) throw new CliError('the server did not start a session', 'check that the URL points at Berth');
-        const created = await api<{ id: string; token: string }>(
-          { url },
-          'POST',
-          '/api/v1/tokens',
-          { name: `cli@${hostname()}`, expiresInDays: 30 },
-          { cookie },
-        );
-        await api({ url }, 'POST', '/api/v1/auth/logout', {}, { cookie });
-        token = created.data.token;
-        tokenId = created.data.id;
-      }
-      const me = await api<{ user: UserDto }>({ url, token }, 'GET', '/api/v1/me');
-      await writeConfigFile(ctx.env.configPath, { url, token, email: me.data.user.email, ...(tokenId ? { tokenId } : {}) });
-      if (opts.json) printJson({ url, user: me.data.user, configPath: ctx.env.configPath });
-      else process.stdout.write(`Signed in to ${url} as ${me.data.user.email} (${me.data.user.role})\n`);
-    });
+    .action(
+      async (opts: {
+        url?: string;
+        email?: string;
+        passwordStdin?: boolean;
+        token?: string;
+        json?: boolean;
+      }) => {
+        const file = await readConfigFile(ctx.env.configPath);
+        const url = (opts.url ?? ctx.env.url ?? file.url ?? DEFAULT_URL).replace(/\/+$/, '');
+        let token = opts.token;
+        let tokenId: string | undefined;
+        if (!token) {
+          const email = opts.email ?? (process.stdin.isTTY ? await ask('Email: ') : undefined);
+          if (!email)
+            throw new CliError(
+              'no email given',
+              'pass --email, or run in a terminal to be asked',
+              EXIT.usage,
+            );
+          const password = opts.passwordStdin
+            ? (await readAllStdin()).replace(/\r?\n$/, '')
+            : process.stdin.isTTY
+              ? await ask('Password: ', true)
+              : undefined;
+          if (!password)
+            throw new CliError(
+              'no password given',
+              'pass --password-stdin, or run in a terminal to be asked',
+              EXIT.usage,
+            );
+          const login = await api<{ user: UserDto }>({ url }, 'POST', '/api/v1/auth/login', {
+            email,
+            password,
+          });
+          const cookie = login.headers
+            .getSetCookie()
+            .find((c) => c.startsWith('berth_session='))
+            ?.split(';')[0];
+          if (!cookie)
+            throw new CliError('the server did not start a session', 'check that the URL points at Berth');
+          const created = await api<{ id: string; token: string }>(
+            { url },
+            'POST',
+            '/api/v1/tokens',
+            { name: `cli@${hostname()}`, expiresInDays: 30 },
+            { cookie },
+          );
+          await api({ url }, 'POST', '/api/v1/auth/logout', {}, { cookie });
+          token = created.data.token;
+          tokenId = created.data.id;
+        }
+        const me = await api<{ user: UserDto }>({ url, token }, 'GET', '/api/v1/me');
+        await writeConfigFile(ctx.env.configPath, {
+          url,
+          token,
+          email: me.data.user.email,
+          ...(tokenId ? { tokenId } : {}),
+        });
+        if (opts.json) printJson({ url, user: me.data.user, configPath: ctx.env.configPath });
+        else process.stdout.write(`Signed in to ${url} as ${me.data.user.email} (${me.data.user.role})\n`);
+      },
+    );
 
   program
     .command('logout')
@@ -62,7 +92,9 @@ export function authCommands(program: Command, ctx: Ctx): void {
     .action(async () => {
       const file = await readConfigFile(ctx.env.configPath);
       if (file.url && file.token && file.tokenId)
-        await api({ url: file.url, token: file.token }, 'DELETE', `/api/v1/tokens/${file.tokenId}`).catch(() => undefined);
+        await api({ url: file.url, token: file.token }, 'DELETE', `/api/v1/tokens/${file.tokenId}`).catch(
+          () => undefined,
+        );
       await writeConfigFile(ctx.env.configPath, file.url ? { url: file.url } : {});
       process.stdout.write('Signed out\n');
     });
@@ -73,8 +105,15 @@ export function authCommands(program: Command, ctx: Ctx): void {
     .option('--json', 'print as JSON')
     .action(async (opts: { json?: boolean }) => {
       const target = await ctx.target();
-      const { data } = await api<{ user: UserDto; via: string; scopes: string[] }>(target, 'GET', '/api/v1/me');
+      const { data } = await api<{ user: UserDto; via: string; scopes: string[] }>(
+        target,
+        'GET',
+        '/api/v1/me',
+      );
       if (opts.json) printJson({ url: target.url, ...data });
-      else process.stdout.write(`${data.user.email} (${data.user.role}) at ${target.url}; scopes: ${data.scopes.join(', ')}\n`);
+      else
+        process.stdout.write(
+          `${data.user.email} (${data.user.role}) at ${target.url}; scopes: ${data.scopes.join(', ')}\n`,
+        );
     });
 }

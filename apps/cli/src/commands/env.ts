@@ -33,7 +33,11 @@ export async function resolveEnvironment(target: ApiTarget, idOrName: string): P
   let cursor: string | null = null;
   do {
     const q: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
-    const { data } = await api<{ items: EnvironmentDto[]; nextCursor: string | null }>(target, 'GET', `/api/v1/environments?limit=200${q}`);
+    const { data } = await api<{ items: EnvironmentDto[]; nextCursor: string | null }>(
+      target,
+      'GET',
+      `/api/v1/environments?limit=200${q}`,
+    );
     const hit = data.items.find((e) => e.name === idOrName);
     if (hit) return hit.id;
     cursor = data.nextCursor;
@@ -52,9 +56,16 @@ export async function followEnvironment(
   const until = opts.until ?? ((e: EnvironmentDto) => SETTLED.has(e.state));
   for (;;) {
     const q: string = after ? `?after=${after}` : '';
-    const { data: ev } = await api<{ items: EventDto[] }>(target, 'GET', `/api/v1/environments/${id}/events${q}`);
+    const { data: ev } = await api<{ items: EventDto[] }>(
+      target,
+      'GET',
+      `/api/v1/environments/${id}/events${q}`,
+    );
     for (const e of ev.items) {
-      if (!opts.quiet) process.stderr.write(`  ${((Date.parse(e.at) - started) / 1000).toFixed(1).padStart(6)}s  ${e.kind.padEnd(10)} ${e.message}\n`);
+      if (!opts.quiet)
+        process.stderr.write(
+          `  ${((Date.parse(e.at) - started) / 1000).toFixed(1).padStart(6)}s  ${e.kind.padEnd(10)} ${e.message}\n`,
+        );
       after = e.id;
     }
     const { data } = await api<{ environment: EnvironmentDto }>(target, 'GET', `/api/v1/environments/${id}`);
@@ -69,7 +80,11 @@ async function readSpecFile(file: string): Promise<{ berthYaml?: string; devcont
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new CliError(`cannot read ${file}: ${(err as Error).message}`, 'pass the path of a berth.yaml or devcontainer.json', EXIT.usage);
+    throw new CliError(
+      `cannot read ${file}: ${(err as Error).message}`,
+      'pass the path of a berth.yaml or devcontainer.json',
+      EXIT.usage,
+    );
   }
   const name = basename(file);
   if (name.endsWith('.json') || basename(dirname(file)) === '.devcontainer') return { devcontainer: text };
@@ -110,7 +125,12 @@ export function envCommands(program: Command, ctx: Ctx): void {
         if (o.cpu !== undefined) resources.cpu = Number(o.cpu);
         if (o.memory !== undefined) resources.memoryMb = Number(o.memory);
         for (const [k, v] of Object.entries(resources))
-          if (!Number.isFinite(v) || v <= 0) throw new CliError(`--${k === 'cpu' ? 'cpu' : 'memory'} must be a positive number`, 'e.g. --cpu 2 --memory 2048', EXIT.usage);
+          if (!Number.isFinite(v) || v <= 0)
+            throw new CliError(
+              `--${k === 'cpu' ? 'cpu' : 'memory'} must be a positive number`,
+              'e.g. --cpu 2 --memory 2048',
+              EXIT.usage,
+            );
         const body = {
           ...(o.name ? { name: o.name } : {}),
           ...(o.provider ? { provider: o.provider } : {}),
@@ -119,17 +139,29 @@ export function envCommands(program: Command, ctx: Ctx): void {
           ...(o.file ? await readSpecFile(o.file) : {}),
           ...(Object.keys(resources).length ? { resources } : {}),
         };
-        const { data } = await api<{ environment: EnvironmentDto; warnings?: string[] }>(target, 'POST', '/api/v1/environments', body);
+        const { data } = await api<{ environment: EnvironmentDto; warnings?: string[] }>(
+          target,
+          'POST',
+          '/api/v1/environments',
+          body,
+        );
         for (const w of data.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
         let e = data.environment;
         if (!o.detach) {
-          if (!o.json) process.stderr.write(`Creating ${e.name} (${e.id}) with the ${e.provider} provider…\n`);
+          if (!o.json)
+            process.stderr.write(`Creating ${e.name} (${e.id}) with the ${e.provider} provider…\n`);
           e = await followEnvironment(target, e.id, { quiet: o.json === true });
         }
         if (o.json) printJson(e);
-        else process.stdout.write(`${e.name} ${e.id} ${e.state}${e.stateReason && e.state !== 'ready' ? `: ${e.stateReason}` : ''}\n`);
+        else
+          process.stdout.write(
+            `${e.name} ${e.id} ${e.state}${e.stateReason && e.state !== 'ready' ? `: ${e.stateReason}` : ''}\n`,
+          );
         if (e.state === 'failed')
-          throw new CliError(`environment ${e.name} failed: ${e.stateReason ?? 'unknown reason'}`, `see its events: berth env show ${e.id}`);
+          throw new CliError(
+            `environment ${e.name} failed: ${e.stateReason ?? 'unknown reason'}`,
+            `see its events: berth env show ${e.id}`,
+          );
       },
     );
 
@@ -144,12 +176,20 @@ export function envCommands(program: Command, ctx: Ctx): void {
       let cursor: string | null = null;
       do {
         const q: string = `?limit=200${o.all ? '&all=true' : ''}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
-        const { data } = await api<{ items: EnvironmentDto[]; nextCursor: string | null }>(target, 'GET', `/api/v1/environments${q}`);
+        const { data } = await api<{ items: EnvironmentDto[]; nextCursor: string | null }>(
+          target,
+          'GET',
+          `/api/v1/environments${q}`,
+        );
         items.push(...data.items);
         cursor = data.nextCursor;
       } while (cursor);
       if (o.json) printJson(items);
-      else printTable(items.map((e) => ({ ...e, created: e.createdAt.slice(0, 19) })), ['id', 'name', 'provider', 'state', 'node', 'created']);
+      else
+        printTable(
+          items.map((e) => ({ ...e, created: e.createdAt.slice(0, 19) })),
+          ['id', 'name', 'provider', 'state', 'node', 'created'],
+        );
     });
 
   env
@@ -159,14 +199,32 @@ export function envCommands(program: Command, ctx: Ctx): void {
     .action(async (env: string, o: { json?: boolean }) => {
       const target = await ctx.target();
       const id = await resolveEnvironment(target, env);
-      const { data } = await api<{ environment: EnvironmentDto }>(target, 'GET', `/api/v1/environments/${encodeURIComponent(id)}`);
-      const { data: ev } = await api<{ items: EventDto[] }>(target, 'GET', `/api/v1/environments/${encodeURIComponent(id)}/events?limit=500`);
+      const { data } = await api<{ environment: EnvironmentDto }>(
+        target,
+        'GET',
+        `/api/v1/environments/${encodeURIComponent(id)}`,
+      );
+      const { data: ev } = await api<{ items: EventDto[] }>(
+        target,
+        'GET',
+        `/api/v1/environments/${encodeURIComponent(id)}/events?limit=500`,
+      );
       if (o.json) return printJson({ ...data.environment, events: ev.items });
       const e = data.environment;
-      for (const [k, v] of Object.entries({ id: e.id, name: e.name, provider: e.provider, state: e.state, reason: e.stateReason, gateway: e.gatewayUrl, node: e.node, created: e.createdAt }))
+      for (const [k, v] of Object.entries({
+        id: e.id,
+        name: e.name,
+        provider: e.provider,
+        state: e.state,
+        reason: e.stateReason,
+        gateway: e.gatewayUrl,
+        node: e.node,
+        created: e.createdAt,
+      }))
         if (v) process.stdout.write(`${k.padEnd(9)}${v}\n`);
       process.stdout.write('events:\n');
-      for (const x of ev.items) process.stdout.write(`  ${x.at.slice(11, 23)}  ${x.kind.padEnd(10)} ${x.message}\n`);
+      for (const x of ev.items)
+        process.stdout.write(`  ${x.at.slice(11, 23)}  ${x.kind.padEnd(10)} ${x.message}\n`);
     });
 
   for (const [action, verb, method, path, wanted] of [
@@ -189,12 +247,18 @@ export function envCommands(program: Command, ctx: Ctx): void {
         );
         let e = data.environment;
         if (!data.changed && !o.json) process.stderr.write(`${e.name} is already ${e.state}\n`);
-        if (!o.detach) e = await followEnvironment(target, e.id, { quiet: o.json === true, until: (x) => SETTLED.has(x.state) });
+        if (!o.detach)
+          e = await followEnvironment(target, e.id, {
+            quiet: o.json === true,
+            until: (x) => SETTLED.has(x.state),
+          });
         if (o.json) printJson({ ...e, changed: data.changed });
         else process.stdout.write(`${e.name} ${e.state}\n`);
         if (e.state !== wanted && !o.detach)
-          throw new CliError(`${verb} did not finish: ${e.name} is ${e.state}${e.stateReason ? ` (${e.stateReason})` : ''}`, `see: berth env show ${e.id}`);
+          throw new CliError(
+            `${verb} did not finish: ${e.name} is ${e.state}${e.stateReason ? ` (${e.stateReason})` : ''}`,
+            `see: berth env show ${e.id}`,
+          );
       });
   }
 }
-

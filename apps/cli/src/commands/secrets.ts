@@ -12,7 +12,9 @@ interface RefDto {
 }
 
 export function secretsCommands(program: Command, ctx: Ctx): void {
-  const secrets = program.command('secrets').description('where your secrets live in your own Vault (Berth stores no values)');
+  const secrets = program
+    .command('secrets')
+    .description('where your secrets live in your own Vault (Berth stores no values)');
 
   secrets
     .command('config')
@@ -25,15 +27,28 @@ export function secretsCommands(program: Command, ctx: Ctx): void {
     .option('--namespace <ns>', 'Vault Enterprise namespace')
     .option('--json', 'print as JSON')
     .action(
-      async (o: { vaultAddress: string; role: string; audience: string; authMount?: string; kvMount?: string; namespace?: string; json?: boolean }) => {
-        const { data } = await api<{ settings: unknown; changed: boolean }>(await ctx.target(), 'PUT', '/api/v1/secrets/settings', {
-          vaultAddress: o.vaultAddress,
-          role: o.role,
-          audience: o.audience,
-          ...(o.authMount ? { authMount: o.authMount } : {}),
-          ...(o.kvMount ? { kvMount: o.kvMount } : {}),
-          ...(o.namespace ? { namespace: o.namespace } : {}),
-        });
+      async (o: {
+        vaultAddress: string;
+        role: string;
+        audience: string;
+        authMount?: string;
+        kvMount?: string;
+        namespace?: string;
+        json?: boolean;
+      }) => {
+        const { data } = await api<{ settings: unknown; changed: boolean }>(
+          await ctx.target(),
+          'PUT',
+          '/api/v1/secrets/settings',
+          {
+            vaultAddress: o.vaultAddress,
+            role: o.role,
+            audience: o.audience,
+            ...(o.authMount ? { authMount: o.authMount } : {}),
+            ...(o.kvMount ? { kvMount: o.kvMount } : {}),
+            ...(o.namespace ? { namespace: o.namespace } : {}),
+          },
+        );
         if (o.json) printJson(data);
         else process.stdout.write(data.changed ? 'Vault settings saved\n' : 'Vault settings unchanged\n');
       },
@@ -45,13 +60,25 @@ export function secretsCommands(program: Command, ctx: Ctx): void {
     .option('--json', 'print as JSON')
     .action(async (o: { json?: boolean }) => {
       const target = await ctx.target();
-      const { data: s } = await api<{ settings: Record<string, unknown> | null }>(target, 'GET', '/api/v1/secrets/settings');
+      const { data: s } = await api<{ settings: Record<string, unknown> | null }>(
+        target,
+        'GET',
+        '/api/v1/secrets/settings',
+      );
       const { data: refs } = await api<{ items: RefDto[] }>(target, 'GET', '/api/v1/secrets/refs?limit=200');
       if (o.json) return printJson({ settings: s.settings, refs: refs.items });
-      if (!s.settings) process.stdout.write('No Vault configured: berth secrets config --vault-address … --role … --audience …\n');
-      else for (const [k, v] of Object.entries(s.settings)) if (v !== null && k !== 'caCert') process.stdout.write(`${k.padEnd(13)}${String(v)}\n`);
+      if (!s.settings)
+        process.stdout.write(
+          'No Vault configured: berth secrets config --vault-address … --role … --audience …\n',
+        );
+      else
+        for (const [k, v] of Object.entries(s.settings))
+          if (v !== null && k !== 'caCert') process.stdout.write(`${k.padEnd(13)}${String(v)}\n`);
       process.stdout.write('\n');
-      printTable(refs.items.map((r) => ({ ...r })), ['id', 'env', 'path', 'key', 'mount']);
+      printTable(
+        refs.items.map((r) => ({ ...r })),
+        ['id', 'env', 'path', 'key', 'mount'],
+      );
     });
 
   secrets

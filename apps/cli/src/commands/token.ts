@@ -26,7 +26,11 @@ export function tokenCommands(program: Command, ctx: Ctx): void {
     .action(async (name: string, opts: { expiresInDays?: string; scope?: string[]; json?: boolean }) => {
       const days = opts.expiresInDays === undefined ? undefined : Number(opts.expiresInDays);
       if (days !== undefined && (!Number.isInteger(days) || days < 1))
-        throw new CliError('--expires-in-days must be a whole number of days', 'e.g. --expires-in-days 30', EXIT.usage);
+        throw new CliError(
+          '--expires-in-days must be a whole number of days',
+          'e.g. --expires-in-days 30',
+          EXIT.usage,
+        );
       const { data } = await api<TokenDto & { token: string }>(await ctx.target(), 'POST', '/api/v1/tokens', {
         name,
         ...(days !== undefined ? { expiresInDays: days } : {}),
@@ -35,7 +39,9 @@ export function tokenCommands(program: Command, ctx: Ctx): void {
       if (opts.json) printJson(data);
       else {
         process.stdout.write(`${data.token}\n`);
-        process.stderr.write(`Token ${data.name} (${data.id}) expires ${data.expiresAt ?? 'never'}. It is shown only now.\n`);
+        process.stderr.write(
+          `Token ${data.name} (${data.id}) expires ${data.expiresAt ?? 'never'}. It is shown only now.\n`,
+        );
       }
     });
 
@@ -49,14 +55,23 @@ export function tokenCommands(program: Command, ctx: Ctx): void {
       let cursor: string | null = null;
       do {
         const q: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
-        const { data } = await api<{ items: TokenDto[]; nextCursor: string | null }>(target, 'GET', `/api/v1/tokens?limit=200${q}`);
+        const { data } = await api<{ items: TokenDto[]; nextCursor: string | null }>(
+          target,
+          'GET',
+          `/api/v1/tokens?limit=200${q}`,
+        );
         items.push(...data.items);
         cursor = data.nextCursor;
       } while (cursor);
       if (opts.json) printJson(items);
       else
         printTable(
-          items.map((t) => ({ ...t, scopes: t.scopes.join(','), expires: t.expiresAt?.slice(0, 10), lastUsed: t.lastUsedAt?.slice(0, 19) })),
+          items.map((t) => ({
+            ...t,
+            scopes: t.scopes.join(','),
+            expires: t.expiresAt?.slice(0, 10),
+            lastUsed: t.lastUsedAt?.slice(0, 19),
+          })),
           ['id', 'name', 'prefix', 'scopes', 'expires', 'lastUsed'],
         );
     });

@@ -11,7 +11,11 @@ export function workerCommand(program: Command, ctx: Ctx): void {
   program
     .command('worker')
     .description('run task workers only (no API); needs DATABASE_URL shared with `berth server`')
-    .option('--grace <seconds>', 'on shutdown, how long running jobs may take before their leases are released', '10')
+    .option(
+      '--grace <seconds>',
+      'on shutdown, how long running jobs may take before their leases are released',
+      '10',
+    )
     .action(async (opts: { grace: string }) => {
       const { loadConfig, runWorker, ConfigError } = await import('@berth/control-plane');
       let worker;

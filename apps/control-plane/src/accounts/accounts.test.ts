@@ -28,7 +28,10 @@ describe('sign in', () => {
   });
 
   it('refuses a wrong password with the error shape and a hint', async () => {
-    const r = await new Client(s.url).post('/api/v1/auth/login', { email: ADMIN.email, password: 'nope nope' });
+    const r = await new Client(s.url).post('/api/v1/auth/login', {
+      email: ADMIN.email,
+      password: 'nope nope',
+    });
     expect(r.status).toBe(401);
     expect(r.json.error).toMatchObject({ code: 'invalid_credentials' });
     expect(r.json.error.hint).toBeTruthy();
@@ -38,7 +41,9 @@ describe('sign in', () => {
     const c = new Client(s.url);
     const statuses: number[] = [];
     for (let i = 0; i < s.config.loginRateLimit + 2; i++)
-      statuses.push((await c.post('/api/v1/auth/login', { email: 'victim@example.com', password: 'guess' + i })).status);
+      statuses.push(
+        (await c.post('/api/v1/auth/login', { email: 'victim@example.com', password: 'guess' + i })).status,
+      );
     expect(statuses.slice(0, s.config.loginRateLimit).every((x) => x === 401)).toBe(true);
     expect(statuses.at(-1)).toBe(429);
     const last = await c.post('/api/v1/auth/login', { email: 'victim@example.com', password: 'x' });
@@ -148,7 +153,9 @@ describe('cross-user isolation', () => {
   it('a member cannot create users or make themselves admin', async () => {
     const m = await memberClient(s, admin, 'climber@example.com');
     const me = (await m.get('/api/v1/me')).json.user.id as string;
-    expect((await m.post('/api/v1/users', { email: 'x@example.com', password: 'password123' })).status).toBe(403);
+    expect((await m.post('/api/v1/users', { email: 'x@example.com', password: 'password123' })).status).toBe(
+      403,
+    );
     expect((await m.patch(`/api/v1/users/${me}`, { role: 'admin' })).status).toBe(403);
     expect((await m.patch(`/api/v1/users/${me}`, { role: 'member' })).json.changed).toBe(false);
   });
@@ -187,7 +194,9 @@ describe('pagination', () => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const r: Awaited<ReturnType<Client['get']>> = await m.get(`/api/v1/tokens?limit=5${cursor ? `&cursor=${cursor}` : ''}`);
+      const r: Awaited<ReturnType<Client['get']>> = await m.get(
+        `/api/v1/tokens?limit=5${cursor ? `&cursor=${cursor}` : ''}`,
+      );
       expect(r.status).toBe(200);
       seen.push(...r.json.items.map((t: { id: string }) => t.id));
       cursor = r.json.nextCursor;

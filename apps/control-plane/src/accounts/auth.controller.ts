@@ -27,8 +27,16 @@ export class AuthController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Sign in; sets the httpOnly session cookie' })
   @ApiBody({ schema: jsonSchema(LoginBody) })
-  async login(@Body(zBody(LoginBody)) body: z.output<typeof LoginBody>, @Req() req: Request, @Res({ passthrough: true }) res: Response) {
-    const { user, session, expiresAt } = await this.auth.login(body.email, body.password, req.ip ?? 'unknown');
+  async login(
+    @Body(zBody(LoginBody)) body: z.output<typeof LoginBody>,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ) {
+    const { user, session, expiresAt } = await this.auth.login(
+      body.email,
+      body.password,
+      req.ip ?? 'unknown',
+    );
     this.setCookie(res, session, expiresAt);
     return { user: toUserDto(user) };
   }
@@ -38,7 +46,10 @@ export class AuthController {
   @HttpCode(201)
   @ApiOperation({ summary: 'Create the first admin with the one-time bootstrap token' })
   @ApiBody({ schema: jsonSchema(BootstrapBody) })
-  async redeem(@Body(zBody(BootstrapBody)) body: z.output<typeof BootstrapBody>, @Res({ passthrough: true }) res: Response) {
+  async redeem(
+    @Body(zBody(BootstrapBody)) body: z.output<typeof BootstrapBody>,
+    @Res({ passthrough: true }) res: Response,
+  ) {
     const user = await this.bootstrap.redeem(body.token, body.email, body.password);
     const { session, expiresAt } = await this.auth.startSession(user.id);
     this.setCookie(res, session, expiresAt);
@@ -58,7 +69,12 @@ export class AuthController {
   @ApiOperation({ summary: 'Who am I' })
   async me(@Auth() ctx: AuthContext) {
     const user = await this.users.findById(ctx.userId);
-    return { user: user ? toUserDto(user) : null, via: ctx.via, scopes: ctx.scopes, tokenId: ctx.tokenId ?? null };
+    return {
+      user: user ? toUserDto(user) : null,
+      via: ctx.via,
+      scopes: ctx.scopes,
+      tokenId: ctx.tokenId ?? null,
+    };
   }
 
   private setCookie(res: Response, value: string, expires: Date): void {

@@ -1,4 +1,11 @@
-import { CanActivate, ExecutionContext, Inject, Injectable, SetMetadata, createParamDecorator } from '@nestjs/common';
+import {
+  CanActivate,
+  ExecutionContext,
+  Inject,
+  Injectable,
+  SetMetadata,
+  createParamDecorator,
+} from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
 import type { Config } from '../config.js';
@@ -31,7 +38,10 @@ export class AuthGuard implements CanActivate {
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     if (context.getType() !== 'http') return true;
-    const isPublic = this.reflector.getAllAndOverride<boolean>(PUBLIC, [context.getHandler(), context.getClass()]);
+    const isPublic = this.reflector.getAllAndOverride<boolean>(PUBLIC, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
     if (isPublic) return true;
     const req = context.switchToHttp().getRequest<AuthedRequest>();
     const header = req.headers.authorization;
@@ -42,7 +52,10 @@ export class AuthGuard implements CanActivate {
     if (ctx.via === 'token') {
       const need = mutating ? 'write' : 'read';
       if (!ctx.scopes.includes(need))
-        throw forbidden(`this token lacks the "${need}" scope`, `create a token with the ${need} scope: berth token create --scope ${need}`);
+        throw forbidden(
+          `this token lacks the "${need}" scope`,
+          `create a token with the ${need} scope: berth token create --scope ${need}`,
+        );
       // An admin's token without the admin scope acts as a member.
       if (ctx.role === 'admin' && !ctx.scopes.includes('admin')) ctx.role = 'member';
     } else if (mutating) {

@@ -26,15 +26,26 @@ export class AuthService {
     this.limiter = new LoginRateLimiter(config.loginRateLimit, config.loginRateWindowSeconds * 1000, clock);
   }
 
-  async login(email: string, password: string, clientIp: string): Promise<{ user: UserRow; session: string; expiresAt: Date }> {
+  async login(
+    email: string,
+    password: string,
+    clientIp: string,
+  ): Promise<{ user: UserRow; session: string; expiresAt: Date }> {
     const key = `${clientIp}|${email.trim().toLowerCase()}`;
     const wait = this.limiter.hit(key);
     if (wait > 0)
-      throw new ApiError(429, 'rate_limited', 'too many sign-in attempts', `wait ${wait} s and try again`, { retryAfterSeconds: wait });
+      throw new ApiError(429, 'rate_limited', 'too many sign-in attempts', `wait ${wait} s and try again`, {
+        retryAfterSeconds: wait,
+      });
     const user = await this.users.findByEmail(email.trim());
     const ok = await verifyPassword(user?.password_hash ?? null, password);
     if (!user || !ok)
-      throw new ApiError(401, 'invalid_credentials', 'wrong email or password', 'check both; an admin can reset your password');
+      throw new ApiError(
+        401,
+        'invalid_credentials',
+        'wrong email or password',
+        'check both; an admin can reset your password',
+      );
     this.limiter.reset(key);
     const { session, expiresAt } = await this.startSession(user.id);
     return { user, session, expiresAt };
@@ -68,7 +79,14 @@ export class AuthService {
       const user = session && (await this.users.findById(session.user_id));
       if (!session || !user) throw unauthorized('your session has ended');
       const scopes: Scope[] = user.role === 'admin' ? ALL_SCOPES : ['read', 'write'];
-      return { userId: user.id, email: user.email, role: user.role, via: 'session', sessionId: session.id, scopes };
+      return {
+        userId: user.id,
+        email: user.email,
+        role: user.role,
+        via: 'session',
+        sessionId: session.id,
+        scopes,
+      };
     }
     throw unauthorized();
   }

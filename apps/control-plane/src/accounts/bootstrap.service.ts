@@ -39,10 +39,14 @@ export class BootstrapService {
   ) {}
 
   async onFirstStart(): Promise<BootstrapOutcome> {
-    const passwordHash = this.config.adminPassword ? await hashPassword(this.config.adminPassword) : undefined;
+    const passwordHash = this.config.adminPassword
+      ? await hashPassword(this.config.adminPassword)
+      : undefined;
     return transaction(this.db, async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock($1)', [ADMIN_LOCK]);
-      const { rows } = await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM users WHERE role = 'admin'`);
+      const { rows } = await tx.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM users WHERE role = 'admin'`,
+      );
       if ((rows[0]?.n ?? 0) > 0) return { kind: 'admin-exists' } as const;
       if (this.config.adminEmail && passwordHash) {
         await tx.query(
@@ -55,7 +59,8 @@ export class BootstrapService {
       }
       const s = newSecret('boot');
       const record: BootstrapRecord = { hash: s.hash.toString('hex'), issuedAt: new Date().toISOString() };
-      if (!(await this.metadata.setOnce(BOOTSTRAP_KEY, record, tx))) return { kind: 'token-already-issued' } as const;
+      if (!(await this.metadata.setOnce(BOOTSTRAP_KEY, record, tx)))
+        return { kind: 'token-already-issued' } as const;
       const url = `${this.config.publicUrl}/bootstrap?token=${encodeURIComponent(s.secret)}`;
       return { kind: 'token-issued', url, token: s.secret } as const;
     });

@@ -8,7 +8,11 @@ export const RoleSchema = z.enum(['admin', 'member']);
 export const Scope = z.enum(['read', 'write', 'admin']);
 
 export const LoginBody = z.strictObject({ email: z.string().max(254), password: z.string().max(256) });
-export const BootstrapBody = z.strictObject({ token: z.string().min(1).max(200), email: Email, password: Password });
+export const BootstrapBody = z.strictObject({
+  token: z.string().min(1).max(200),
+  email: Email,
+  password: Password,
+});
 export const CreateUserBody = z.strictObject({
   email: Email,
   password: Password,
@@ -36,7 +40,13 @@ export interface UserDto {
 }
 
 export function toUserDto(u: UserRow): UserDto {
-  return { id: u.id, email: u.email, role: u.role, displayName: u.display_name, createdAt: u.created_at.toISOString() };
+  return {
+    id: u.id,
+    email: u.email,
+    role: u.role,
+    displayName: u.display_name,
+    createdAt: u.created_at.toISOString(),
+  };
 }
 
 export interface TokenDto {

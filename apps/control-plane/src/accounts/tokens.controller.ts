@@ -32,7 +32,11 @@ export class TokensController {
 
   @Patch(':id')
   @ApiBody({ schema: jsonSchema(UpdateTokenBody) })
-  rename(@Auth() ctx: AuthContext, @Param('id') id: string, @Body(zBody(UpdateTokenBody)) body: z.output<typeof UpdateTokenBody>) {
+  rename(
+    @Auth() ctx: AuthContext,
+    @Param('id') id: string,
+    @Body(zBody(UpdateTokenBody)) body: z.output<typeof UpdateTokenBody>,
+  ) {
     return this.tokens.rename(ctx, idOr404(id, 'token'), body);
   }
 

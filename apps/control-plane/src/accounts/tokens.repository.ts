@@ -22,7 +22,14 @@ const COLUMNS = `id, user_id, name, prefix, scopes, expires_at, last_used_at, re
 export class TokensRepository {
   constructor(@Inject(PG_POOL) private readonly db: Pool) {}
 
-  async create(t: { userId: string; name: string; hash: Buffer; prefix: string; scopes: string[]; expiresAt: Date | null }): Promise<TokenRow> {
+  async create(t: {
+    userId: string;
+    name: string;
+    hash: Buffer;
+    prefix: string;
+    scopes: string[];
+    expiresAt: Date | null;
+  }): Promise<TokenRow> {
     const { rows } = await this.db.query<TokenRow>(
       `INSERT INTO api_tokens (user_id, name, token_hash, prefix, scopes, expires_at)
        VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,

@@ -18,12 +18,18 @@ export class TokensService {
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
-  async create(ctx: AuthContext, body: z.output<typeof CreateTokenBody>): Promise<TokenDto & { token: string }> {
+  async create(
+    ctx: AuthContext,
+    body: z.output<typeof CreateTokenBody>,
+  ): Promise<TokenDto & { token: string }> {
     const scopes = body.scopes ?? (ctx.role === 'admin' ? ['read', 'write', 'admin'] : ['read', 'write']);
     // A token never carries more than its creator holds right now.
     const excess = scopes.filter((s) => !ctx.scopes.includes(s));
     if (excess.length > 0)
-      throw forbidden(`you cannot grant scope(s) you do not hold: ${excess.join(', ')}`, 'request only read/write, or sign in as an admin');
+      throw forbidden(
+        `you cannot grant scope(s) you do not hold: ${excess.join(', ')}`,
+        'request only read/write, or sign in as an admin',
+      );
     const days = Math.min(body.expiresInDays ?? 90, this.config.tokenMaxDays);
     const s = newSecret('pat');
     const row = await this.tokens.create({
@@ -48,7 +54,11 @@ export class TokensService {
     return toTokenDto(row);
   }
 
-  async rename(ctx: AuthContext, id: string, body: z.output<typeof UpdateTokenBody>): Promise<{ token: TokenDto; changed: boolean }> {
+  async rename(
+    ctx: AuthContext,
+    id: string,
+    body: z.output<typeof UpdateTokenBody>,
+  ): Promise<{ token: TokenDto; changed: boolean }> {
     const row = await this.tokens.findOwned(ctx.userId, id);
     if (!row) throw notFound('token', id);
     if (row.name === body.name) return { token: toTokenDto(row), changed: false };

@@ -33,7 +33,11 @@ export class UsersController {
 
   @Patch(':id')
   @ApiBody({ schema: jsonSchema(UpdateUserBody) })
-  update(@Auth() ctx: AuthContext, @Param('id') id: string, @Body(zBody(UpdateUserBody)) body: z.output<typeof UpdateUserBody>) {
+  update(
+    @Auth() ctx: AuthContext,
+    @Param('id') id: string,
+    @Body(zBody(UpdateUserBody)) body: z.output<typeof UpdateUserBody>,
+  ) {
     return this.users.update(ctx, idOr404(id, 'user'), body);
   }
 

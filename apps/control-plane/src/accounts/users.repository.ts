@@ -28,12 +28,20 @@ export class UsersRepository {
   }
 
   async findByEmail(email: string): Promise<UserRow | undefined> {
-    const { rows } = await this.db.query<UserRow>(`SELECT ${COLUMNS} FROM users WHERE lower(email) = lower($1)`, [email]);
+    const { rows } = await this.db.query<UserRow>(
+      `SELECT ${COLUMNS} FROM users WHERE lower(email) = lower($1)`,
+      [email],
+    );
     return rows[0];
   }
 
   /** Undefined when the email is taken (unique index on lower(email)). */
-  async create(u: { email: string; passwordHash: string; role: Role; displayName?: string | null }): Promise<UserRow | undefined> {
+  async create(u: {
+    email: string;
+    passwordHash: string;
+    role: Role;
+    displayName?: string | null;
+  }): Promise<UserRow | undefined> {
     const { rows } = await this.db.query<UserRow>(
       `INSERT INTO users (email, password_hash, role, display_name) VALUES ($1, $2, $3, $4)
        ON CONFLICT DO NOTHING RETURNING ${COLUMNS}`,
@@ -53,7 +61,10 @@ export class UsersRepository {
     return rows;
   }
 
-  async update(id: string, patch: { role?: Role; passwordHash?: string; displayName?: string | null }): Promise<UserRow | undefined> {
+  async update(
+    id: string,
+    patch: { role?: Role; passwordHash?: string; displayName?: string | null },
+  ): Promise<UserRow | undefined> {
     const { rows } = await this.db.query<UserRow>(
       `UPDATE users SET
          role = COALESCE($2, role),
@@ -61,7 +72,13 @@ export class UsersRepository {
          display_name = CASE WHEN $4 THEN $5 ELSE display_name END,
          updated_at = now()
        WHERE id = $1 RETURNING ${COLUMNS}`,
-      [id, patch.role ?? null, patch.passwordHash ?? null, patch.displayName !== undefined, patch.displayName ?? null],
+      [
+        id,
+        patch.role ?? null,
+        patch.passwordHash ?? null,
+        patch.displayName !== undefined,
+        patch.displayName ?? null,
+      ],
     );
     return rows[0];
   }
@@ -72,7 +89,9 @@ export class UsersRepository {
   }
 
   async countAdmins(): Promise<number> {
-    const { rows } = await this.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM users WHERE role = 'admin'`);
+    const { rows } = await this.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM users WHERE role = 'admin'`,
+    );
     return rows[0]?.n ?? 0;
   }
 }

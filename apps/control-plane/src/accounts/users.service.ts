@@ -26,7 +26,13 @@ export class UsersService {
       role: body.role,
       displayName: body.displayName ?? null,
     });
-    if (!row) throw new ApiError(409, 'email_taken', `a user with email ${body.email} already exists`, 'use another email, or update that user');
+    if (!row)
+      throw new ApiError(
+        409,
+        'email_taken',
+        `a user with email ${body.email} already exists`,
+        'use another email, or update that user',
+      );
     return toUserDto(row);
   }
 
@@ -46,7 +52,11 @@ export class UsersService {
     return toUserDto(row);
   }
 
-  async update(ctx: AuthContext, id: string, body: z.output<typeof UpdateUserBody>): Promise<{ user: UserDto; changed: boolean }> {
+  async update(
+    ctx: AuthContext,
+    id: string,
+    body: z.output<typeof UpdateUserBody>,
+  ): Promise<{ user: UserDto; changed: boolean }> {
     if (ctx.role !== 'admin' && id !== ctx.userId) throw notFound('user', id);
     const current = await this.users.findById(id);
     if (!current) throw notFound('user', id);
@@ -57,7 +67,8 @@ export class UsersService {
     }
     const patch: { role?: 'admin' | 'member'; passwordHash?: string; displayName?: string | null } = {};
     if (body.role !== undefined && body.role !== current.role) patch.role = body.role;
-    if (body.displayName !== undefined && body.displayName !== current.display_name) patch.displayName = body.displayName;
+    if (body.displayName !== undefined && body.displayName !== current.display_name)
+      patch.displayName = body.displayName;
     if (body.password !== undefined) patch.passwordHash = await hashPassword(body.password);
     if (Object.keys(patch).length === 0) return { user: toUserDto(current), changed: false };
     const row = await this.users.update(id, patch);

@@ -16,7 +16,10 @@ beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), 'berth-audit-cli-'));
   const session = new Client(s.url);
   await session.login(ADMIN.email, ADMIN.password);
-  const admin = new Client(s.url, (await session.post('/api/v1/tokens', { name: 'cli' })).json.token as string);
+  const admin = new Client(
+    s.url,
+    (await session.post('/api/v1/tokens', { name: 'cli' })).json.token as string,
+  );
   adminEnv = { HOME: home, BERTH_URL: s.url, BERTH_TOKEN: admin.token! };
   member = await memberClient(s, admin, 'cli-member@example.com');
   await member.post('/api/v1/tokens', { name: 'from-member' });
@@ -34,7 +37,19 @@ describe('berth audit', () => {
     expect(table.stdout.split('\n')[0]).toMatch(/^AT\s+WHO\s+IP\s+ACTION\s+TARGET\s+RESULT$/);
     expect(table.stdout).toContain('auth.login');
     const me = (await member.get('/api/v1/me')).json;
-    const json = await runCli(['audit', '--user', me.user.id as string, '--action', 'tokens.create', '--since', '2000-01-01', '--json'], adminEnv);
+    const json = await runCli(
+      [
+        'audit',
+        '--user',
+        me.user.id as string,
+        '--action',
+        'tokens.create',
+        '--since',
+        '2000-01-01',
+        '--json',
+      ],
+      adminEnv,
+    );
     expect(json.code).toBe(0);
     const items = JSON.parse(json.stdout) as Array<{ action: string; userId: string }>;
     expect(items.length).toBe(2);

@@ -13,7 +13,9 @@ export class AuditController {
   constructor(@Inject(AuditService) private readonly audit: AuditService) {}
 
   @Get()
-  @ApiOperation({ summary: 'Audit log, newest first (admin). Filters: user, action (prefix with *), since, until, target' })
+  @ApiOperation({
+    summary: 'Audit log, newest first (admin). Filters: user, action (prefix with *), since, until, target',
+  })
   list(@Auth() ctx: AuthContext, @Query(zQuery(AuditQuery)) q: AuditQuery) {
     if (ctx.role !== 'admin')
       throw forbidden(

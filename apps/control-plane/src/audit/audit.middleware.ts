@@ -4,7 +4,21 @@ import { actorOf, type AuditEntry, type AuditService } from './audit.service.js'
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** A POST whose last path segment is one of these is that action, not a create. */
-const ACTIONS = new Set(['login', 'logout', 'bootstrap', 'cancel', 'start', 'stop', 'restart', 'resume', 'retry', 'attach', 'snapshot', 'rotate', 'revoke']);
+const ACTIONS = new Set([
+  'login',
+  'logout',
+  'bootstrap',
+  'cancel',
+  'start',
+  'stop',
+  'restart',
+  'resume',
+  'retry',
+  'attach',
+  'snapshot',
+  'rotate',
+  'revoke',
+]);
 const VERB: Record<string, string> = { POST: 'create', PUT: 'update', PATCH: 'update', DELETE: 'delete' };
 const API = '/api/v1';
 /**
@@ -23,7 +37,11 @@ function normalize(path: string): string {
   return path
     .split('/')
     .slice(0, 10)
-    .map((seg) => (/^[0-9a-f-]{36}$/i.test(seg) || /^\d+$/.test(seg) ? ':id' : seg.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 40)))
+    .map((seg) =>
+      /^[0-9a-f-]{36}$/i.test(seg) || /^\d+$/.test(seg)
+        ? ':id'
+        : seg.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 40),
+    )
     .join('/');
 }
 
@@ -93,7 +111,13 @@ export function describeRequest(req: AuthedRequest, res: Response, answered: unk
   }
   const ok = res.statusCode < 400;
   const created = ok ? createdIdOf(answered) : {};
-  const entry: AuditEntry = { ...actorOf(req), action, route: `${req.method} ${pattern}`, result: res.statusCode, details };
+  const entry: AuditEntry = {
+    ...actorOf(req),
+    action,
+    route: `${req.method} ${pattern}`,
+    result: res.statusCode,
+    details,
+  };
   if (pattern.startsWith(`${API}/auth/`)) {
     // Sign-in attempts: the email tried (never the password); on success, who it was.
     if (body && typeof body.email === 'string') details.email = body.email;
@@ -136,7 +160,12 @@ export function auditTrail(audit: AuditService): RequestHandler {
         entry = describeRequest(req as AuthedRequest, res, answered);
       } catch {
         // A request that cannot be described is still recorded, with what is certain.
-        entry = { ...actorOf(req as AuthedRequest), action: 'api.unknown', route: `${req.method} ${normalize(path)}`, result: res.statusCode };
+        entry = {
+          ...actorOf(req as AuthedRequest),
+          action: 'api.unknown',
+          route: `${req.method} ${normalize(path)}`,
+          result: res.statusCode,
+        };
       }
       write(entry);
     });

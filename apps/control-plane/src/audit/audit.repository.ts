@@ -63,7 +63,20 @@ export class AuditRepository {
     await this.db.query(
       `INSERT INTO audit_log (at, user_id, actor_email, token_id, ip, action, route, target_type, target_id, result, request_id, details)
        VALUES ($1, (SELECT id FROM users WHERE id = $2::uuid), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-      [r.at, r.userId, r.actorEmail, r.tokenId, r.ip, r.action, r.route, r.targetType, r.targetId, r.result, r.requestId, r.details],
+      [
+        r.at,
+        r.userId,
+        r.actorEmail,
+        r.tokenId,
+        r.ip,
+        r.action,
+        r.route,
+        r.targetType,
+        r.targetId,
+        r.result,
+        r.requestId,
+        r.details,
+      ],
     );
   }
 

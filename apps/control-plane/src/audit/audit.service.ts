@@ -64,7 +64,9 @@ export function sanitizeDetails(d: Record<string, unknown> | undefined): Record<
 const cap = (s: string | null | undefined, n: number) => (s == null ? null : s.slice(0, n));
 
 /** The caller of a request, as the auth guard resolved it, for `record({...actorOf(req), ...})`. */
-export function actorOf(req: AuthedRequest): Pick<AuditEntry, 'userId' | 'actorEmail' | 'tokenId' | 'ip' | 'requestId'> {
+export function actorOf(
+  req: AuthedRequest,
+): Pick<AuditEntry, 'userId' | 'actorEmail' | 'tokenId' | 'ip' | 'requestId'> {
   const id = (req as { id?: unknown }).id;
   return {
     userId: req.auth?.userId ?? null,
@@ -88,7 +90,12 @@ function decodeCursor(cursor: string | undefined): AuditKey | null {
   } catch {
     // fall through
   }
-  throw new ApiError(400, 'invalid_cursor', 'the cursor is not one this API returned', 'pass nextCursor from the previous page unchanged, or omit it for the first page');
+  throw new ApiError(
+    400,
+    'invalid_cursor',
+    'the cursor is not one this API returned',
+    'pass nextCursor from the previous page unchanged, or omit it for the first page',
+  );
 }
 
 function toItem(r: AuditRow): AuditItem {
@@ -185,6 +192,9 @@ export class AuditService implements OnApplicationShutdown {
     const more = rows.length > q.limit;
     const items = more ? rows.slice(0, q.limit) : rows;
     const last = items[items.length - 1];
-    return { items: items.map(toItem), nextCursor: more && last ? encodeCursor({ at: last.page_at, id: last.id }) : null };
+    return {
+      items: items.map(toItem),
+      nextCursor: more && last ? encodeCursor({ at: last.page_at, id: last.id }) : null,
+    };
   }
 }

@@ -24,7 +24,10 @@ interface Row {
 
 async function rows(where = 'true', params: unknown[] = []): Promise<Row[]> {
   await s.app.get(AuditService).settled();
-  const r = await s.pool.query<Row>(`SELECT *, id::text AS id FROM audit_log WHERE ${where} ORDER BY audit_log.id`, params);
+  const r = await s.pool.query<Row>(
+    `SELECT *, id::text AS id FROM audit_log WHERE ${where} ORDER BY audit_log.id`,
+    params,
+  );
   return r.rows;
 }
 
@@ -42,10 +45,13 @@ afterAll(async () => {
 
 describe('audit coverage', () => {
   it('writes a row for every mutating operation in the OpenAPI document, 4xx included', async () => {
-    const doc = (await admin.get('/api/docs/openapi.json')).json as { paths: Record<string, Record<string, unknown>> };
+    const doc = (await admin.get('/api/docs/openapi.json')).json as {
+      paths: Record<string, Record<string, unknown>>;
+    };
     const ops: Array<{ method: string; path: string }> = [];
     for (const [path, item] of Object.entries(doc.paths))
-      for (const m of ['post', 'put', 'patch', 'delete']) if (item[m]) ops.push({ method: m.toUpperCase(), path });
+      for (const m of ['post', 'put', 'patch', 'delete'])
+        if (item[m]) ops.push({ method: m.toUpperCase(), path });
     // Guards against walking an empty or truncated document and passing vacuously.
     expect(ops.length).toBeGreaterThanOrEqual(10);
     expect(ops).toContainEqual({ method: 'POST', path: '/api/v1/auth/login' });
@@ -77,10 +83,20 @@ describe('audit coverage', () => {
     expect(created.status).toBe(201);
     const id = created.json.id as string;
     const me = await admin.get('/api/v1/me');
-    const r = await admin.req('PATCH', `/api/v1/tokens/${id}`, { name: 'renamed' }, { 'x-request-id': 'audit-patch-1' });
+    const r = await admin.req(
+      'PATCH',
+      `/api/v1/tokens/${id}`,
+      { name: 'renamed' },
+      { 'x-request-id': 'audit-patch-1' },
+    );
     expect(r.status).toBe(200);
     const [create] = await rows(`action = 'tokens.create' AND target_id = $1`, [id]);
-    expect(create).toMatchObject({ user_id: me.json.user.id, token_id: me.json.tokenId, target_type: 'token', result: 201 });
+    expect(create).toMatchObject({
+      user_id: me.json.user.id,
+      token_id: me.json.tokenId,
+      target_type: 'token',
+      result: 201,
+    });
     const [patch] = await rows(`request_id = 'audit-patch-1'`);
     expect(patch).toMatchObject({
       action: 'tokens.update',
@@ -98,7 +114,9 @@ describe('audit coverage', () => {
     const anon = new Client(s.url);
     await anon.req('POST', '/api/v1/tokens', { name: 'x' }, { 'x-request-id': 'audit-anon' });
     await admin.req('POST', '/api/v1/tokens', '{not json', { 'x-request-id': 'audit-badjson' });
-    await admin.req('DELETE', `/api/v1/no-such-thing/${randomUUID()}`, undefined, { 'x-request-id': 'audit-404' });
+    await admin.req('DELETE', `/api/v1/no-such-thing/${randomUUID()}`, undefined, {
+      'x-request-id': 'audit-404',
+    });
     const [a] = await rows(`request_id = 'audit-anon'`);
     expect(a).toMatchObject({ action: 'tokens.create', result: 401, user_id: null });
     const [b] = await rows(`request_id = 'audit-badjson'`);
@@ -109,18 +127,39 @@ describe('audit coverage', () => {
 
   it('records sign-in attempts with the email tried, never the password', async () => {
     const c = new Client(s.url);
-    await c.req('POST', '/api/v1/auth/login', { email: 'nobody@example.com', password: 'wrong-pass-123' }, { 'x-request-id': 'audit-login-bad' });
+    await c.req(
+      'POST',
+      '/api/v1/auth/login',
+      { email: 'nobody@example.com', password: 'wrong-pass-123' },
+      { 'x-request-id': 'audit-login-bad' },
+    );
     await c.req('POST', '/api/v1/auth/login', ADMIN, { 'x-request-id': 'audit-login-ok' });
     const [bad] = await rows(`request_id = 'audit-login-bad'`);
-    expect(bad).toMatchObject({ action: 'auth.login', result: 401, user_id: null, details: { email: 'nobody@example.com' } });
+    expect(bad).toMatchObject({
+      action: 'auth.login',
+      result: 401,
+      user_id: null,
+      details: { email: 'nobody@example.com' },
+    });
     const [ok] = await rows(`request_id = 'audit-login-ok'`);
-    expect(ok).toMatchObject({ action: 'auth.login', result: 200, actor_email: ADMIN.email, target_type: 'user' });
+    expect(ok).toMatchObject({
+      action: 'auth.login',
+      result: 200,
+      actor_email: ADMIN.email,
+      target_type: 'user',
+    });
     expect(ok?.user_id).toBeTruthy();
   });
 
   it('AuditService.record keeps small facts and drops anything that looks like a credential', async () => {
     const svc = s.app.get(AuditService);
-    await svc.record({ action: 'terminals.attach', result: 200, targetType: 'environment', targetId: 'env-1', details: { role: 'driver', token: 'eyJ.secret', password: 'p', apiKey: 'k' } });
+    await svc.record({
+      action: 'terminals.attach',
+      result: 200,
+      targetType: 'environment',
+      targetId: 'env-1',
+      details: { role: 'driver', token: 'eyJ.secret', password: 'p', apiKey: 'k' },
+    });
     const [r] = await rows(`action = 'terminals.attach' AND target_id = 'env-1'`);
     expect(r?.details).toEqual({ role: 'driver' });
   });
@@ -138,7 +177,8 @@ describe('reading the audit log', () => {
     const member = await memberClient(s, admin, 'audit-pager@example.com');
     const me = (await member.get('/api/v1/me')).json;
     const ids: string[] = [];
-    for (let i = 0; i < 5; i++) ids.push((await member.post('/api/v1/tokens', { name: `pg-${i}` })).json.id as string);
+    for (let i = 0; i < 5; i++)
+      ids.push((await member.post('/api/v1/tokens', { name: `pg-${i}` })).json.id as string);
     await member.del(`/api/v1/tokens/${ids[0]}`);
     await s.app.get(AuditService).settled();
 
@@ -162,10 +202,17 @@ describe('reading the audit log', () => {
     expect([...ats].sort((a, b) => b - a)).toEqual(ats);
 
     const prefix = await admin.get(`/api/v1/audit?user=${me.user.id}&action=tokens.*`);
-    expect(new Set((prefix.json.items as Array<{ action: string }>).map((x) => x.action))).toEqual(new Set(['tokens.create', 'tokens.delete']));
+    expect(new Set((prefix.json.items as Array<{ action: string }>).map((x) => x.action))).toEqual(
+      new Set(['tokens.create', 'tokens.delete']),
+    );
     const byTarget = await admin.get(`/api/v1/audit?target=token:${ids[0]}`);
-    expect((byTarget.json.items as Array<{ action: string }>).map((x) => x.action)).toEqual(['tokens.delete', 'tokens.create']);
-    const future = await admin.get(`/api/v1/audit?since=${encodeURIComponent(new Date(Date.now() + 3_600_000).toISOString())}`);
+    expect((byTarget.json.items as Array<{ action: string }>).map((x) => x.action)).toEqual([
+      'tokens.delete',
+      'tokens.create',
+    ]);
+    const future = await admin.get(
+      `/api/v1/audit?since=${encodeURIComponent(new Date(Date.now() + 3_600_000).toISOString())}`,
+    );
     expect(future.json.items).toEqual([]);
     const past = await admin.get(`/api/v1/audit?user=${me.user.id}&until=2000-01-01`);
     expect(past.json.items).toEqual([]);
@@ -190,9 +237,20 @@ describe('reading the audit log', () => {
     const t = await session.post('/api/v1/tokens', { name: 'secret-check' });
     await session.post('/api/v1/auth/logout');
     await s.app.get(AuditService).settled();
-    const dump = (await s.pool.query<{ t: string }>(`SELECT coalesce(string_agg(row_to_json(a)::text, E'\\n'), '') AS t FROM audit_log a`)).rows[0]!.t;
+    const dump = (
+      await s.pool.query<{ t: string }>(
+        `SELECT coalesce(string_agg(row_to_json(a)::text, E'\\n'), '') AS t FROM audit_log a`,
+      )
+    ).rows[0]!.t;
     expect(dump.length).toBeGreaterThan(1000);
-    for (const secret of [ADMIN.password, 'member password 1', 'wrong-pass-123', adminToken, t.json.token as string, sessionValue])
+    for (const secret of [
+      ADMIN.password,
+      'member password 1',
+      'wrong-pass-123',
+      adminToken,
+      t.json.token as string,
+      sessionValue,
+    ])
       expect(dump.includes(secret), `audit table contains a secret (${secret.slice(0, 4)}…)`).toBe(false);
   });
 });

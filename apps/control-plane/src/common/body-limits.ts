@@ -13,7 +13,8 @@ export const BODY_LIMITS: Array<[RegExp, number]> = [
 
 export function bodyParsers(limits = BODY_LIMITS): RequestHandler {
   const parsers = new Map<number, RequestHandler>();
-  for (const [, limit] of limits) if (!parsers.has(limit)) parsers.set(limit, express.json({ limit, strict: true }));
+  for (const [, limit] of limits)
+    if (!parsers.has(limit)) parsers.set(limit, express.json({ limit, strict: true }));
   return (req, res, next) => {
     const key = `${req.method} ${req.path}`;
     const limit = limits.find(([re]) => re.test(key))?.[1] ?? 16 * 1024;
@@ -25,9 +26,19 @@ export function bodyParsers(limits = BODY_LIMITS): RequestHandler {
 function toApiError(err: unknown, limit: number): unknown {
   const type = (err as { type?: unknown }).type;
   if (type === 'entity.too.large')
-    return new ApiError(413, 'payload_too_large', `request body is larger than this endpoint accepts (${limit} bytes)`, 'send a smaller body');
+    return new ApiError(
+      413,
+      'payload_too_large',
+      `request body is larger than this endpoint accepts (${limit} bytes)`,
+      'send a smaller body',
+    );
   if (type === 'entity.parse.failed')
-    return new ApiError(400, 'invalid_json', 'request body is not valid JSON', 'send a JSON object with Content-Type: application/json');
+    return new ApiError(
+      400,
+      'invalid_json',
+      'request body is not valid JSON',
+      'send a JSON object with Content-Type: application/json',
+    );
   if (type === 'charset.unsupported' || type === 'encoding.unsupported')
     return new ApiError(415, 'unsupported_encoding', 'unsupported body encoding', 'send UTF-8 JSON');
   return err;

@@ -18,7 +18,12 @@ export class ApiError extends Error {
 }
 
 export const notFound = (what: string, id: string) =>
-  new ApiError(404, 'not_found', `${what} ${id} not found`, `check the ${what} id; list them to see the ones you can access`);
+  new ApiError(
+    404,
+    'not_found',
+    `${what} ${id} not found`,
+    `check the ${what} id; list them to see the ones you can access`,
+  );
 
 export const forbidden = (message: string, hint: string) => new ApiError(403, 'forbidden', message, hint);
 

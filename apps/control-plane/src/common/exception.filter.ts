@@ -34,11 +34,18 @@ export class AllExceptionsFilter implements ExceptionFilter {
       const status = exception.getStatus();
       const code = status === 404 ? 'not_found' : status === 405 ? 'method_not_allowed' : `http_${status}`;
       const message = status === 404 ? 'no such endpoint' : exception.message;
-      return { status, body: errorBody(code, message, HINTS[status] ?? 'check the request against /api/docs') };
+      return {
+        status,
+        body: errorBody(code, message, HINTS[status] ?? 'check the request against /api/docs'),
+      };
     }
     return {
       status: 500,
-      body: errorBody('internal', 'internal error', 'try again; if it keeps failing, report it with the x-request-id header of this response'),
+      body: errorBody(
+        'internal',
+        'internal error',
+        'try again; if it keeps failing, report it with the x-request-id header of this response',
+      ),
     };
   }
 }

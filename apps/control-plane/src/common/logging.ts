@@ -16,7 +16,10 @@ const REDACT = [
 ];
 
 export function createLogger(level: string, dest?: DestinationStream): Logger {
-  return pino({ level, base: { svc: 'berth-control-plane' }, redact: { paths: REDACT, censor: '[redacted]' } }, dest);
+  return pino(
+    { level, base: { svc: 'berth-control-plane' }, redact: { paths: REDACT, censor: '[redacted]' } },
+    dest,
+  );
 }
 
 const REQ_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -30,9 +33,14 @@ export function httpLogger(logger: Logger) {
       res.setHeader('x-request-id', id);
       return id;
     },
-    customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug'),
+    customLogLevel: (_req, res, err) =>
+      err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug',
     serializers: {
-      req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: req.url?.split('?')[0] }),
+      req: (req: { id: unknown; method: string; url: string }) => ({
+        id: req.id,
+        method: req.method,
+        url: req.url?.split('?')[0],
+      }),
       res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
     },
   });

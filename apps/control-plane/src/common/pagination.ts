@@ -32,13 +32,25 @@ export function decodeCursor(cursor: string | undefined): PageKey | null {
   } catch {
     // fall through to the error below
   }
-  throw new ApiError(400, 'invalid_cursor', 'the cursor is not one this API returned', 'pass nextCursor from the previous page unchanged, or omit it for the first page');
+  throw new ApiError(
+    400,
+    'invalid_cursor',
+    'the cursor is not one this API returned',
+    'pass nextCursor from the previous page unchanged, or omit it for the first page',
+  );
 }
 
 /** Repositories fetch limit+1 rows; the extra one tells whether there is a next page. */
-export function toPage<R extends { page_at: string; id: string }, T>(rows: R[], limit: number, map: (r: R) => T): Page<T> {
+export function toPage<R extends { page_at: string; id: string }, T>(
+  rows: R[],
+  limit: number,
+  map: (r: R) => T,
+): Page<T> {
   const more = rows.length > limit;
   const items = more ? rows.slice(0, limit) : rows;
   const last = items[items.length - 1];
-  return { items: items.map(map), nextCursor: more && last ? encodeCursor({ at: last.page_at, id: last.id }) : null };
+  return {
+    items: items.map(map),
+    nextCursor: more && last ? encodeCursor({ at: last.page_at, id: last.id }) : null,
+  };
 }

@@ -43,7 +43,12 @@ export const Uuid = z.string().uuid({ message: 'must be a UUID' });
 /** Path ids that are not UUIDs cannot exist: answer 404 rather than leak a 500 from Postgres. */
 export function idOr404(id: string, what: string): string {
   if (!Uuid.safeParse(id).success)
-    throw new ApiError(404, 'not_found', `${what} ${id} not found`, `check the ${what} id; list them to see the ones you can access`);
+    throw new ApiError(
+      404,
+      'not_found',
+      `${what} ${id} not found`,
+      `check the ${what} id; list them to see the ones you can access`,
+    );
   return id;
 }
 

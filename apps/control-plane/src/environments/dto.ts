@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import type { EnvironmentEventRow, EnvironmentRow } from './environments.repository.js';
 
-export const EnvironmentName = z
-  .string()
-  .regex(/^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/, { message: 'use 1-40 lowercase letters, digits and dashes' });
+export const EnvironmentName = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/, {
+  message: 'use 1-40 lowercase letters, digits and dashes',
+});
 
 export const CreateEnvironmentBody = z.strictObject({
   name: EnvironmentName.optional(),
@@ -16,13 +16,24 @@ export const CreateEnvironmentBody = z.strictObject({
     })
     .optional(),
   /** Contents of a berth.yaml (setup commands etc.). */
-  berthYaml: z.string().max(64 * 1024).optional(),
+  berthYaml: z
+    .string()
+    .max(64 * 1024)
+    .optional(),
   /** Contents of .devcontainer/devcontainer.json (JSONC). */
-  devcontainer: z.string().max(64 * 1024).optional(),
+  devcontainer: z
+    .string()
+    .max(64 * 1024)
+    .optional(),
   resources: z
     .strictObject({
       cpu: z.number().positive().max(64).optional(),
-      memoryMb: z.number().int().min(64).max(256 * 1024).optional(),
+      memoryMb: z
+        .number()
+        .int()
+        .min(64)
+        .max(256 * 1024)
+        .optional(),
       pids: z.number().int().min(16).max(65536).optional(),
     })
     .optional(),
@@ -36,7 +47,10 @@ export const ListEnvironmentsQuery = z.strictObject({
 });
 
 export const EventsQuery = z.strictObject({
-  after: z.string().regex(/^\d{1,19}$/).optional(),
+  after: z
+    .string()
+    .regex(/^\d{1,19}$/)
+    .optional(),
   limit: z.coerce.number().int().min(1).max(500).default(200),
 });
 

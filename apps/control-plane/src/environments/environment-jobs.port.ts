@@ -1,6 +1,7 @@
 import type { Queryable } from '@berth/db';
 
-export type EnvironmentJobKind = 'environment.provision' | 'environment.stop' | 'environment.start' | 'environment.destroy';
+export type EnvironmentJobKind =
+  'environment.provision' | 'environment.stop' | 'environment.start' | 'environment.destroy';
 
 /**
  * What the environments service needs from the provider layer and the queue: which providers

@@ -1,4 +1,9 @@
-import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
 import type { Pool } from '@berth/db';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -33,7 +38,10 @@ export class EnvironmentWorkersService implements OnApplicationBootstrap, Before
       pool: this.pool,
       databaseUrl: this.databaseUrl,
       providers: this.providers,
-      gateway: () => ({ issuer: this.identity.issuer, jwks: this.identity.jwks() as { keys: Array<Record<string, unknown>> } }),
+      gateway: () => ({
+        issuer: this.identity.issuer,
+        jwks: this.identity.jwks() as { keys: Array<Record<string, unknown>> },
+      }),
       dataDir: this.config.dataDir,
       logger: this.logger.child({ component: 'environment-workers' }),
       clock: this.clock,

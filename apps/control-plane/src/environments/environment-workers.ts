@@ -23,7 +23,9 @@ export interface EnvironmentWorkersOptions {
 }
 
 /** Lifecycle jobs get their own pool: a slow image build never delays a task, nor the reverse. */
-export async function startEnvironmentWorkers(opts: EnvironmentWorkersOptions): Promise<{ stop(graceMs?: number): Promise<void> }> {
+export async function startEnvironmentWorkers(
+  opts: EnvironmentWorkersOptions,
+): Promise<{ stop(graceMs?: number): Promise<void> }> {
   const pool = new WorkerPool({
     pool: opts.pool,
     url: opts.databaseUrl,
@@ -61,7 +63,8 @@ export async function startEnvironmentWorkers(opts: EnvironmentWorkersOptions): 
     sweeping ??= reaper
       .sweep()
       .then((r) => {
-        if (r.idleStopped.length + r.expired.length + r.orphansDestroyed.length + r.gone.length) opts.logger.info({ ...r }, 'environment reaper');
+        if (r.idleStopped.length + r.expired.length + r.orphansDestroyed.length + r.gone.length)
+          opts.logger.info({ ...r }, 'environment reaper');
       })
       .catch((err: unknown) => opts.logger.warn({ err: (err as Error).message }, 'environment reaper failed'))
       .finally(() => (sweeping = undefined));

@@ -13,14 +13,19 @@ export class EnvironmentsController {
   constructor(@Inject(EnvironmentsService) private readonly envs: EnvironmentsService) {}
 
   @Post()
-  @ApiOperation({ summary: 'Create an environment; provisioning runs in the background (watch state and events)' })
+  @ApiOperation({
+    summary: 'Create an environment; provisioning runs in the background (watch state and events)',
+  })
   @ApiBody({ schema: jsonSchema(CreateEnvironmentBody) })
   async create(@Auth() ctx: AuthContext, @Body(zBody(CreateEnvironmentBody)) body: CreateEnvironmentBody) {
     return { environment: await this.envs.create(ctx, body) };
   }
 
   @Get()
-  list(@Auth() ctx: AuthContext, @Query(zQuery(ListEnvironmentsQuery)) q: z.output<typeof ListEnvironmentsQuery>) {
+  list(
+    @Auth() ctx: AuthContext,
+    @Query(zQuery(ListEnvironmentsQuery)) q: z.output<typeof ListEnvironmentsQuery>,
+  ) {
     return this.envs.list(ctx, q);
   }
 
@@ -30,7 +35,11 @@ export class EnvironmentsController {
   }
 
   @Get(':id/events')
-  events(@Auth() ctx: AuthContext, @Param('id') id: string, @Query(zQuery(EventsQuery)) q: z.output<typeof EventsQuery>) {
+  events(
+    @Auth() ctx: AuthContext,
+    @Param('id') id: string,
+    @Query(zQuery(EventsQuery)) q: z.output<typeof EventsQuery>,
+  ) {
     return this.envs.events(ctx, idOr404(id, 'environment'), q);
   }
 

@@ -63,7 +63,10 @@ export class EnvironmentsRepository {
   }
 
   async findOwned(ownerId: string, id: string, q: Queryable = this.db): Promise<EnvironmentRow | undefined> {
-    const { rows } = await q.query<EnvironmentRow>(`SELECT ${COLUMNS} FROM environments WHERE id = $1 AND owner_id = $2`, [id, ownerId]);
+    const { rows } = await q.query<EnvironmentRow>(
+      `SELECT ${COLUMNS} FROM environments WHERE id = $1 AND owner_id = $2`,
+      [id, ownerId],
+    );
     return rows[0];
   }
 
@@ -82,7 +85,10 @@ export class EnvironmentsRepository {
   }
 
   async lock(q: Queryable, id: string): Promise<EnvironmentRow | undefined> {
-    const { rows } = await q.query<EnvironmentRow>(`SELECT ${COLUMNS} FROM environments WHERE id = $1 FOR UPDATE`, [id]);
+    const { rows } = await q.query<EnvironmentRow>(
+      `SELECT ${COLUMNS} FROM environments WHERE id = $1 FOR UPDATE`,
+      [id],
+    );
     return rows[0];
   }
 
@@ -117,22 +123,36 @@ export class EnvironmentsRepository {
          last_activity_at = CASE WHEN $2 IN ('ready', 'starting') THEN now() ELSE last_activity_at END,
          updated_at = now()
        WHERE id = $1 RETURNING ${COLUMNS}`,
-      [id, state, patch.reason ?? null, patch.gatewayUrl !== undefined, patch.gatewayUrl ?? null, patch.node ?? null],
+      [
+        id,
+        state,
+        patch.reason ?? null,
+        patch.gatewayUrl !== undefined,
+        patch.gatewayUrl ?? null,
+        patch.node ?? null,
+      ],
     );
     return rows[0]!;
   }
 
   async touchActivity(id: string, at: Date): Promise<void> {
-    await this.db.query(`UPDATE environments SET last_activity_at = greatest(last_activity_at, $2) WHERE id = $1`, [id, at]);
+    await this.db.query(
+      `UPDATE environments SET last_activity_at = greatest(last_activity_at, $2) WHERE id = $1`,
+      [id, at],
+    );
   }
 
-  async addEvent(q: Queryable, environmentId: string, kind: string, message: string, data?: unknown): Promise<void> {
-    await q.query(`INSERT INTO environment_events (environment_id, kind, message, data) VALUES ($1, $2, $3, $4)`, [
-      environmentId,
-      kind,
-      message,
-      data === undefined ? null : JSON.stringify(data),
-    ]);
+  async addEvent(
+    q: Queryable,
+    environmentId: string,
+    kind: string,
+    message: string,
+    data?: unknown,
+  ): Promise<void> {
+    await q.query(
+      `INSERT INTO environment_events (environment_id, kind, message, data) VALUES ($1, $2, $3, $4)`,
+      [environmentId, kind, message, data === undefined ? null : JSON.stringify(data)],
+    );
   }
 
   async events(environmentId: string, afterId: string | null, limit: number): Promise<EnvironmentEventRow[]> {

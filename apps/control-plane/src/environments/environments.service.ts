@@ -7,7 +7,11 @@ import { ApiError, notFound } from '../common/errors.js';
 import { decodeCursor, toPage, type Page } from '../common/pagination.js';
 import type { AuthContext } from '../accounts/auth.types.js';
 import { EnvironmentJobs } from './environment-jobs.port.js';
-import { EnvironmentsRepository, type EnvironmentRow, type EnvironmentState } from './environments.repository.js';
+import {
+  EnvironmentsRepository,
+  type EnvironmentRow,
+  type EnvironmentState,
+} from './environments.repository.js';
 import { toEnvironmentDto, toEventDto, type CreateEnvironmentBody, type EnvironmentDto } from './dto.js';
 
 /** Which states each user action may start from; anything else is a 409 saying why. */
@@ -34,15 +38,31 @@ export class EnvironmentsService {
     const provider = body.provider ?? this.jobs.defaultProvider();
     const known = this.jobs.providers();
     if (!known.includes(provider))
-      throw new ApiError(400, 'unknown_provider', `provider "${provider}" is not enabled here`, `use one of: ${known.join(', ')}`);
+      throw new ApiError(
+        400,
+        'unknown_provider',
+        `provider "${provider}" is not enabled here`,
+        `use one of: ${known.join(', ')}`,
+      );
     const { name: _name, provider: _p, ...spec } = body;
     // Rejects a bad berth.yaml / devcontainer / limits now, before anything is created.
     const checked = await this.jobs.validateSpec(provider, spec);
     const name = body.name ?? `env-${randomBytes(3).toString('hex')}`;
     const row = await transaction(this.db, async (tx) => {
-      const created = await this.envs.insert(tx, { ownerId: ctx.userId, name, provider, spec: checked, specHash: specHash(checked) });
+      const created = await this.envs.insert(tx, {
+        ownerId: ctx.userId,
+        name,
+        provider,
+        spec: checked,
+        specHash: specHash(checked),
+      });
       if (!created)
-        throw new ApiError(409, 'name_taken', `you already have an environment named ${name}`, 'choose another name, or destroy that one first');
+        throw new ApiError(
+          409,
+          'name_taken',
+          `you already have an environment named ${name}`,
+          'choose another name, or destroy that one first',
+        );
       await this.envs.addEvent(tx, created.id, 'created', `environment created (provider ${provider})`);
       await this.jobs.enqueue(tx, 'environment.provision', created.id);
       return created;
@@ -50,7 +70,10 @@ export class EnvironmentsService {
     return toEnvironmentDto(row);
   }
 
-  async list(ctx: AuthContext, q: { limit: number; cursor?: string; all?: 'true' | 'false' }): Promise<Page<EnvironmentDto>> {
+  async list(
+    ctx: AuthContext,
+    q: { limit: number; cursor?: string; all?: 'true' | 'false' },
+  ): Promise<Page<EnvironmentDto>> {
     const rows = await this.envs.listOwned(ctx.userId, {
       limit: q.limit,
       after: decodeCursor(q.cursor),
@@ -78,7 +101,11 @@ export class EnvironmentsService {
   }
 
   /** stop, start, destroy: a state change and its job in one transaction; a no-op says so. */
-  async act(ctx: AuthContext, id: string, action: 'stop' | 'start' | 'destroy'): Promise<{ environment: EnvironmentDto; changed: boolean }> {
+  async act(
+    ctx: AuthContext,
+    id: string,
+    action: 'stop' | 'start' | 'destroy',
+  ): Promise<{ environment: EnvironmentDto; changed: boolean }> {
     return transaction(this.db, async (tx) => {
       const row = await this.envs.lockOwned(tx, ctx.userId, id);
       if (!row) throw notFound('environment', id);
@@ -89,9 +116,17 @@ export class EnvironmentsService {
       };
       if (already[action].includes(row.state)) return { environment: toEnvironmentDto(row), changed: false };
       if (!ALLOWED[action].includes(row.state))
-        throw new ApiError(409, 'invalid_state', `cannot ${action} an environment that is ${row.state}`, this.hintFor(action, row.state));
-      const next: EnvironmentState = action === 'stop' ? 'stopping' : action === 'start' ? 'starting' : 'destroying';
-      const updated = await this.envs.setState(tx, id, next, { reason: `${action} requested by ${ctx.email}` });
+        throw new ApiError(
+          409,
+          'invalid_state',
+          `cannot ${action} an environment that is ${row.state}`,
+          this.hintFor(action, row.state),
+        );
+      const next: EnvironmentState =
+        action === 'stop' ? 'stopping' : action === 'start' ? 'starting' : 'destroying';
+      const updated = await this.envs.setState(tx, id, next, {
+        reason: `${action} requested by ${ctx.email}`,
+      });
       await this.envs.addEvent(tx, id, action, `${action} requested`);
       await this.jobs.enqueue(tx, `environment.${action}`, id);
       return { environment: toEnvironmentDto(updated), changed: true };

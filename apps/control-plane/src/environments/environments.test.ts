@@ -13,7 +13,9 @@ class FlakyFake extends FakeProvider {
     const [spec] = args;
     if (spec.image === 'flaky/once' && !this.failedOnce.has(spec.id)) {
       this.failedOnce.add(spec.id);
-      throw Object.assign(new ProviderError('engine_busy', 'engine busy', 'it is retried'), { retryable: true });
+      throw Object.assign(new ProviderError('engine_busy', 'engine busy', 'it is retried'), {
+        retryable: true,
+      });
     }
     return super.create(...args);
   }
@@ -42,7 +44,10 @@ async function settled(id: string, state: string) {
 
 describe('environments API (fake provider)', () => {
   it('create provisions through a job; events tell the story; the list shows it', async () => {
-    const r = await admin.post('/api/v1/environments', { name: 'first', berthYaml: 'setup:\n  - echo one\n  - echo two\n' });
+    const r = await admin.post('/api/v1/environments', {
+      name: 'first',
+      berthYaml: 'setup:\n  - echo one\n  - echo two\n',
+    });
     expect(r.status).toBe(201);
     expect(r.json.environment).toMatchObject({ name: 'first', provider: 'fake', state: 'pending' });
     const id = r.json.environment.id as string;
@@ -50,7 +55,11 @@ describe('environments API (fake provider)', () => {
     const ev = await admin.get(`/api/v1/environments/${id}/events`);
     const kinds = ev.json.items.map((e: { kind: string }) => e.kind);
     expect(kinds).toEqual(expect.arrayContaining(['created', 'provisioning', 'build', 'ready']));
-    expect(ev.json.items.filter((e: { kind: string }) => e.kind === 'build').map((e: { message: string }) => e.message)).toEqual(['echo one', 'echo two']);
+    expect(
+      ev.json.items
+        .filter((e: { kind: string }) => e.kind === 'build')
+        .map((e: { message: string }) => e.message),
+    ).toEqual(['echo one', 'echo two']);
     const list = await admin.get('/api/v1/environments');
     expect(list.json.items.map((e: { id: string }) => e.id)).toContain(id);
     expect(fake.calls.filter((c) => c.id === id).map((c) => c.op)).toEqual(['create']);
@@ -69,9 +78,15 @@ describe('environments API (fake provider)', () => {
     expect(del.json.environment.state).toBe('destroying');
     await settled(id, 'destroyed');
     expect(fake.envs.has(id)).toBe(false);
-    expect((await admin.post(`/api/v1/environments/${id}/start`)).json.error).toMatchObject({ code: 'invalid_state' });
-    expect((await admin.get('/api/v1/environments')).json.items.map((e: { id: string }) => e.id)).not.toContain(id);
-    expect((await admin.get('/api/v1/environments?all=true')).json.items.map((e: { id: string }) => e.id)).toContain(id);
+    expect((await admin.post(`/api/v1/environments/${id}/start`)).json.error).toMatchObject({
+      code: 'invalid_state',
+    });
+    expect(
+      (await admin.get('/api/v1/environments')).json.items.map((e: { id: string }) => e.id),
+    ).not.toContain(id);
+    expect(
+      (await admin.get('/api/v1/environments?all=true')).json.items.map((e: { id: string }) => e.id),
+    ).toContain(id);
   });
 
   it('a bad berth.yaml or limits over the maximum are a 400 with a hint, and nothing is created', async () => {
@@ -102,7 +117,9 @@ describe('environments API (fake provider)', () => {
     await settled(id, 'ready');
     expect(fake.failedOnce.has(id)).toBe(true);
     const ev = await admin.get(`/api/v1/environments/${id}/events`);
-    expect(ev.json.items.find((e: { kind: string }) => e.kind === 'retry').message).toMatch(/engine busy; retrying/);
+    expect(ev.json.items.find((e: { kind: string }) => e.kind === 'retry').message).toMatch(
+      /engine busy; retrying/,
+    );
   });
 
   it('names are unique per owner; another member sees none of mine (404)', async () => {
@@ -131,7 +148,10 @@ describe('berth worker', () => {
       await c.login(ADMIN.email, ADMIN.password);
       const w = await LiveWaiter.connect(c);
       const id = (await c.post('/api/v1/environments', {})).json.environment.id as string;
-      const r = await w.until(() => c.get(`/api/v1/environments/${id}`), (x) => x.json.environment.state !== 'pending' && x.json.environment.state !== 'provisioning');
+      const r = await w.until(
+        () => c.get(`/api/v1/environments/${id}`),
+        (x) => x.json.environment.state !== 'pending' && x.json.environment.state !== 'provisioning',
+      );
       expect(r.json.environment.state).toBe('ready');
       w.close();
     } finally {

@@ -22,7 +22,11 @@ function describe(err: unknown): { message: string; hint: string; permanent: boo
     const retryable = (err as ProviderError & { retryable?: boolean }).retryable === true;
     return { message: err.message, hint: err.hint, permanent: !retryable };
   }
-  return { message: (err as Error).message ?? String(err), hint: 'it will be retried; see the control plane log', permanent: false };
+  return {
+    message: (err as Error).message ?? String(err),
+    hint: 'it will be retried; see the control plane log',
+    permanent: false,
+  };
 }
 
 /**
@@ -33,21 +37,42 @@ function describe(err: unknown): { message: string; hint: string; permanent: boo
 export function environmentJobHandlers(deps: LifecycleDeps): JobHandlers<typeof EnvironmentJobCatalog> {
   const { envs } = deps;
 
-  async function load(id: string): Promise<{ env: EnvironmentRow; provider: EnvironmentProvider } | undefined> {
+  async function load(
+    id: string,
+  ): Promise<{ env: EnvironmentRow; provider: EnvironmentProvider } | undefined> {
     const env = await envs.findById(id);
     if (!env) return undefined;
     const provider = deps.providers.get(env.provider);
-    if (!provider) throw new ProviderError('provider_unavailable', `provider ${env.provider} is not enabled on this worker`, 'enable it in BERTH_PROVIDERS');
+    if (!provider)
+      throw new ProviderError(
+        'provider_unavailable',
+        `provider ${env.provider} is not enabled on this worker`,
+        'enable it in BERTH_PROVIDERS',
+      );
     return { env, provider };
   }
 
   /** Records the failure; a permanent one (or the last attempt) marks the environment failed. */
-  async function fail(ctx: JobContext, env: EnvironmentRow, action: string, err: unknown, expect: EnvironmentRow['state'][]): Promise<void> {
+  async function fail(
+    ctx: JobContext,
+    env: EnvironmentRow,
+    action: string,
+    err: unknown,
+    expect: EnvironmentRow['state'][],
+  ): Promise<void> {
     const d = describe(err);
     const last = ctx.job.attempts >= ctx.job.max_attempts;
-    deps.logger.warn({ environmentId: env.id, action, err: d.message, attempt: ctx.job.attempts }, 'environment job failed');
+    deps.logger.warn(
+      { environmentId: env.id, action, err: d.message, attempt: ctx.job.attempts },
+      'environment job failed',
+    );
     if (!d.permanent && !last) {
-      await envs.addEvent(deps.pool, env.id, 'retry', `${action} failed (attempt ${ctx.job.attempts}): ${d.message}; retrying`);
+      await envs.addEvent(
+        deps.pool,
+        env.id,
+        'retry',
+        `${action} failed (attempt ${ctx.job.attempts}): ${d.message}; retrying`,
+      );
       throw err;
     }
     await ctx.complete(async (tx) => {
@@ -73,22 +98,32 @@ export function environmentJobHandlers(deps: LifecycleDeps): JobHandlers<typeof 
       try {
         const spec = env.spec as StoredSpec;
         const buildContext = await writeBuildContext(deps.dataDir, env.id, spec);
-        const result = await provider.create(toProviderSpec(env.id, env.owner_id, spec, deps.gateway(), buildContext), {
-          onProgress: (p) => {
-            events += 1;
-            if (events > MAX_PROGRESS_EVENTS) return;
-            const step = p.step ? ` [${p.step.index}/${p.step.total}]` : '';
-            const message = events === MAX_PROGRESS_EVENTS ? '… further output omitted' : `${p.message}${step}`;
-            envs.addEvent(deps.pool, env.id, p.phase, message.slice(0, 2000)).catch(() => undefined);
+        const result = await provider.create(
+          toProviderSpec(env.id, env.owner_id, spec, deps.gateway(), buildContext),
+          {
+            onProgress: (p) => {
+              events += 1;
+              if (events > MAX_PROGRESS_EVENTS) return;
+              const step = p.step ? ` [${p.step.index}/${p.step.total}]` : '';
+              const message =
+                events === MAX_PROGRESS_EVENTS ? '… further output omitted' : `${p.message}${step}`;
+              envs.addEvent(deps.pool, env.id, p.phase, message.slice(0, 2000)).catch(() => undefined);
+            },
           },
-        });
+        );
         if (result.state !== 'ready' || !result.gatewayUrl)
-          throw new ProviderError('not_ready', `environment is ${result.state}${result.detail ? `: ${result.detail}` : ''}`, 'see its events');
+          throw new ProviderError(
+            'not_ready',
+            `environment is ${result.state}${result.detail ? `: ${result.detail}` : ''}`,
+            'see its events',
+          );
         await ctx.complete(async (tx) => {
           const cur = await envs.lock(tx, env.id);
           if (!cur || cur.state !== 'provisioning') return; // destroyed or stopped meanwhile: that job wins
           await envs.setState(tx, env.id, 'ready', { gatewayUrl: result.gatewayUrl, node: result.node });
-          await envs.addEvent(tx, env.id, 'ready', `ready on ${result.node} (${result.isolation})`, { gatewayUrl: result.gatewayUrl });
+          await envs.addEvent(tx, env.id, 'ready', `ready on ${result.node} (${result.isolation})`, {
+            gatewayUrl: result.gatewayUrl,
+          });
         });
       } catch (err) {
         await fail(ctx, env, 'provisioning', err, ['provisioning']);
@@ -117,7 +152,11 @@ export function environmentJobHandlers(deps: LifecycleDeps): JobHandlers<typeof 
       try {
         const info = await loaded.provider.start(environmentId);
         if (info.state !== 'ready' || !info.gatewayUrl)
-          throw new ProviderError('not_ready', `environment is ${info.state}${info.detail ? `: ${info.detail}` : ''}`, 'destroy it and create a new one');
+          throw new ProviderError(
+            'not_ready',
+            `environment is ${info.state}${info.detail ? `: ${info.detail}` : ''}`,
+            'destroy it and create a new one',
+          );
         await ctx.complete(async (tx) => {
           const cur = await envs.lock(tx, environmentId);
           if (!cur || cur.state !== 'starting') return;
@@ -139,7 +178,12 @@ export function environmentJobHandlers(deps: LifecycleDeps): JobHandlers<typeof 
           const cur = await envs.lock(tx, environmentId);
           if (!cur || cur.state !== 'destroying') return;
           await envs.setState(tx, environmentId, 'destroyed', { gatewayUrl: null });
-          await envs.addEvent(tx, environmentId, 'destroyed', 'destroyed: container or process and files removed');
+          await envs.addEvent(
+            tx,
+            environmentId,
+            'destroyed',
+            'destroyed: container or process and files removed',
+          );
         });
       } catch (err) {
         await fail(ctx, loaded.env, 'destroy', err, ['destroying']);

@@ -37,12 +37,22 @@ export async function createProviders(
       map.set(name, given);
       continue;
     }
-    if (name === 'local') map.set(name, new mod.LocalProvider({ dataDir: join(config.dataDir, 'local'), policy }));
+    if (name === 'local')
+      map.set(name, new mod.LocalProvider({ dataDir: join(config.dataDir, 'local'), policy }));
     else if (name === 'fake') map.set(name, new mod.FakeProvider(policy));
     else if (name === 'docker')
-      map.set(name, new mod.DockerProvider({ baseImage: config.dockerBaseImage ?? mod.baseImageTag(), bindAddress: config.dockerBindAddress, policy }));
+      map.set(
+        name,
+        new mod.DockerProvider({
+          baseImage: config.dockerBaseImage ?? mod.baseImageTag(),
+          bindAddress: config.dockerBindAddress,
+          policy,
+        }),
+      );
     else if (name === 'modal') {
-      const gateway = mod.gatewayInstallCommands(config.modalGatewayBundleUrl ? { bundleUrl: config.modalGatewayBundleUrl } : {});
+      const gateway = mod.gatewayInstallCommands(
+        config.modalGatewayBundleUrl ? { bundleUrl: config.modalGatewayBundleUrl } : {},
+      );
       map.set(
         name,
         new mod.ModalProvider({

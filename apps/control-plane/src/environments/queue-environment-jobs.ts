@@ -27,7 +27,11 @@ export class QueueEnvironmentJobs extends EnvironmentJobs {
   async enqueue(tx: Queryable, kind: EnvironmentJobKind, environmentId: string): Promise<void> {
     // One pending job per environment and action: a double click enqueues once.
     await enqueueJobs(tx, EnvironmentJobCatalog, [
-      { kind, payload: { environmentId }, options: { dedupeKey: `${kind}:${environmentId}`, maxAttempts: 5 } },
+      {
+        kind,
+        payload: { environmentId },
+        options: { dedupeKey: `${kind}:${environmentId}`, maxAttempts: 5 },
+      },
     ]);
   }
 }

@@ -39,7 +39,10 @@ async function ready(): Promise<string> {
 }
 
 async function state(id: string, want: string[]) {
-  const r = await live.until(() => admin.get(`/api/v1/environments/${id}`), (x) => want.includes(x.json.environment.state as string));
+  const r = await live.until(
+    () => admin.get(`/api/v1/environments/${id}`),
+    (x) => want.includes(x.json.environment.state as string),
+  );
   return r.json.environment as { state: string; stateReason: string };
 }
 

@@ -48,15 +48,38 @@ export class EnvironmentReaper {
           await this.d.envs.touchActivity(env.id, now);
           continue;
         }
-        const moved = await this.move(env.id, ['ready'], 'stopping', 'environment.stop', 'auto-stop', `idle for ${this.d.idleStopMinutes} min: stopping`, (row) => row.last_activity_at < cutoff);
+        const moved = await this.move(
+          env.id,
+          ['ready'],
+          'stopping',
+          'environment.stop',
+          'auto-stop',
+          `idle for ${this.d.idleStopMinutes} min: stopping`,
+          (row) => row.last_activity_at < cutoff,
+        );
         if (moved) report.idleStopped.push(env.id);
       }
     }
     if (this.d.maxLifetimeHours > 0) {
       const cutoff = new Date(now.getTime() - this.d.maxLifetimeHours * 3_600_000);
       for (const env of await this.d.envs.createdBefore(cutoff, BATCH)) {
-        const from: EnvironmentState[] = ['pending', 'provisioning', 'ready', 'stopping', 'stopped', 'starting', 'failed'];
-        const moved = await this.move(env.id, from, 'destroying', 'environment.destroy', 'expired', `older than the ${this.d.maxLifetimeHours} h maximum lifetime: destroying`);
+        const from: EnvironmentState[] = [
+          'pending',
+          'provisioning',
+          'ready',
+          'stopping',
+          'stopped',
+          'starting',
+          'failed',
+        ];
+        const moved = await this.move(
+          env.id,
+          from,
+          'destroying',
+          'environment.destroy',
+          'expired',
+          `older than the ${this.d.maxLifetimeHours} h maximum lifetime: destroying`,
+        );
         if (moved) report.expired.push(env.id);
       }
     }
@@ -67,14 +90,21 @@ export class EnvironmentReaper {
       try {
         found = await reconcile(provider, live.keys());
       } catch (err) {
-        this.d.logger.warn({ provider: name, err: (err as Error).message }, 'reconcile: provider did not answer');
+        this.d.logger.warn(
+          { provider: name, err: (err as Error).message },
+          'reconcile: provider did not answer',
+        );
         continue;
       }
       for (const orphan of found.orphans) {
         // Only what this installation made: its owner is one of our users. Another Berth on the
         // same Docker host keeps its containers.
         if (!orphan.ownerId || !(await this.isOurUser(orphan.ownerId))) continue;
-        await provider.destroy(orphan.id).catch((err: unknown) => this.d.logger.warn({ id: orphan.id, err: (err as Error).message }, 'reconcile: destroy failed'));
+        await provider
+          .destroy(orphan.id)
+          .catch((err: unknown) =>
+            this.d.logger.warn({ id: orphan.id, err: (err as Error).message }, 'reconcile: destroy failed'),
+          );
         report.orphansDestroyed.push(orphan.id);
       }
       const gone = new Set(found.missing);
@@ -84,10 +114,18 @@ export class EnvironmentReaper {
         if (gone.has(id)) why = 'its container or process is gone (removed outside Berth)';
         else if (state === 'ready') {
           const info = await provider.inspect(id).catch(() => undefined);
-          if (info && info.state !== 'ready') why = `it is ${info.state} outside Berth${info.detail ? ` (${info.detail})` : ''}`;
+          if (info && info.state !== 'ready')
+            why = `it is ${info.state} outside Berth${info.detail ? ` (${info.detail})` : ''}`;
         }
         if (!why) continue;
-        const moved = await this.move(id, [state], 'failed', undefined, 'gone', `${why}; start it again or destroy it`);
+        const moved = await this.move(
+          id,
+          [state],
+          'failed',
+          undefined,
+          'gone',
+          `${why}; start it again or destroy it`,
+        );
         if (moved) report.gone.push(id);
       }
     }
@@ -112,7 +150,10 @@ export class EnvironmentReaper {
     return transaction(this.d.pool, async (tx) => {
       const row = await this.d.envs.lock(tx, id);
       if (!row || !from.includes(row.state) || !extra(row)) return false;
-      await this.d.envs.setState(tx, id, to, { reason: message, ...(to === 'failed' ? { gatewayUrl: null } : {}) });
+      await this.d.envs.setState(tx, id, to, {
+        reason: message,
+        ...(to === 'failed' ? { gatewayUrl: null } : {}),
+      });
       await this.d.envs.addEvent(tx, id, kind, message);
       if (job) await this.d.enqueue(tx, job, id);
       return true;

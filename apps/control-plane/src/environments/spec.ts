@@ -1,7 +1,13 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EnvironmentSpec } from '@berth/protocol';
-import { parseBerthYaml, parseDevcontainer, ProviderError, validateSpec, type SpecPolicy } from '@berth/providers';
+import {
+  parseBerthYaml,
+  parseDevcontainer,
+  ProviderError,
+  validateSpec,
+  type SpecPolicy,
+} from '@berth/providers';
 import { ApiError } from '../common/errors.js';
 import type { CreateEnvironmentBody } from './dto.js';
 
@@ -20,7 +26,10 @@ export function checkSpec(spec: StoredSpec, policy: SpecPolicy): StoredSpec {
     if (err instanceof ProviderError) throw new ApiError(400, err.code, err.message, err.hint, err.details);
     throw err;
   }
-  const check = validateSpec(toProviderSpec('00000000-0000-4000-8000-000000000000', 'check', spec, undefined), policy);
+  const check = validateSpec(
+    toProviderSpec('00000000-0000-4000-8000-000000000000', 'check', spec, undefined),
+    policy,
+  );
   if (!check.ok) {
     const first = check.issues[0]!;
     throw new ApiError(400, 'invalid_spec', `${first.field}: ${first.message}`, first.hint, check.issues);
@@ -52,7 +61,11 @@ export function toProviderSpec(
 }
 
 /** An inline devcontainer.json becomes a build context directory the providers read. */
-export async function writeBuildContext(root: string, id: string, spec: StoredSpec): Promise<string | undefined> {
+export async function writeBuildContext(
+  root: string,
+  id: string,
+  spec: StoredSpec,
+): Promise<string | undefined> {
   if (spec.devcontainer === undefined) return undefined;
   const dir = join(root, 'build-contexts', id);
   await mkdir(join(dir, '.devcontainer'), { recursive: true });

@@ -29,13 +29,21 @@ export class HealthController {
     try {
       await Promise.race([
         this.db.query('SELECT 1'),
-        new Promise((_, reject) => setTimeout(() => reject(new Error('database did not answer within 1 s')), 1000).unref()),
+        new Promise((_, reject) =>
+          setTimeout(() => reject(new Error('database did not answer within 1 s')), 1000).unref(),
+        ),
       ]);
       res.json({ ok: true, database: 'ok' });
     } catch (err) {
       res
         .status(503)
-        .json(errorBody('not_ready', `database unavailable: ${(err as Error).message}`, 'check DATABASE_URL and that Postgres is running'));
+        .json(
+          errorBody(
+            'not_ready',
+            `database unavailable: ${(err as Error).message}`,
+            'check DATABASE_URL and that Postgres is running',
+          ),
+        );
     }
   }
 

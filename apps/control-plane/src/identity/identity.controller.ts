@@ -21,7 +21,19 @@ export class IdentityController {
       response_types_supported: ['id_token'],
       subject_types_supported: ['public'],
       id_token_signing_alg_values_supported: ['EdDSA'],
-      claims_supported: ['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'environment_id', 'task_id', 'provider', 'launch_source'],
+      claims_supported: [
+        'iss',
+        'sub',
+        'aud',
+        'exp',
+        'iat',
+        'nbf',
+        'jti',
+        'environment_id',
+        'task_id',
+        'provider',
+        'launch_source',
+      ],
     };
   }
 

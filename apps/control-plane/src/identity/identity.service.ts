@@ -63,7 +63,9 @@ export class IdentityService {
     return { token, expiresAt: new Date(exp * 1000) };
   }
 
-  async signWorkloadIdentity(r: WorkloadIdentityRequest): Promise<{ token: string; jti: string; expiresAt: Date }> {
+  async signWorkloadIdentity(
+    r: WorkloadIdentityRequest,
+  ): Promise<{ token: string; jti: string; expiresAt: Date }> {
     const now = Math.floor(this.clock.now().getTime() / 1000);
     const exp = now + Math.min(r.ttlSeconds ?? 300, 900);
     const jti = randomUUID();

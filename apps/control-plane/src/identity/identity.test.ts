@@ -38,7 +38,12 @@ describe('OIDC issuer', () => {
 
   it('signs gateway tickets that verify against the published JWKS with the environment as audience', async () => {
     const identity = s.app.get(IdentityService);
-    const { token } = await identity.signGatewayToken({ environmentId: 'env-1', userId: 'u1', scope: 'terminal', role: 'observer' });
+    const { token } = await identity.signGatewayToken({
+      environmentId: 'env-1',
+      userId: 'u1',
+      scope: 'terminal',
+      role: 'observer',
+    });
     const jwks = createLocalJWKSet(await getJson(`${s.url}/.well-known/jwks.json`));
     const { payload, protectedHeader } = await jwtVerify(token, jwks, { issuer: s.url, audience: 'env-1' });
     expect(protectedHeader.alg).toBe('EdDSA');
@@ -76,7 +81,9 @@ describe('key rotation', () => {
     const newKey = await newPrivateJwk();
     const before = await startTestServer({ BERTH_SIGNING_KEYS: JSON.stringify([oldKey]) });
     const oldToken = (
-      await before.app.get(IdentityService).signGatewayToken({ environmentId: 'e', userId: 'u', scope: 'exec' })
+      await before.app
+        .get(IdentityService)
+        .signGatewayToken({ environmentId: 'e', userId: 'u', scope: 'exec' })
     ).token;
     await before.stop();
 
@@ -85,7 +92,11 @@ describe('key rotation', () => {
       const jwks = await getJson(`${after.url}/.well-known/jwks.json`);
       expect(jwks.keys.map((k: { kid: string }) => k.kid)).toEqual([newKey.kid, oldKey.kid]);
       const set = createLocalJWKSet(jwks);
-      const fresh = (await after.app.get(IdentityService).signGatewayToken({ environmentId: 'e', userId: 'u', scope: 'exec' })).token;
+      const fresh = (
+        await after.app
+          .get(IdentityService)
+          .signGatewayToken({ environmentId: 'e', userId: 'u', scope: 'exec' })
+      ).token;
       expect((await jwtVerify(fresh, set, { audience: 'e' })).protectedHeader.kid).toBe(newKey.kid);
       expect((await jwtVerify(oldToken, set, { audience: 'e' })).protectedHeader.kid).toBe(oldKey.kid);
     } finally {

@@ -5,7 +5,13 @@ import { exportJWK, generateKeyPair, importJWK, type JWK, type SignJWT } from 'j
 import { z } from 'zod';
 
 const PrivateJwk = z
-  .object({ kty: z.literal('OKP'), crv: z.literal('Ed25519'), x: z.string(), d: z.string(), kid: z.string().min(1) })
+  .object({
+    kty: z.literal('OKP'),
+    crv: z.literal('Ed25519'),
+    x: z.string(),
+    d: z.string(),
+    kid: z.string().min(1),
+  })
   .passthrough();
 const KeyList = z.array(PrivateJwk).min(1);
 
@@ -33,7 +39,11 @@ export async function newPrivateJwk(): Promise<JWK> {
 async function toSigningKey(jwk: z.infer<typeof PrivateJwk>): Promise<SigningKey> {
   const privateKey = await importJWK({ ...jwk, alg: 'EdDSA' }, 'EdDSA');
   const { d: _d, ...pub } = jwk;
-  return { kid: jwk.kid, privateKey, publicJwk: { kty: pub.kty, crv: pub.crv, x: pub.x, kid: jwk.kid, alg: 'EdDSA', use: 'sig' } };
+  return {
+    kid: jwk.kid,
+    privateKey,
+    publicJwk: { kty: pub.kty, crv: pub.crv, x: pub.x, kid: jwk.kid, alg: 'EdDSA', use: 'sig' },
+  };
 }
 
 /**
@@ -46,7 +56,8 @@ export async function loadKeys(opts: { inline?: string; file?: string; dataDir: 
   let list: z.infer<typeof KeyList>;
   if (opts.inline) {
     const parsed = KeyList.safeParse(JSON.parse(opts.inline));
-    if (!parsed.success) throw new Error('BERTH_SIGNING_KEYS must be a JSON array of Ed25519 private JWKs with a kid');
+    if (!parsed.success)
+      throw new Error('BERTH_SIGNING_KEYS must be a JSON array of Ed25519 private JWKs with a kid');
     list = parsed.data;
   } else {
     const file = opts.file ?? join(opts.dataDir, 'keys', 'signing-keys.json');

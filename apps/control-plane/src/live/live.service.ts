@@ -63,7 +63,12 @@ export class LiveService implements OnApplicationBootstrap, OnModuleDestroy {
 
     this.subscriber = createSubscriber(
       { connectionString: this.databaseUrl, application_name: 'berth-live' },
-      { retryLimit: Infinity, retryTimeout: 0, retryInterval: (n: number) => Math.round(Math.random() * Math.min(10_000, 100 * 2 ** n)), parse: (s: string) => s },
+      {
+        retryLimit: Infinity,
+        retryTimeout: 0,
+        retryInterval: (n: number) => Math.round(Math.random() * Math.min(10_000, 100 * 2 ** n)),
+        parse: (s: string) => s,
+      },
     );
     this.subscriber.notifications.on(LIVE_CHANNEL, (payload: unknown) => {
       let parsed: LiveChange;
@@ -72,7 +77,9 @@ export class LiveService implements OnApplicationBootstrap, OnModuleDestroy {
       } catch {
         return;
       }
-      nsp.to(`user:${parsed.owner}`).emit('change', { kind: parsed.kind, id: parsed.id, state: parsed.state });
+      nsp
+        .to(`user:${parsed.owner}`)
+        .emit('change', { kind: parsed.kind, id: parsed.id, state: parsed.state });
     });
     this.subscriber.events.on('error', () => undefined);
     await this.subscriber.connect();
@@ -85,7 +92,11 @@ export class LiveService implements OnApplicationBootstrap, OnModuleDestroy {
     const cookieHeader = socket.handshake.headers.cookie;
     const origin = socket.handshake.headers.origin;
     // Cookies ride along cross-site; only the app's own origin may use them here.
-    if (origin && new URL(this.config.publicUrl).origin !== origin && new URL(origin).host !== socket.handshake.headers.host)
+    if (
+      origin &&
+      new URL(this.config.publicUrl).origin !== origin &&
+      new URL(origin).host !== socket.handshake.headers.host
+    )
       throw new Error('cross-site connection refused');
     const session = cookieHeader ? readCookie(cookieHeader, SESSION_COOKIE) : undefined;
     return this.auth.authenticate(undefined, session);

@@ -6,7 +6,9 @@ const VaultPath = z
   .min(1)
   .max(512)
   .regex(/^[A-Za-z0-9_.\-/]+$/, { message: 'use letters, digits, _ . - and /' })
-  .refine((p) => !p.split('/').some((seg) => seg === '..' || seg === '.'), { message: 'no . or .. segments' });
+  .refine((p) => !p.split('/').some((seg) => seg === '..' || seg === '.'), {
+    message: 'no . or .. segments',
+  });
 
 export const PutSettingsBody = z.strictObject({
   vaultAddress: z
@@ -29,7 +31,9 @@ export const PutSettingsBody = z.strictObject({
   kvMount: VaultPath.default('secret'),
 });
 
-export const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, { message: 'must be a valid environment variable name' });
+export const EnvName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, { message: 'must be a valid environment variable name' });
 
 export const AddRefBody = z.strictObject({
   env: EnvName,
@@ -52,5 +56,12 @@ export function toSettingsDto(s: SecretSettingsRow) {
 }
 
 export function toRefDto(r: SecretRefRow) {
-  return { id: r.id, env: r.env_name, path: r.path, key: r.key, mount: r.mount, createdAt: r.created_at.toISOString() };
+  return {
+    id: r.id,
+    env: r.env_name,
+    path: r.path,
+    key: r.key,
+    mount: r.mount,
+    createdAt: r.created_at.toISOString(),
+  };
 }

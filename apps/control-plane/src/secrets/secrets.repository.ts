@@ -33,7 +33,10 @@ export class SecretsRepository {
   constructor(@Inject(PG_POOL) private readonly db: Pool) {}
 
   async getSettings(userId: string): Promise<SecretSettingsRow | undefined> {
-    const { rows } = await this.db.query<SecretSettingsRow>(`SELECT * FROM secret_settings WHERE user_id = $1`, [userId]);
+    const { rows } = await this.db.query<SecretSettingsRow>(
+      `SELECT * FROM secret_settings WHERE user_id = $1`,
+      [userId],
+    );
     return rows[0];
   }
 
@@ -56,7 +59,13 @@ export class SecretsRepository {
   }
 
   /** Undefined when the env var already has a reference. */
-  async addRef(r: { userId: string; env: string; path: string; key: string; mount: string | null }): Promise<SecretRefRow | undefined> {
+  async addRef(r: {
+    userId: string;
+    env: string;
+    path: string;
+    key: string;
+    mount: string | null;
+  }): Promise<SecretRefRow | undefined> {
     const { rows } = await this.db.query<SecretRefRow>(
       `INSERT INTO secret_refs (user_id, env_name, path, key, mount) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT DO NOTHING RETURNING ${REF_COLUMNS}`,
@@ -77,17 +86,26 @@ export class SecretsRepository {
 
   /** Every reference of a user, for a launch (bounded by the per-user limit on refs). */
   async allRefs(userId: string): Promise<SecretRefRow[]> {
-    const { rows } = await this.db.query<SecretRefRow>(`SELECT ${REF_COLUMNS} FROM secret_refs WHERE user_id = $1 ORDER BY env_name`, [userId]);
+    const { rows } = await this.db.query<SecretRefRow>(
+      `SELECT ${REF_COLUMNS} FROM secret_refs WHERE user_id = $1 ORDER BY env_name`,
+      [userId],
+    );
     return rows;
   }
 
   async countRefs(userId: string): Promise<number> {
-    const { rows } = await this.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM secret_refs WHERE user_id = $1`, [userId]);
+    const { rows } = await this.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM secret_refs WHERE user_id = $1`,
+      [userId],
+    );
     return rows[0]?.n ?? 0;
   }
 
   async deleteRef(userId: string, id: string): Promise<boolean> {
-    const { rowCount } = await this.db.query(`DELETE FROM secret_refs WHERE id = $1 AND user_id = $2`, [id, userId]);
+    const { rowCount } = await this.db.query(`DELETE FROM secret_refs WHERE id = $1 AND user_id = $2`, [
+      id,
+      userId,
+    ]);
     return (rowCount ?? 0) > 0;
   }
 }

@@ -41,10 +41,26 @@ export class SecretsService {
 
   async addRef(ctx: AuthContext, body: z.output<typeof AddRefBody>) {
     if ((await this.repo.countRefs(ctx.userId)) >= MAX_REFS)
-      throw new ApiError(409, 'too_many_refs', `at most ${MAX_REFS} secret references per user`, 'remove references you no longer use');
-    const row = await this.repo.addRef({ userId: ctx.userId, env: body.env, path: body.path, key: body.key, mount: body.mount ?? null });
+      throw new ApiError(
+        409,
+        'too_many_refs',
+        `at most ${MAX_REFS} secret references per user`,
+        'remove references you no longer use',
+      );
+    const row = await this.repo.addRef({
+      userId: ctx.userId,
+      env: body.env,
+      path: body.path,
+      key: body.key,
+      mount: body.mount ?? null,
+    });
     if (!row)
-      throw new ApiError(409, 'env_taken', `${body.env} already has a secret reference`, 'remove it first (berth secrets rm ID) or pick another name');
+      throw new ApiError(
+        409,
+        'env_taken',
+        `${body.env} already has a secret reference`,
+        'remove it first (berth secrets rm ID) or pick another name',
+      );
     return { ref: toRefDto(row) };
   }
 

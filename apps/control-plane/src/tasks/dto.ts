@@ -4,18 +4,32 @@ import type { TaskEventRow, TaskRow } from '@berth/db';
 export const CreateTaskBody = z.strictObject({
   /** argv: the program and its arguments (no shell unless you run one). */
   command: z.array(z.string().min(1).max(4096)).min(1).max(256),
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name'), z.string().max(32_768)).optional(),
+  env: z
+    .record(
+      z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name'),
+      z.string().max(32_768),
+    )
+    .optional(),
   /** Seconds from when a worker picks the task up; capped by the server's global maximum. */
   timeoutSeconds: z.number().int().positive().optional(),
   environmentId: z.string().uuid().optional(),
 });
 export type CreateTaskBody = z.output<typeof CreateTaskBody>;
 
-export const IdempotencyKey = z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
+export const IdempotencyKey = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
 
 export const LogQuery = z.strictObject({
   offset: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(4 * 1024 * 1024).default(1024 * 1024),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(4 * 1024 * 1024)
+    .default(1024 * 1024),
   /** Offsets count bytes; utf8 may split a multi-byte character at a page edge, base64 never does. */
   encoding: z.enum(['utf8', 'base64']).default('utf8'),
 });

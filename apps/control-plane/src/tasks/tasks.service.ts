@@ -15,7 +15,14 @@ import { CLOCK, PG_POOL, type Clock } from '../common/di.js';
 import { ApiError, notFound } from '../common/errors.js';
 import { decodeCursor, toPage, type Page, type PageQuery } from '../common/pagination.js';
 import type { AuthContext } from '../accounts/auth.types.js';
-import { toTaskDto, toTaskEventDto, type CreateTaskBody, type LogQuery, type TaskDto, type TaskEventDto } from './dto.js';
+import {
+  toTaskDto,
+  toTaskEventDto,
+  type CreateTaskBody,
+  type LogQuery,
+  type TaskDto,
+  type TaskEventDto,
+} from './dto.js';
 
 export const TASK_LIMITS = Symbol('TASK_LIMITS');
 export interface TaskLimits {
@@ -49,7 +56,11 @@ export class TasksService {
    * transaction. With an Idempotency-Key, a repeat returns the first task (`created: false`);
    * the same key with a different request is a conflict rather than a silent mix-up.
    */
-  async create(ctx: AuthContext, body: CreateTaskBody, idempotencyKey: string | undefined): Promise<{ task: TaskDto; created: boolean }> {
+  async create(
+    ctx: AuthContext,
+    body: CreateTaskBody,
+    idempotencyKey: string | undefined,
+  ): Promise<{ task: TaskDto; created: boolean }> {
     const timeout = body.timeoutSeconds ?? this.limits.defaultTimeoutSeconds;
     if (timeout > this.limits.maxTimeoutSeconds)
       throw new ApiError(
@@ -92,7 +103,10 @@ export class TasksService {
   }
 
   async list(ctx: AuthContext, q: PageQuery): Promise<Page<TaskDto>> {
-    const rows = await listOwnedTasks(this.pool, ctx.userId, { limit: q.limit, after: decodeCursor(q.cursor) });
+    const rows = await listOwnedTasks(this.pool, ctx.userId, {
+      limit: q.limit,
+      after: decodeCursor(q.cursor),
+    });
     return toPage(rows, q.limit, toTaskDto);
   }
 

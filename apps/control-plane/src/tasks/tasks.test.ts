@@ -43,7 +43,11 @@ describe('tasks API (workers in-process, fake runner)', () => {
     expect(b.status).toBe(200);
     expect(b.headers.get('idempotent-replayed')).toBe('true');
     expect(b.json.task.id).toBe(a.json.task.id);
-    const c = await alice.post('/api/v1/tasks', { command: ['echo', 'other'] }, { 'idempotency-key': 'req-1' });
+    const c = await alice.post(
+      '/api/v1/tasks',
+      { command: ['echo', 'other'] },
+      { 'idempotency-key': 'req-1' },
+    );
     expect(c.status).toBe(409);
     expect(c.json.error).toMatchObject({ code: 'idempotency_key_reused' });
     expect(c.json.error.hint).toBeTruthy();
@@ -56,18 +60,32 @@ describe('tasks API (workers in-process, fake runner)', () => {
   it('runs a task to success with its timeline and its output readable from any offset', async () => {
     const r = await alice.post('/api/v1/tasks', { command: ['fake:lines', '50'] });
     expect(r.status).toBe(201);
-    expect(r.json.task).toMatchObject({ state: 'queued', command: ['fake:lines', '50'], timeoutSeconds: 3600 });
+    expect(r.json.task).toMatchObject({
+      state: 'queued',
+      command: ['fake:lines', '50'],
+      timeoutSeconds: 3600,
+    });
     const id = r.json.task.id as string;
     const done = await untilState(alice, id, ['succeeded', 'failed']);
     expect(done).toMatchObject({ state: 'succeeded', exitCode: 0, node: 'fake-node' });
 
     const tl = await alice.get(`/api/v1/tasks/${id}/timeline`);
-    expect(tl.json.events.map((e: { to: string }) => e.to)).toEqual(['queued', 'provisioning', 'running', 'succeeded']);
+    expect(tl.json.events.map((e: { to: string }) => e.to)).toEqual([
+      'queued',
+      'provisioning',
+      'running',
+      'succeeded',
+    ]);
     expect(tl.json.events[3].workerId).toMatch(/\/run$/);
 
     const expected = Array.from({ length: 50 }, (_, i) => `line ${i + 1}\n`).join('');
     const all = await alice.get(`/api/v1/tasks/${id}/logs`);
-    expect(all.json).toMatchObject({ offset: 0, totalBytes: expected.length, nextOffset: expected.length, complete: true });
+    expect(all.json).toMatchObject({
+      offset: 0,
+      totalBytes: expected.length,
+      nextOffset: expected.length,
+      complete: true,
+    });
     expect(all.json.data).toBe(expected);
     const page = await alice.get(`/api/v1/tasks/${id}/logs?offset=7&limit=10&encoding=base64`);
     expect(Buffer.from(page.json.data, 'base64').toString()).toBe(expected.slice(7, 17));
@@ -95,10 +113,12 @@ describe('tasks API (workers in-process, fake runner)', () => {
     expect(long.json.error.code).toBe('timeout_too_long');
   });
 
-  it('validates input, hides other users\' tasks, paginates the list', async () => {
+  it("validates input, hides other users' tasks, paginates the list", async () => {
     expect((await alice.post('/api/v1/tasks', { command: [] })).status).toBe(400);
     expect((await alice.post('/api/v1/tasks', { command: ['x'], extra: 1 })).status).toBe(400);
-    expect((await alice.post('/api/v1/tasks', { command: ['x'] }, { 'idempotency-key': 'has space' })).status).toBe(400);
+    expect(
+      (await alice.post('/api/v1/tasks', { command: ['x'] }, { 'idempotency-key': 'has space' })).status,
+    ).toBe(400);
     const mine = await alice.post('/api/v1/tasks', { command: ['x'] });
     const other = await bob.get(`/api/v1/tasks/${mine.json.task.id}`);
     expect(other.status).toBe(404);
@@ -122,7 +142,13 @@ describe('tasks API (workers in-process, fake runner)', () => {
 
   it('two control planes on one database: every task runs once, whichever plane took the request', async () => {
     const second = await startServer(
-      loadConfig({ HOME: s.dataDir, BERTH_DATA_DIR: s.dataDir, DATABASE_URL: s.db.url, BERTH_PORT: '0', BERTH_LOG_LEVEL: 'silent' }),
+      loadConfig({
+        HOME: s.dataDir,
+        BERTH_DATA_DIR: s.dataDir,
+        DATABASE_URL: s.db.url,
+        BERTH_PORT: '0',
+        BERTH_LOG_LEVEL: 'silent',
+      }),
       { logger: pino({ level: 'silent' }), announce: () => undefined },
     );
     try {
@@ -134,12 +160,18 @@ describe('tasks API (workers in-process, fake runner)', () => {
         expect(r.status).toBe(201);
         ids.push(r.json.task.id as string);
       }
-      for (const id of ids) expect((await untilState(alice, id, ['succeeded', 'failed'])).state).toBe('succeeded');
+      for (const id of ids)
+        expect((await untilState(alice, id, ['succeeded', 'failed'])).state).toBe('succeeded');
       const workers = new Set<string>();
       for (const id of ids) {
         const tl = await alice2.get(`/api/v1/tasks/${id}/timeline`);
         // One claim, one start, one end: no task was driven by both planes.
-        expect(tl.json.events.map((e: { to: string }) => e.to)).toEqual(['queued', 'provisioning', 'running', 'succeeded']);
+        expect(tl.json.events.map((e: { to: string }) => e.to)).toEqual([
+          'queued',
+          'provisioning',
+          'running',
+          'succeeded',
+        ]);
         workers.add(tl.json.events[1].workerId as string);
         const log = await alice2.get(`/api/v1/tasks/${id}/logs`);
         expect(log.json.data).toBe('line 1\nline 2\nline 3\n');

@@ -32,8 +32,19 @@ export class TerminalsController {
   @Post(':sessionId/tickets')
   @ApiOperation({ summary: 'Ticket to attach to an existing session, as driver or observer' })
   @ApiBody({ schema: jsonSchema(AttachBody) })
-  attach(@Auth() ctx: AuthContext, @Param('id') id: string, @Param('sessionId') sessionId: string, @Body(zBody(AttachBody)) body: z.output<typeof AttachBody>) {
-    if (!SESSION_ID.test(sessionId)) throw new ApiError(404, 'not_found', `terminal session ${sessionId} not found`, 'list sessions: GET …/terminals');
+  attach(
+    @Auth() ctx: AuthContext,
+    @Param('id') id: string,
+    @Param('sessionId') sessionId: string,
+    @Body(zBody(AttachBody)) body: z.output<typeof AttachBody>,
+  ) {
+    if (!SESSION_ID.test(sessionId))
+      throw new ApiError(
+        404,
+        'not_found',
+        `terminal session ${sessionId} not found`,
+        'list sessions: GET …/terminals',
+      );
     return this.terminals.attach(ctx, idOr404(id, 'environment'), sessionId, body.role);
   }
 }

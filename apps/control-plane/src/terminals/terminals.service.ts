@@ -36,7 +36,12 @@ export class TerminalsService {
     return this.ticket(ctx, await this.reachable(ctx, environmentId), null, 'driver');
   }
 
-  async attach(ctx: AuthContext, environmentId: string, sessionId: string, role: 'driver' | 'observer'): Promise<Ticket> {
+  async attach(
+    ctx: AuthContext,
+    environmentId: string,
+    sessionId: string,
+    role: 'driver' | 'observer',
+  ): Promise<Ticket> {
     return this.ticket(ctx, await this.reachable(ctx, environmentId), sessionId, role);
   }
 
@@ -46,22 +51,47 @@ export class TerminalsService {
     try {
       return { sessions: await this.gateways.list(env) };
     } catch (err) {
-      throw new ApiError(502, 'gateway_unreachable', `the environment's gateway did not answer: ${(err as Error).message}`, 'check the environment (berth env show); it may have stopped');
+      throw new ApiError(
+        502,
+        'gateway_unreachable',
+        `the environment's gateway did not answer: ${(err as Error).message}`,
+        'check the environment (berth env show); it may have stopped',
+      );
     }
   }
 
-  private async reachable(ctx: AuthContext, environmentId: string): Promise<EnvironmentRow & { gateway_url: string }> {
+  private async reachable(
+    ctx: AuthContext,
+    environmentId: string,
+  ): Promise<EnvironmentRow & { gateway_url: string }> {
     if (!this.config.interactiveAttach)
-      throw new ApiError(403, 'attach_disabled', 'interactive terminals are turned off on this Berth', 'run a task instead (berth run), or ask the operator');
+      throw new ApiError(
+        403,
+        'attach_disabled',
+        'interactive terminals are turned off on this Berth',
+        'run a task instead (berth run), or ask the operator',
+      );
     const env = await this.envs.findOwned(ctx.userId, environmentId);
     if (!env) throw notFound('environment', environmentId);
     if (env.state !== 'ready' || !env.gateway_url)
-      throw new ApiError(409, 'environment_not_ready', `environment ${env.name} is ${env.state}`, env.state === 'stopped' ? `start it first: berth env start ${env.id}` : 'wait until it is ready (berth env show)');
+      throw new ApiError(
+        409,
+        'environment_not_ready',
+        `environment ${env.name} is ${env.state}`,
+        env.state === 'stopped'
+          ? `start it first: berth env start ${env.id}`
+          : 'wait until it is ready (berth env show)',
+      );
     await this.envs.touchActivity(env.id, this.clock.now());
     return env as EnvironmentRow & { gateway_url: string };
   }
 
-  private async ticket(ctx: AuthContext, env: EnvironmentRow & { gateway_url: string }, sessionId: string | null, role: 'driver' | 'observer'): Promise<Ticket> {
+  private async ticket(
+    ctx: AuthContext,
+    env: EnvironmentRow & { gateway_url: string },
+    sessionId: string | null,
+    role: 'driver' | 'observer',
+  ): Promise<Ticket> {
     const { token, expiresAt } = await this.identity.signGatewayToken({
       environmentId: env.id,
       userId: ctx.userId,

@@ -20,7 +20,9 @@ export class LiveWaiter {
     const socket = io(`${client.base}/events`, {
       transports: ['websocket'],
       reconnection: false,
-      ...(client.token ? { auth: { token: client.token } } : { extraHeaders: { cookie: client.cookie ?? '' } }),
+      ...(client.token
+        ? { auth: { token: client.token } }
+        : { extraHeaders: { cookie: client.cookie ?? '' } }),
     });
     await new Promise<void>((resolve, reject) => {
       socket.once('ready', () => resolve());

@@ -19,7 +19,15 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 export const DEFAULT_WEB_DIR = fileURLToPath(new URL('../../../web/out', import.meta.url));
 
-const RESERVED = [/^\/api(\/|$)/, /^\/healthz$/, /^\/readyz$/, /^\/metrics$/, /^\/\.well-known(\/|$)/, /^\/socket\.io(\/|$)/, /^\/events(\/|$)/];
+const RESERVED = [
+  /^\/api(\/|$)/,
+  /^\/healthz$/,
+  /^\/readyz$/,
+  /^\/metrics$/,
+  /^\/\.well-known(\/|$)/,
+  /^\/socket\.io(\/|$)/,
+  /^\/events(\/|$)/,
+];
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -141,15 +149,32 @@ export function webApp(opts: WebAppOptions = {}): RequestHandler {
     // Never leave the export directory (`..`, encoded or not).
     if (base !== root && !base.startsWith(root + sep)) return null;
     const trimmed = base.endsWith(sep) ? base.slice(0, -1) : base;
-    if (decoded.endsWith('/')) return (await fileAt(join(trimmed, 'index.html'))) ?? (trimmed === root ? null : await fileAt(`${trimmed}.html`));
-    return (await fileAt(trimmed)) ?? (await fileAt(`${trimmed}.html`)) ?? (await fileAt(join(trimmed, 'index.html')));
+    if (decoded.endsWith('/'))
+      return (
+        (await fileAt(join(trimmed, 'index.html'))) ??
+        (trimmed === root ? null : await fileAt(`${trimmed}.html`))
+      );
+    return (
+      (await fileAt(trimmed)) ??
+      (await fileAt(`${trimmed}.html`)) ??
+      (await fileAt(join(trimmed, 'index.html')))
+    );
   }
 
-  async function sendHtml(req: Request, res: Response, file: { path: string; mtimeMs: number }, status: number) {
+  async function sendHtml(
+    req: Request,
+    res: Response,
+    file: { path: string; mtimeMs: number },
+    status: number,
+  ) {
     let page = pages.get(file.path);
     if (!page || page.mtimeMs !== file.mtimeMs) {
       const body = await readFile(file.path);
-      page = { mtimeMs: file.mtimeMs, body, csp: contentSecurityPolicy(inlineScriptHashes(body.toString('utf8'))) };
+      page = {
+        mtimeMs: file.mtimeMs,
+        body,
+        csp: contentSecurityPolicy(inlineScriptHashes(body.toString('utf8'))),
+      };
       pages.set(file.path, page);
     }
     setSecurityHeaders(res, page.csp);
@@ -160,12 +185,20 @@ export function webApp(opts: WebAppOptions = {}): RequestHandler {
     res.end(req.method === 'HEAD' ? undefined : page.body);
   }
 
-  async function sendAsset(req: Request, res: Response, file: { path: string; size: number }, urlPath: string) {
+  async function sendAsset(
+    req: Request,
+    res: Response,
+    file: { path: string; size: number },
+    urlPath: string,
+  ) {
     const type = TYPES[extname(file.path).toLowerCase()] ?? 'application/octet-stream';
     res.setHeader('Content-Type', type);
     res.setHeader('X-Content-Type-Options', 'nosniff');
     // Hashed build output never changes under its name; everything else may change with a rebuild.
-    res.setHeader('Cache-Control', urlPath.startsWith('/_next/static/') ? 'public, max-age=31536000, immutable' : 'no-cache');
+    res.setHeader(
+      'Cache-Control',
+      urlPath.startsWith('/_next/static/') ? 'public, max-age=31536000, immutable' : 'no-cache',
+    );
     res.setHeader('Content-Length', String(file.size));
     if (req.method === 'HEAD') {
       res.end();

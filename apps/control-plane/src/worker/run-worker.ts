@@ -52,14 +52,21 @@ export async function runWorker(config: Config, opts: RunWorkerOptions = {}): Pr
     });
     // Environment lifecycle jobs too: they sign gateway configs, so the worker needs the same
     // signing keys as the servers (BERTH_SIGNING_KEYS, or the same key file).
-    const keys = await loadKeys({ inline: config.signingKeys, file: config.signingKeyFile, dataDir: config.dataDir });
+    const keys = await loadKeys({
+      inline: config.signingKeys,
+      file: config.signingKeyFile,
+      dataDir: config.dataDir,
+    });
     const identity = new IdentityService(keys, config, opts.clock ?? systemClock);
     const sessions = new GatewaySessions(identity);
     const envWorkers = await startEnvironmentWorkers({
       pool,
       databaseUrl,
       providers: await createProviders(config, {}, await installationId(pool)),
-      gateway: () => ({ issuer: identity.issuer, jwks: identity.jwks() as { keys: Array<Record<string, unknown>> } }),
+      gateway: () => ({
+        issuer: identity.issuer,
+        jwks: identity.jwks() as { keys: Array<Record<string, unknown>> },
+      }),
       dataDir: config.dataDir,
       logger: logger.child({ component: 'environment-workers' }),
       ...(opts.clock ? { clock: opts.clock } : {}),

@@ -44,7 +44,11 @@ export function defaultFakeScript(task: RunnableTask): FakeScript {
   const [cmd, arg] = task.command;
   if (cmd === 'fake:fail') return { steps: [{ out: 'failing on purpose\n' }], exitCode: 1 };
   if (cmd === 'fake:hang') return { steps: [{ out: 'running until stopped\n' }], hang: true };
-  if (cmd === 'fake:lines') return { steps: Array.from({ length: Number(arg ?? 10) || 10 }, (_, i) => ({ out: `line ${i + 1}\n` })), exitCode: 0 };
+  if (cmd === 'fake:lines')
+    return {
+      steps: Array.from({ length: Number(arg ?? 10) || 10 }, (_, i) => ({ out: `line ${i + 1}\n` })),
+      exitCode: 0,
+    };
   return { steps: [{ out: `$ ${task.command.join(' ')}\n` }], exitCode: 0 };
 }
 
@@ -62,7 +66,12 @@ export async function startTaskWorkers(opts: TaskWorkersOptions): Promise<TaskWo
     metrics = metricsByRegistry.get(opts.registry) ?? registerQueueMetrics(opts.registry, opts.pool);
     metricsByRegistry.set(opts.registry, metrics);
   }
-  const handlers = taskJobHandlers({ pool: opts.pool, runner, logger: opts.logger, ...(opts.clock ? { clock: opts.clock } : {}) });
+  const handlers = taskJobHandlers({
+    pool: opts.pool,
+    runner,
+    logger: opts.logger,
+    ...(opts.clock ? { clock: opts.clock } : {}),
+  });
   const workerId = newWorkerId();
   const common = {
     pool: opts.pool,
@@ -74,8 +83,18 @@ export async function startTaskWorkers(opts: TaskWorkersOptions): Promise<TaskWo
     ...(opts.leaseMs ? { leaseMs: opts.leaseMs } : {}),
   };
   const pools = [
-    new WorkerPool({ ...common, workerId: `${workerId}/run`, handlers: { 'task.run': handlers['task.run'] }, concurrency: opts.taskConcurrency ?? 50 }),
-    new WorkerPool({ ...common, workerId: `${workerId}/deliver`, handlers: { 'task.deliver': handlers['task.deliver'] }, concurrency: 5 }),
+    new WorkerPool({
+      ...common,
+      workerId: `${workerId}/run`,
+      handlers: { 'task.run': handlers['task.run'] },
+      concurrency: opts.taskConcurrency ?? 50,
+    }),
+    new WorkerPool({
+      ...common,
+      workerId: `${workerId}/deliver`,
+      handlers: { 'task.deliver': handlers['task.deliver'] },
+      concurrency: 5,
+    }),
   ];
   const started: WorkerPool<typeof JobCatalog>[] = [];
   try {

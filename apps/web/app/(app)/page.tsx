@@ -56,7 +56,10 @@ export default function HomePage() {
 
         <section className="card stack" aria-labelledby="envs-card-h">
           <h2 id="envs-card-h">Environments</h2>
-          <p className="muted">Machines built from an image and a repository, with terminals you can leave and rejoin from any device.</p>
+          <p className="muted">
+            Machines built from an image and a repository, with terminals you can leave and rejoin from any
+            device.
+          </p>
           <div>
             <Link href="/environments" className="btn btn-primary">
               Open environments
@@ -76,7 +79,9 @@ export default function HomePage() {
 
         <section className="card stack" aria-labelledby="links-h">
           <h2 id="links-h">Automation</h2>
-          <p className="muted">Scripts and CI use API tokens, sent as <code>Authorization: Bearer …</code>.</p>
+          <p className="muted">
+            Scripts and CI use API tokens, sent as <code>Authorization: Bearer …</code>.
+          </p>
           <div className="row-wrap">
             <Link href="/tokens" className="btn">
               Manage API tokens
@@ -90,7 +95,9 @@ export default function HomePage() {
         {user.role === 'admin' ? (
           <section className="card stack" aria-labelledby="people-h">
             <h2 id="people-h">People</h2>
-            <p className="muted">Add the people who use this Berth, change their role, or reset a password.</p>
+            <p className="muted">
+              Add the people who use this Berth, change their role, or reset a password.
+            </p>
             <div>
               <Link href="/users" className="btn">
                 Manage users

@@ -76,7 +76,14 @@ export async function enqueueJobs<C extends JobCatalogShape>(
     maxAttempts.push(s.options?.maxAttempts ?? 10);
     keys.push(s.options?.dedupeKey ?? null);
   }
-  const { rows } = await db.query<{ id: string }>(SQL.ENQUEUE, [kinds, payloads, runAts, priorities, maxAttempts, keys]);
+  const { rows } = await db.query<{ id: string }>(SQL.ENQUEUE, [
+    kinds,
+    payloads,
+    runAts,
+    priorities,
+    maxAttempts,
+    keys,
+  ]);
   return rows.map((r) => r.id);
 }
 
@@ -96,20 +103,38 @@ export async function claimJobs(
   db: Queryable,
   args: { workerId: string; now: Date; leaseMs: number; limit: number; kinds: string[] },
 ): Promise<JobRow[]> {
-  const { rows } = await db.query<JobRow>(SQL.CLAIM, [args.workerId, args.now, args.leaseMs, args.limit, args.kinds]);
+  const { rows } = await db.query<JobRow>(SQL.CLAIM, [
+    args.workerId,
+    args.now,
+    args.leaseMs,
+    args.limit,
+    args.kinds,
+  ]);
   return rows;
 }
 
 /** Inside the caller's transaction: deletes the job if the lease is still ours, else throws LeaseLostError. */
-export async function completeJobIn(db: Queryable, job: Pick<JobRow, 'id' | 'attempts'>, workerId: string): Promise<void> {
+export async function completeJobIn(
+  db: Queryable,
+  job: Pick<JobRow, 'id' | 'attempts'>,
+  workerId: string,
+): Promise<void> {
   const { rowCount } = await db.query(SQL.COMPLETE_ONE, [job.id, workerId, job.attempts]);
   if (!rowCount) throw new LeaseLostError(job.id);
 }
 
 /** Completes many effect-free jobs in one statement; returns the ids actually completed. */
-export async function completeJobs(db: Queryable, jobs: ReadonlyArray<Pick<JobRow, 'id' | 'attempts'>>, workerId: string): Promise<string[]> {
+export async function completeJobs(
+  db: Queryable,
+  jobs: ReadonlyArray<Pick<JobRow, 'id' | 'attempts'>>,
+  workerId: string,
+): Promise<string[]> {
   if (jobs.length === 0) return [];
-  const { rows } = await db.query<{ id: string }>(SQL.COMPLETE_MANY, [jobs.map((j) => j.id), jobs.map((j) => j.attempts), workerId]);
+  const { rows } = await db.query<{ id: string }>(SQL.COMPLETE_MANY, [
+    jobs.map((j) => j.id),
+    jobs.map((j) => j.attempts),
+    workerId,
+  ]);
   return rows.map((r) => r.id);
 }
 
@@ -123,7 +148,11 @@ export const defaultBackoff: BackoffPolicy = { baseMs: 1000, maxMs: 10 * 60 * 10
  * Exponential backoff with "equal jitter": half the delay is fixed, half random, so retries of
  * jobs that failed together (a database blip) spread out instead of stampeding back at once.
  */
-export function backoffMs(attempt: number, policy: BackoffPolicy = defaultBackoff, random: () => number = Math.random): number {
+export function backoffMs(
+  attempt: number,
+  policy: BackoffPolicy = defaultBackoff,
+  random: () => number = Math.random,
+): number {
   const exp = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, attempt - 1));
   return Math.round(exp / 2 + random() * (exp / 2));
 }
@@ -146,14 +175,25 @@ export async function failJob(
   return rows[0]?.state ?? null;
 }
 
-export async function releaseJobs(db: Queryable, ids: string[], workerId: string, now: Date): Promise<string[]> {
+export async function releaseJobs(
+  db: Queryable,
+  ids: string[],
+  workerId: string,
+  now: Date,
+): Promise<string[]> {
   if (ids.length === 0) return [];
   const { rows } = await db.query<{ id: string }>(SQL.RELEASE, [ids, workerId, now]);
   return rows.map((r) => r.id);
 }
 
 /** Extends the leases; returns the ids still held (a missing id means that lease was lost). */
-export async function heartbeatJobs(db: Queryable, ids: string[], workerId: string, now: Date, leaseMs: number): Promise<Set<string>> {
+export async function heartbeatJobs(
+  db: Queryable,
+  ids: string[],
+  workerId: string,
+  now: Date,
+  leaseMs: number,
+): Promise<Set<string>> {
   if (ids.length === 0) return new Set();
   const { rows } = await db.query<{ id: string }>(SQL.HEARTBEAT, [ids, workerId, now, leaseMs]);
   return new Set(rows.map((r) => r.id));
@@ -165,8 +205,17 @@ export interface ReapResult {
 }
 
 /** Frees expired leases as of `clock.now()`; safe to run from every worker at once. */
-export async function reapExpiredLeases(db: Queryable, clock: Clock, reaperId: string, limit = 1000): Promise<ReapResult> {
-  const { rows } = await db.query<{ job_id: string; outcome: 'requeued' | 'dead' }>(SQL.REAP, [clock.now(), reaperId, limit]);
+export async function reapExpiredLeases(
+  db: Queryable,
+  clock: Clock,
+  reaperId: string,
+  limit = 1000,
+): Promise<ReapResult> {
+  const { rows } = await db.query<{ job_id: string; outcome: 'requeued' | 'dead' }>(SQL.REAP, [
+    clock.now(),
+    reaperId,
+    limit,
+  ]);
   const dead = rows.filter((r) => r.outcome === 'dead').length;
   if (rows.length > dead) await db.query(`SELECT pg_notify($1, '')`, [SQL.NOTIFY_CHANNEL]);
   return { requeued: rows.length - dead, dead };

@@ -10,7 +10,12 @@ export interface QueueLogger {
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
 }
-export const silentLogger: QueueLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+export const silentLogger: QueueLogger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
 
 export interface ListenerOptions {
   url: string;
@@ -26,7 +31,12 @@ export interface ListenerOptions {
 }
 
 /** Full jitter: anywhere between 0 and the exponential cap, so listeners do not reconnect in lockstep. */
-export function reconnectDelayMs(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+export function reconnectDelayMs(
+  attempt: number,
+  baseMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
   return Math.round(random() * Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt)));
 }
 

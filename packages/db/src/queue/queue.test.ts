@@ -33,7 +33,8 @@ function eventWaiter() {
       const i = waiters.findIndex((w) => w.pred(e));
       if (i >= 0) waiters.splice(i, 1)[0]!.resolve();
     },
-    next: (pred: (e: WorkerEvent) => boolean) => new Promise<void>((resolve) => waiters.push({ pred, resolve })),
+    next: (pred: (e: WorkerEvent) => boolean) =>
+      new Promise<void>((resolve) => waiters.push({ pred, resolve })),
   };
 }
 
@@ -103,7 +104,13 @@ describe('job queue', () => {
     const b = await enqueueJob(pool, catalog, 'test.ledger', { n: 1 }, { dedupeKey: 'k' });
     expect(a).not.toBeNull();
     expect(b).toBeNull();
-    await claimJobs(pool, { workerId: 'w', now: new Date(), leaseMs: 1000, limit: 1, kinds: ['test.ledger'] });
+    await claimJobs(pool, {
+      workerId: 'w',
+      now: new Date(),
+      leaseMs: 1000,
+      limit: 1,
+      kinds: ['test.ledger'],
+    });
     const c = await enqueueJob(pool, catalog, 'test.ledger', { n: 1 }, { dedupeKey: 'k' });
     expect(c).not.toBeNull();
   });
@@ -145,8 +152,13 @@ describe('job queue', () => {
       },
     });
     const id1 = await enqueueJob(pool, catalog, 'test.poison', {});
-    const { rows } = await pool.query<{ id: string }>(`INSERT INTO jobs (kind, payload) VALUES ('test.ledger', '{"n":"bad"}') RETURNING id`);
-    const both = Promise.all([ev.next((e) => e.type === 'failed' && e.job.id === id1), ev.next((e) => e.type === 'failed' && e.job.id === rows[0]!.id)]);
+    const { rows } = await pool.query<{ id: string }>(
+      `INSERT INTO jobs (kind, payload) VALUES ('test.ledger', '{"n":"bad"}') RETURNING id`,
+    );
+    const both = Promise.all([
+      ev.next((e) => e.type === 'failed' && e.job.id === id1),
+      ev.next((e) => e.type === 'failed' && e.job.id === rows[0]!.id),
+    ]);
     await w.start();
     await both;
     expect((await getJob(pool, id1!))?.state).toBe('dead');
@@ -159,7 +171,13 @@ describe('job queue', () => {
   it('the reaper (injected clock) frees an expired lease, records why, and fences the old holder', async () => {
     const id = await enqueueJob(pool, catalog, 'test.ledger', { n: 7 });
     const t0 = new Date();
-    const [claimed] = await claimJobs(pool, { workerId: 'crashed-worker', now: t0, leaseMs: 1000, limit: 1, kinds: ['test.ledger'] });
+    const [claimed] = await claimJobs(pool, {
+      workerId: 'crashed-worker',
+      now: t0,
+      leaseMs: 1000,
+      limit: 1,
+      kinds: ['test.ledger'],
+    });
     expect(claimed?.id).toBe(id);
 
     const before: Clock = { now: () => new Date(t0.getTime() + 500) };
@@ -167,8 +185,12 @@ describe('job queue', () => {
     const after: Clock = { now: () => new Date(t0.getTime() + 1500) };
     expect(await reapExpiredLeases(pool, after, 'reaper')).toEqual({ requeued: 1, dead: 0 });
 
-    const { rows } = await pool.query(`SELECT job_id, worker_id, outcome, reaped_by FROM job_lease_expirations`);
-    expect(rows).toEqual([{ job_id: id, worker_id: 'crashed-worker', outcome: 'requeued', reaped_by: 'reaper' }]);
+    const { rows } = await pool.query(
+      `SELECT job_id, worker_id, outcome, reaped_by FROM job_lease_expirations`,
+    );
+    expect(rows).toEqual([
+      { job_id: id, worker_id: 'crashed-worker', outcome: 'requeued', reaped_by: 'reaper' },
+    ]);
     const job = await getJob(pool, id!);
     expect(job?.state).toBe('ready');
     expect(job?.last_error).toMatch(/lease expired: worker crashed-worker/);
@@ -195,7 +217,10 @@ describe('job queue', () => {
     await enqueueJob(pool, catalog, 'test.ledger', { n: 1 }, { maxAttempts: 1 });
     const t0 = new Date();
     await claimJobs(pool, { workerId: 'w', now: t0, leaseMs: 10, limit: 1, kinds: ['test.ledger'] });
-    expect(await reapExpiredLeases(pool, { now: () => new Date(t0.getTime() + 100) }, 'r')).toEqual({ requeued: 0, dead: 1 });
+    expect(await reapExpiredLeases(pool, { now: () => new Date(t0.getTime() + 100) }, 'r')).toEqual({
+      requeued: 0,
+      dead: 1,
+    });
   });
 
   it('backoff grows exponentially with jitter and is capped', () => {

@@ -116,7 +116,8 @@ export class WorkerPool<C extends JobCatalogShape> {
   private readonly active = new Map<string, Active>();
   private readonly listener: JobListener;
   private readonly timers: NodeJS.Timeout[] = [];
-  private pendingCompletions: Array<{ job: JobRow; resolve: () => void; reject: (err: unknown) => void }> = [];
+  private pendingCompletions: Array<{ job: JobRow; resolve: () => void; reject: (err: unknown) => void }> =
+    [];
   private flushing: Promise<void> | undefined;
   private running = false;
   private fetching = false;
@@ -172,7 +173,10 @@ export class WorkerPool<C extends JobCatalogShape> {
     // Reapers on every worker; jitter keeps them from all scanning at the same instant.
     const reapMs = this.opts.reapMs ?? Math.max(100, Math.floor(this.leaseMs / 2));
     every(Math.round(reapMs * (0.75 + Math.random() * 0.5)), () => this.reap());
-    this.log.info({ workerId: this.workerId, kinds: this.kinds, concurrency: this.concurrency }, 'worker pool started');
+    this.log.info(
+      { workerId: this.workerId, kinds: this.kinds, concurrency: this.concurrency },
+      'worker pool started',
+    );
     this.nudge();
   }
 
@@ -207,11 +211,20 @@ export class WorkerPool<C extends JobCatalogShape> {
         if (free <= 0 || !this.maybeMore) break;
         const limit = Math.min(free, this.batchSize);
         const now = this.clock.now();
-        const jobs = await claimJobs(this.leasePool, { workerId: this.workerId, now, leaseMs: this.leaseMs, limit, kinds: this.kinds });
+        const jobs = await claimJobs(this.leasePool, {
+          workerId: this.workerId,
+          now,
+          leaseMs: this.leaseMs,
+          limit,
+          kinds: this.kinds,
+        });
         // A full batch means there may be more; a short one means the table is drained for now.
         this.maybeMore = jobs.length === limit;
         for (const job of jobs) {
-          this.opts.metrics?.claimLatency.observe({ kind: job.kind }, Math.max(0, now.getTime() - job.run_at.getTime()) / 1000);
+          this.opts.metrics?.claimLatency.observe(
+            { kind: job.kind },
+            Math.max(0, now.getTime() - job.run_at.getTime()) / 1000,
+          );
           if (!this.running) {
             // Stopped while claiming: hand it straight back.
             await releaseJobs(this.leasePool, [job.id], this.workerId, this.clock.now());
@@ -268,7 +281,8 @@ export class WorkerPool<C extends JobCatalogShape> {
     try {
       if (!handler || !schema) throw new PermanentJobError(`no handler for job kind ${job.kind}`);
       const parsed = schema.safeParse(job.payload);
-      if (!parsed.success) throw new PermanentJobError(`invalid payload for ${job.kind}: ${parsed.error.message}`);
+      if (!parsed.success)
+        throw new PermanentJobError(`invalid payload for ${job.kind}: ${parsed.error.message}`);
       await handler(parsed.data, ctx);
       if (completedInTx) {
         this.observe(entry, 'completed');
@@ -280,7 +294,11 @@ export class WorkerPool<C extends JobCatalogShape> {
           this.observe(entry, 'completed');
           this.opts.onEvent?.({ type: 'completed', job });
         },
-        (err: unknown) => this.log.error({ err, jobId: job.id }, 'completing a job failed; its lease will expire and it will run again'),
+        (err: unknown) =>
+          this.log.error(
+            { err, jobId: job.id },
+            'completing a job failed; its lease will expire and it will run again',
+          ),
       );
     } catch (err) {
       if (err instanceof LeaseLostError || abort.signal.reason instanceof LeaseLostError) {
@@ -311,7 +329,8 @@ export class WorkerPool<C extends JobCatalogShape> {
       });
       this.log.warn({ jobId: job.id, kind: job.kind, attempt: job.attempts, state, err }, 'job failed');
       if (state === 'ready') this.opts.metrics?.retries.inc({ kind: job.kind });
-      if (state === 'dead') this.opts.metrics?.deadJobs.inc({ kind: job.kind, reason: permanent ? 'permanent' : 'attempts' });
+      if (state === 'dead')
+        this.opts.metrics?.deadJobs.inc({ kind: job.kind, reason: permanent ? 'permanent' : 'attempts' });
       this.observe(entry, 'failed');
       this.opts.onEvent?.({ type: 'failed', job, error: message, state });
     } catch (dbErr) {
@@ -321,7 +340,10 @@ export class WorkerPool<C extends JobCatalogShape> {
   }
 
   private observe(entry: Active, outcome: string): void {
-    this.opts.metrics?.jobDuration.observe({ kind: entry.job.kind, outcome }, (performance.now() - entry.started) / 1000);
+    this.opts.metrics?.jobDuration.observe(
+      { kind: entry.job.kind, outcome },
+      (performance.now() - entry.started) / 1000,
+    );
   }
 
   /**
@@ -342,7 +364,11 @@ export class WorkerPool<C extends JobCatalogShape> {
     while (this.pendingCompletions.length > 0) {
       const batch = this.pendingCompletions.splice(0);
       try {
-        await completeJobs(this.pool, batch.map((b) => b.job), this.workerId);
+        await completeJobs(
+          this.pool,
+          batch.map((b) => b.job),
+          this.workerId,
+        );
         for (const b of batch) b.resolve();
       } catch (err) {
         for (const b of batch) b.reject(err);
@@ -390,7 +416,12 @@ export class WorkerPool<C extends JobCatalogShape> {
     const left = [...this.active.values()];
     if (left.length) {
       for (const a of left) a.abort.abort(new Error('worker shutting down'));
-      const released = await releaseJobs(this.leasePool, left.map((a) => a.job.id), this.workerId, this.clock.now()).catch(() => []);
+      const released = await releaseJobs(
+        this.leasePool,
+        left.map((a) => a.job.id),
+        this.workerId,
+        this.clock.now(),
+      ).catch(() => []);
       this.log.warn({ released: released.length }, 'released unfinished jobs on shutdown');
       // Handlers honouring the signal end now; those that ignore it cannot complete (fenced).
       let t2: NodeJS.Timeout | undefined;

@@ -35,7 +35,12 @@ export interface TaskEngineOptions {
   onTransition?: (task: TaskRow) => void;
 }
 
-const toRunnable = (t: TaskRow): RunnableTask => ({ id: t.id, command: t.command, env: t.env, environmentId: t.environment_id });
+const toRunnable = (t: TaskRow): RunnableTask => ({
+  id: t.id,
+  command: t.command,
+  env: t.env,
+  environmentId: t.environment_id,
+});
 
 class TaskNotRunningYet extends Error {}
 
@@ -44,11 +49,20 @@ class TaskNotRunningYet extends Error {}
  * running: a `stop` control message is written (with the job that delivers it) and the task
  * becomes canceled when the process exits. Returns false when there was nothing to change.
  */
-export async function requestTaskCancel(tx: Queryable, taskId: string, now: Date, by?: string): Promise<{ changed: boolean; task: TaskRow | undefined }> {
+export async function requestTaskCancel(
+  tx: Queryable,
+  taskId: string,
+  now: Date,
+  by?: string,
+): Promise<{ changed: boolean; task: TaskRow | undefined }> {
   const task = await getTaskForUpdate(tx, taskId);
   if (!task || isTerminal(task.state) || task.cancel_requested_at) return { changed: false, task };
   if (task.state === 'queued') {
-    const moved = await transitionTask(tx, taskId, { to: 'canceled', now, reason: by ? `canceled by ${by}` : 'canceled' });
+    const moved = await transitionTask(tx, taskId, {
+      to: 'canceled',
+      now,
+      reason: by ? `canceled by ${by}` : 'canceled',
+    });
     return { changed: true, task: moved };
   }
   await markCancelRequested(tx, taskId, now);
@@ -97,16 +111,25 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
         // The receiver knows less than it already acknowledged: it lost its state, or it is not
         // the one running this task (a process-local fake). Retrying here cannot help; the
         // task's driver redelivers, and its output tells how the task ends.
-        log.warn({ taskId: task.id, appliedSeq, acked }, 'receiver is behind its own acknowledgements; delivery skipped');
+        log.warn(
+          { taskId: task.id, appliedSeq, acked },
+          'receiver is behind its own acknowledgements; delivery skipped',
+        );
         return;
       }
-      if (appliedSeq < batch[batch.length - 1]!.seq) throw new Error(`task ${task.id}: receiver stopped at seq ${appliedSeq}; retried`);
+      if (appliedSeq < batch[batch.length - 1]!.seq)
+        throw new Error(`task ${task.id}: receiver stopped at seq ${appliedSeq}; retried`);
     }
   }
 
-  const finalState = (t: TaskRow, exit: { code: number | null }, now: Date): { to: TaskState; reason: string } => {
+  const finalState = (
+    t: TaskRow,
+    exit: { code: number | null },
+    now: Date,
+  ): { to: TaskState; reason: string } => {
     if (t.cancel_requested_at) return { to: 'canceled', reason: 'canceled; process stopped' };
-    if (t.deadline_at && t.deadline_at.getTime() <= now.getTime()) return { to: 'timed_out', reason: `timed out after ${t.timeout_seconds}s` };
+    if (t.deadline_at && t.deadline_at.getTime() <= now.getTime())
+      return { to: 'timed_out', reason: `timed out after ${t.timeout_seconds}s` };
     if (exit.code === 0) return { to: 'succeeded', reason: 'exited 0' };
     return { to: 'failed', reason: `exited ${exit.code ?? 'by signal'}` };
   };
@@ -118,16 +141,18 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
 
     if (task.state === 'queued') {
       const now = clock.now();
-      const moved = committed(await transaction(pool, (tx) =>
-        transitionTask(tx, taskId, {
-          to: 'provisioning',
-          now,
-          reason: 'claimed by a worker',
-          ...who,
-          node: ctx.node,
-          deadlineAt: new Date(now.getTime() + task!.timeout_seconds * 1000),
-        }),
-      ));
+      const moved = committed(
+        await transaction(pool, (tx) =>
+          transitionTask(tx, taskId, {
+            to: 'provisioning',
+            now,
+            reason: 'claimed by a worker',
+            ...who,
+            node: ctx.node,
+            deadlineAt: new Date(now.getTime() + task!.timeout_seconds * 1000),
+          }),
+        ),
+      );
       task = moved ?? (await getTask(pool, taskId));
       if (!task || isTerminal(task.state)) return;
     }
@@ -137,7 +162,9 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
     // The deadline covers provisioning and running; past it the process gets a stop.
     const deadline = new AbortController();
     const msLeft = task.deadline_at ? task.deadline_at.getTime() - clock.now().getTime() : Infinity;
-    const deadlineTimer = Number.isFinite(msLeft) ? setTimeout(() => deadline.abort(new Error('deadline')), Math.max(0, msLeft)) : undefined;
+    const deadlineTimer = Number.isFinite(msLeft)
+      ? setTimeout(() => deadline.abort(new Error('deadline')), Math.max(0, msLeft))
+      : undefined;
     const onLeaseLost = () => deadline.abort(ctx.signal.reason);
     ctx.signal.addEventListener('abort', onLeaseLost, { once: true });
 
@@ -145,7 +172,18 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
       await deliverAndAck(task, ctx.signal);
       task = (await getTask(pool, taskId))!;
       if (task.state === 'provisioning' && task.acked_message_seq >= 1) {
-        task = committed(await transaction(pool, (tx) => transitionTask(tx, taskId, { to: 'running', now: clock.now(), reason: 'started', ...who, node }))) ?? task;
+        task =
+          committed(
+            await transaction(pool, (tx) =>
+              transitionTask(tx, taskId, {
+                to: 'running',
+                now: clock.now(),
+                reason: 'started',
+                ...who,
+                node,
+              }),
+            ),
+          ) ?? task;
         // Messages written while it was provisioning were left for now: send them.
         await deliverAndAck(task, ctx.signal);
       }
@@ -163,7 +201,9 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
           const data = Buffer.concat(pending);
           pending = [];
           lastFlush = performance.now();
-          stored = tx ? await appendLogChunk(tx, taskId, stored, data) : await transaction(pool, (t) => appendLogChunk(t, taskId, stored, data));
+          stored = tx
+            ? await appendLogChunk(tx, taskId, stored, data)
+            : await transaction(pool, (t) => appendLogChunk(t, taskId, stored, data));
         });
         return chain;
       };
@@ -175,7 +215,8 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
       const grace = new AbortController();
       // While output is quiet, a timer still flushes what is buffered.
       const flushTimer = setInterval(() => {
-        if (pending.length > 0 && performance.now() - lastFlush >= flushMs) flush().catch((err: unknown) => log.error({ err, taskId }, 'flushing task output failed'));
+        if (pending.length > 0 && performance.now() - lastFlush >= flushMs)
+          flush().catch((err: unknown) => log.error({ err, taskId }, 'flushing task output failed'));
       }, flushMs);
       // Safety net: the driver of a task also sends messages the task.deliver jobs have not
       // (a delivery job that died, or a runner only this process can reach, like the fake).
@@ -184,13 +225,21 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
         if (redelivering) return;
         redelivering = true;
         getTask(pool, taskId)
-          .then((t) => (t && t.state === 'running' && t.last_message_seq > t.acked_message_seq ? deliverAndAck(t, ctx.signal) : undefined))
-          .catch((err: unknown) => log.warn({ err, taskId }, 'redelivering control messages failed; will retry'))
+          .then((t) =>
+            t && t.state === 'running' && t.last_message_seq > t.acked_message_seq
+              ? deliverAndAck(t, ctx.signal)
+              : undefined,
+          )
+          .catch((err: unknown) =>
+            log.warn({ err, taskId }, 'redelivering control messages failed; will retry'),
+          )
           .finally(() => (redelivering = false));
       }, redeliverMs);
       try {
         while (!exit) {
-          const readSignal = stopSent ? AbortSignal.any([ctx.signal, grace.signal]) : AbortSignal.any([ctx.signal, deadline.signal]);
+          const readSignal = stopSent
+            ? AbortSignal.any([ctx.signal, grace.signal])
+            : AbortSignal.any([ctx.signal, deadline.signal]);
           try {
             for await (const ev of runner.output(toRunnable(task), received, readSignal)) {
               if (ev.type === 'exit') {
@@ -211,7 +260,9 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
               // reading until it exits, for at most the grace period.
               stopSent = true;
               log.warn({ taskId }, 'task deadline passed; stopping it');
-              await transaction(pool, (tx) => appendControlMessage(tx, taskId, 'stop', { reason: 'timeout' }, { deliver: false }));
+              await transaction(pool, (tx) =>
+                appendControlMessage(tx, taskId, 'stop', { reason: 'timeout' }, { deliver: false }),
+              );
               await deliverAndAck((await getTask(pool, taskId))!, ctx.signal);
               graceTimer = setTimeout(() => grace.abort(new Error('grace')), stopGraceMs);
               continue;
@@ -236,7 +287,14 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
         const current = (await getTaskForUpdate(tx, taskId))!;
         if (isTerminal(current.state)) return undefined;
         const { to, reason } = finalState(current, ended, clock.now());
-        return transitionTask(tx, taskId, { to, now: clock.now(), reason, ...who, node, exitCode: ended.code });
+        return transitionTask(tx, taskId, {
+          to,
+          now: clock.now(),
+          reason,
+          ...who,
+          node,
+          exitCode: ended.code,
+        });
       });
       committed(final);
     } finally {
@@ -250,7 +308,8 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
     if (!task || isTerminal(task.state)) return;
     // Before the start is acknowledged, task.run owns delivery (start must go first); it sends
     // whatever is pending once the task runs. Retried with backoff in case that already passed.
-    if (task.state !== 'running') throw new TaskNotRunningYet(`task ${taskId} is ${task.state}; delivery retried later`);
+    if (task.state !== 'running')
+      throw new TaskNotRunningYet(`task ${taskId} is ${task.state}; delivery retried later`);
     // Acks are monotonic and idempotent, so each batch commits its own; the job itself has no
     // other effect and completes with the pool's batch.
     await deliverAndAck(task, ctx.signal);

@@ -5,7 +5,15 @@ import { enqueueJob } from '../queue/jobs.js';
 /** Live status fan-out (the control plane's socket.io relays it); delivered when the transaction commits. */
 export const LIVE_CHANNEL = 'berth_live';
 
-export const TASK_STATES = ['queued', 'provisioning', 'running', 'succeeded', 'failed', 'canceled', 'timed_out'] as const;
+export const TASK_STATES = [
+  'queued',
+  'provisioning',
+  'running',
+  'succeeded',
+  'failed',
+  'canceled',
+  'timed_out',
+] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 export const TERMINAL_STATES: readonly TaskState[] = ['succeeded', 'failed', 'canceled', 'timed_out'];
 export const isTerminal = (s: TaskState) => TERMINAL_STATES.includes(s);
@@ -88,24 +96,43 @@ export interface NewTask {
  * it, all in the caller's transaction. With an idempotency key, a second call returns the task
  * the first one created (`created: false`), even when both race.
  */
-export async function createTask(tx: Queryable, t: NewTask, now: Date): Promise<{ task: TaskRow; created: boolean }> {
+export async function createTask(
+  tx: Queryable,
+  t: NewTask,
+  now: Date,
+): Promise<{ task: TaskRow; created: boolean }> {
   const { rows } = await tx.query<TaskRow>(
     `INSERT INTO tasks (owner_id, environment_id, idempotency_key, request_hash, command, env, timeout_seconds, created_at, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
      ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
      RETURNING ${TASK_COLUMNS}`,
-    [t.ownerId, t.environmentId ?? null, t.idempotencyKey ?? null, t.requestHash ?? null, t.command, JSON.stringify(t.env ?? {}), t.timeoutSeconds, now],
+    [
+      t.ownerId,
+      t.environmentId ?? null,
+      t.idempotencyKey ?? null,
+      t.requestHash ?? null,
+      t.command,
+      JSON.stringify(t.env ?? {}),
+      t.timeoutSeconds,
+      now,
+    ],
   );
   const task = rows[0];
   if (!task) {
-    const existing = await tx.query<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE owner_id = $1 AND idempotency_key = $2`, [
-      t.ownerId,
-      t.idempotencyKey,
-    ]);
+    const existing = await tx.query<TaskRow>(
+      `SELECT ${TASK_COLUMNS} FROM tasks WHERE owner_id = $1 AND idempotency_key = $2`,
+      [t.ownerId, t.idempotencyKey],
+    );
     return { task: existing.rows[0]!, created: false };
   }
-  await tx.query(`INSERT INTO task_events (task_id, from_state, to_state, reason, at) VALUES ($1, NULL, 'queued', 'created', $2)`, [task.id, now]);
-  await tx.query(`SELECT pg_notify($1, $2)`, [LIVE_CHANNEL, JSON.stringify({ kind: 'task', id: task.id, owner: task.owner_id, state: 'queued' })]);
+  await tx.query(
+    `INSERT INTO task_events (task_id, from_state, to_state, reason, at) VALUES ($1, NULL, 'queued', 'created', $2)`,
+    [task.id, now],
+  );
+  await tx.query(`SELECT pg_notify($1, $2)`, [
+    LIVE_CHANNEL,
+    JSON.stringify({ kind: 'task', id: task.id, owner: task.owner_id, state: 'queued' }),
+  ]);
   await appendControlMessage(tx, task.id, 'start', { command: t.command }, { deliver: false });
   await enqueueJob(tx, JobCatalog, 'task.run', { taskId: task.id });
   return { task, created: true };
@@ -117,12 +144,17 @@ export async function getTask(db: Queryable, id: string): Promise<TaskRow | unde
 }
 
 export async function getTaskForUpdate(tx: Queryable, id: string): Promise<TaskRow | undefined> {
-  const { rows } = await tx.query<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = $1 FOR UPDATE`, [id]);
+  const { rows } = await tx.query<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = $1 FOR UPDATE`, [
+    id,
+  ]);
   return rows[0];
 }
 
 export async function getOwnedTask(db: Queryable, ownerId: string, id: string): Promise<TaskRow | undefined> {
-  const { rows } = await db.query<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = $1 AND owner_id = $2`, [id, ownerId]);
+  const { rows } = await db.query<TaskRow>(
+    `SELECT ${TASK_COLUMNS} FROM tasks WHERE id = $1 AND owner_id = $2`,
+    [id, ownerId],
+  );
   return rows[0];
 }
 
@@ -156,7 +188,11 @@ export interface TransitionArgs {
  * event, in one statement. Returns the updated row, or undefined when the task is not in a
  * state that may move there (someone else moved it first: the caller re-reads and decides).
  */
-export async function transitionTask(tx: Queryable, id: string, a: TransitionArgs): Promise<TaskRow | undefined> {
+export async function transitionTask(
+  tx: Queryable,
+  id: string,
+  a: TransitionArgs,
+): Promise<TaskRow | undefined> {
   const from = (Object.keys(TRANSITIONS) as TaskState[]).filter((s) => TRANSITIONS[s].includes(a.to));
   const terminal = isTerminal(a.to);
   const { rows } = await tx.query<TaskRow & { prev_state: TaskState }>(
@@ -181,7 +217,19 @@ export async function transitionTask(tx: Queryable, id: string, a: TransitionArg
        SELECT pg_notify('${LIVE_CHANNEL}', json_build_object('kind', 'task', 'id', id, 'owner', owner_id, 'state', state)::text) FROM moved
      )
      SELECT ${TASK_COLUMNS}, prev_state FROM moved, (SELECT count(*) FROM live) AS notified`,
-    [id, a.to, from, a.now, a.reason ?? null, a.workerId ?? null, a.node ?? null, a.exitCode ?? null, a.error ?? null, a.deadlineAt ?? null, terminal],
+    [
+      id,
+      a.to,
+      from,
+      a.now,
+      a.reason ?? null,
+      a.workerId ?? null,
+      a.node ?? null,
+      a.exitCode ?? null,
+      a.error ?? null,
+      a.deadlineAt ?? null,
+      terminal,
+    ],
   );
   return rows[0];
 }
@@ -214,11 +262,16 @@ export async function appendControlMessage(
   const seq = rows[0]?.seq;
   if (seq === undefined) throw new Error(`task ${taskId} not found`);
   // One waiting delivery per task covers every message written before it is claimed.
-  if (opts.deliver !== false) await enqueueJob(tx, JobCatalog, 'task.deliver', { taskId }, { dedupeKey: `task.deliver:${taskId}` });
+  if (opts.deliver !== false)
+    await enqueueJob(tx, JobCatalog, 'task.deliver', { taskId }, { dedupeKey: `task.deliver:${taskId}` });
   return seq;
 }
 
-export async function unackedMessages(db: Queryable, taskId: string, limit = 1000): Promise<TaskMessageRow[]> {
+export async function unackedMessages(
+  db: Queryable,
+  taskId: string,
+  limit = 1000,
+): Promise<TaskMessageRow[]> {
   const { rows } = await db.query<TaskMessageRow>(
     `SELECT task_id, seq, kind, body, created_at, acked_at FROM task_messages WHERE task_id = $1 AND acked_at IS NULL ORDER BY seq LIMIT $2`,
     [taskId, limit],
@@ -236,12 +289,21 @@ export async function listMessages(db: Queryable, taskId: string): Promise<TaskM
 
 /** Records the receiver's acknowledgement: every message up to `seq` arrived and was applied. */
 export async function ackMessages(tx: Queryable, taskId: string, seq: number, now: Date): Promise<void> {
-  await tx.query(`UPDATE task_messages SET acked_at = $3 WHERE task_id = $1 AND seq <= $2 AND acked_at IS NULL`, [taskId, seq, now]);
-  await tx.query(`UPDATE tasks SET acked_message_seq = greatest(acked_message_seq, $2) WHERE id = $1`, [taskId, seq]);
+  await tx.query(
+    `UPDATE task_messages SET acked_at = $3 WHERE task_id = $1 AND seq <= $2 AND acked_at IS NULL`,
+    [taskId, seq, now],
+  );
+  await tx.query(`UPDATE tasks SET acked_message_seq = greatest(acked_message_seq, $2) WHERE id = $1`, [
+    taskId,
+    seq,
+  ]);
 }
 
 export async function markCancelRequested(tx: Queryable, taskId: string, now: Date): Promise<void> {
-  await tx.query(`UPDATE tasks SET cancel_requested_at = coalesce(cancel_requested_at, $2), updated_at = $2 WHERE id = $1`, [taskId, now]);
+  await tx.query(
+    `UPDATE tasks SET cancel_requested_at = coalesce(cancel_requested_at, $2), updated_at = $2 WHERE id = $1`,
+    [taskId, now],
+  );
 }
 
 export class LogOffsetConflictError extends Error {
@@ -258,11 +320,23 @@ export class LogOffsetConflictError extends Error {
  * writer that lost its job to another (and would write the same bytes again) gets
  * LogOffsetConflictError instead of a duplicate.
  */
-export async function appendLogChunk(tx: Queryable, taskId: string, offset: number, data: Buffer): Promise<number> {
+export async function appendLogChunk(
+  tx: Queryable,
+  taskId: string,
+  offset: number,
+  data: Buffer,
+): Promise<number> {
   if (data.length === 0) return offset;
-  const { rowCount } = await tx.query(`UPDATE tasks SET log_bytes = log_bytes + $3 WHERE id = $1 AND log_bytes = $2`, [taskId, offset, data.length]);
+  const { rowCount } = await tx.query(
+    `UPDATE tasks SET log_bytes = log_bytes + $3 WHERE id = $1 AND log_bytes = $2`,
+    [taskId, offset, data.length],
+  );
   if (!rowCount) throw new LogOffsetConflictError(taskId, offset);
-  await tx.query(`INSERT INTO task_log_chunks (task_id, start_offset, data) VALUES ($1, $2, $3)`, [taskId, offset, data]);
+  await tx.query(`INSERT INTO task_log_chunks (task_id, start_offset, data) VALUES ($1, $2, $3)`, [
+    taskId,
+    offset,
+    data,
+  ]);
   return offset + data.length;
 }
 
@@ -276,7 +350,12 @@ export interface LogSlice {
 }
 
 /** Output from any byte offset, up to about `maxBytes`; pass nextOffset back to continue. */
-export async function readLog(db: Queryable, taskId: string, offset: number, maxBytes = 1 << 20): Promise<LogSlice> {
+export async function readLog(
+  db: Queryable,
+  taskId: string,
+  offset: number,
+  maxBytes = 1 << 20,
+): Promise<LogSlice> {
   const { rows } = await db.query<{ start_offset: string; data: Buffer; total: string }>(
     `SELECT c.start_offset, c.data, t.log_bytes AS total
      FROM tasks t LEFT JOIN LATERAL (

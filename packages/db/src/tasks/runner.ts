@@ -14,7 +14,9 @@ export interface ControlMessage {
   body: Record<string, unknown>;
 }
 
-export type OutputEvent = { type: 'output'; offset: number; data: Buffer } | { type: 'exit'; code: number | null; signal: string | null };
+export type OutputEvent =
+  | { type: 'output'; offset: number; data: Buffer }
+  | { type: 'exit'; code: number | null; signal: string | null };
 
 /**
  * The little the task engine needs from wherever tasks run. The engine does not know which
@@ -30,7 +32,11 @@ export interface TaskRunner {
    * once and only right after the previous one, and answers the highest it has applied: a
    * redelivery after a crash is acknowledged again without being applied twice.
    */
-  deliver(task: RunnableTask, messages: ControlMessage[], signal: AbortSignal): Promise<{ appliedSeq: number }>;
+  deliver(
+    task: RunnableTask,
+    messages: ControlMessage[],
+    signal: AbortSignal,
+  ): Promise<{ appliedSeq: number }>;
   /**
    * Output from byte `offset` on (the receiver keeps a cursor-addressable log), then one `exit`
    * event, then the end. Before `start` is applied it simply waits.
@@ -145,7 +151,10 @@ export class FakeTaskRunner implements TaskRunner {
   private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(
-    private readonly scriptFor: (task: RunnableTask) => FakeScript = (t) => ({ steps: [{ out: `${t.command.join(' ')}\n` }], exitCode: 0 }),
+    private readonly scriptFor: (task: RunnableTask) => FakeScript = (t) => ({
+      steps: [{ out: `${t.command.join(' ')}\n` }],
+      exitCode: 0,
+    }),
     private readonly node = 'fake-node',
     private readonly keepFinishedMs = 60_000,
   ) {}
@@ -157,7 +166,10 @@ export class FakeTaskRunner implements TaskRunner {
       // A long-running server must not keep every finished task's output in memory; a minute
       // is ample for the driver to read the exit (or for a retry to read it again).
       proc.onExit = () => {
-        const t = setTimeout(() => this.procs.get(task.id) === proc && this.procs.delete(task.id), this.keepFinishedMs);
+        const t = setTimeout(
+          () => this.procs.get(task.id) === proc && this.procs.delete(task.id),
+          this.keepFinishedMs,
+        );
         t.unref();
         this.timers.add(t);
       };

@@ -31,9 +31,13 @@ describe('tasks on the job engine (fake runner)', () => {
   beforeEach(async () => {
     db = await createTestDatabase();
     pool = createPool(db.url, 12);
-    const { rows } = await pool.query<{ id: string }>(`INSERT INTO users (email, role) VALUES ('t@example.com', 'member') RETURNING id`);
+    const { rows } = await pool.query<{ id: string }>(
+      `INSERT INTO users (email, role) VALUES ('t@example.com', 'member') RETURNING id`,
+    );
     owner = rows[0]!.id;
-    runner = new FakeTaskRunner((t) => scripts.get(t.command[0]!) ?? { steps: [{ out: 'hello\n' }], exitCode: 0 });
+    runner = new FakeTaskRunner(
+      (t) => scripts.get(t.command[0]!) ?? { steps: [{ out: 'hello\n' }], exitCode: 0 },
+    );
   });
 
   afterEach(async () => {
@@ -63,7 +67,13 @@ describe('tasks on the job engine (fake runner)', () => {
   }
 
   async function startWorkers(leaseMs = 30_000, only?: 'task.run') {
-    const all = taskJobHandlers({ pool, runner, flushMs: 20, redeliverMs: 100, onTransition: () => void onEvent({ type: 'transition' }) });
+    const all = taskJobHandlers({
+      pool,
+      runner,
+      flushMs: 20,
+      redeliverMs: 100,
+      onTransition: () => void onEvent({ type: 'transition' }),
+    });
     workers = new WorkerPool({
       pool,
       url: db.url,
@@ -78,7 +88,18 @@ describe('tasks on the job engine (fake runner)', () => {
   }
 
   const create = (command: string[], opts: { key?: string; timeoutSeconds?: number } = {}) =>
-    transaction(pool, (tx) => createTask(tx, { ownerId: owner, command, timeoutSeconds: opts.timeoutSeconds ?? 60, idempotencyKey: opts.key ?? null }, new Date()));
+    transaction(pool, (tx) =>
+      createTask(
+        tx,
+        {
+          ownerId: owner,
+          command,
+          timeoutSeconds: opts.timeoutSeconds ?? 60,
+          idempotencyKey: opts.key ?? null,
+        },
+        new Date(),
+      ),
+    );
 
   it('the same idempotency key returns the same task, also when both requests race', async () => {
     const [a, b] = await Promise.all([create(['echo'], { key: 'k1' }), create(['echo'], { key: 'k1' })]);
@@ -114,7 +135,10 @@ describe('tasks on the job engine (fake runner)', () => {
     const all = await readLog(pool, task.id, 0);
     expect(all.data.toString()).toBe(full);
     expect(all.nextOffset).toBe(Buffer.byteLength(full));
-    const { rows } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM task_log_chunks WHERE task_id = $1`, [task.id]);
+    const { rows } = await pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM task_log_chunks WHERE task_id = $1`,
+      [task.id],
+    );
     expect(rows[0]!.n).toBeLessThan(lines.length); // never a row per line
     const mid = await readLog(pool, task.id, 1000);
     expect(mid.data.toString()).toBe(full.slice(1000));
@@ -136,7 +160,14 @@ describe('tasks on the job engine (fake runner)', () => {
     expect(await getTask(pool, bad.id)).toMatchObject({ state: 'failed', exit_code: 3 });
     const h = (await getTask(pool, hang.id))!;
     expect(h).toMatchObject({ state: 'timed_out', exit_code: 143 });
-    expect((await listMessages(pool, hang.id)).map((m) => [m.seq, m.kind, m.body.reason ?? null, m.acked_at !== null])).toEqual([
+    expect(
+      (await listMessages(pool, hang.id)).map((m) => [
+        m.seq,
+        m.kind,
+        m.body.reason ?? null,
+        m.acked_at !== null,
+      ]),
+    ).toEqual([
       [1, 'start', null, true],
       [2, 'stop', 'timeout', true],
     ]);
@@ -191,16 +222,37 @@ describe('tasks on the job engine (fake runner)', () => {
     const { task } = await create(['job']);
     // The first worker claims the job, starts the task and stores part of its output, then dies.
     const t0 = new Date();
-    const [job] = await claimJobs(pool, { workerId: 'dead-worker', now: t0, leaseMs: 1000, limit: 1, kinds: ['task.run'] });
+    const [job] = await claimJobs(pool, {
+      workerId: 'dead-worker',
+      now: t0,
+      leaseMs: 1000,
+      limit: 1,
+      kinds: ['task.run'],
+    });
     expect(job?.kind).toBe('task.run');
-    await transaction(pool, (tx) => transitionTask(tx, task.id, { to: 'provisioning', now: t0, workerId: 'dead-worker', deadlineAt: new Date(t0.getTime() + 60_000) }));
-    const { appliedSeq } = await runner.deliver({ id: task.id, command: ['job'], env: {}, environmentId: null }, [{ seq: 1, kind: 'start', body: {} }]);
+    await transaction(pool, (tx) =>
+      transitionTask(tx, task.id, {
+        to: 'provisioning',
+        now: t0,
+        workerId: 'dead-worker',
+        deadlineAt: new Date(t0.getTime() + 60_000),
+      }),
+    );
+    const { appliedSeq } = await runner.deliver(
+      { id: task.id, command: ['job'], env: {}, environmentId: null },
+      [{ seq: 1, kind: 'start', body: {} }],
+    );
     expect(appliedSeq).toBe(1);
-    await transaction(pool, (tx) => transitionTask(tx, task.id, { to: 'running', now: t0, workerId: 'dead-worker', node: 'fake-node' }));
+    await transaction(pool, (tx) =>
+      transitionTask(tx, task.id, { to: 'running', now: t0, workerId: 'dead-worker', node: 'fake-node' }),
+    );
     await transaction(pool, (tx) => appendLogChunk(tx, task.id, 0, Buffer.from('aaaa')));
     // It dies before acknowledging seq 1; the next worker redelivers it and the receiver ignores it.
 
-    expect(await reapExpiredLeases(pool, { now: () => new Date(t0.getTime() + 5000) }, 'reaper')).toEqual({ requeued: 1, dead: 0 });
+    expect(await reapExpiredLeases(pool, { now: () => new Date(t0.getTime() + 5000) }, 'reaper')).toEqual({
+      requeued: 1,
+      dead: 0,
+    });
     const done = reaches(task.id, ['succeeded', 'failed']);
     await startWorkers();
     await done;
@@ -213,7 +265,9 @@ describe('tasks on the job engine (fake runner)', () => {
   it('log chunks are fenced by offset: a stale writer cannot store the same bytes twice', async () => {
     const { task } = await create(['x']);
     await transaction(pool, (tx) => appendLogChunk(tx, task.id, 0, Buffer.from('hello ')));
-    await expect(transaction(pool, (tx) => appendLogChunk(tx, task.id, 0, Buffer.from('hello ')))).rejects.toBeInstanceOf(LogOffsetConflictError);
+    await expect(
+      transaction(pool, (tx) => appendLogChunk(tx, task.id, 0, Buffer.from('hello '))),
+    ).rejects.toBeInstanceOf(LogOffsetConflictError);
     await transaction(pool, (tx) => appendLogChunk(tx, task.id, 6, Buffer.from('world')));
     expect((await readLog(pool, task.id, 3)).data.toString()).toBe('lo world');
   });

@@ -25,7 +25,10 @@ function nodePtyVersion(): string {
   return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-export function gatewayInstallCommands(opts: GatewayInstallOptions = {}): { install: string[]; command: string[] } {
+export function gatewayInstallCommands(opts: GatewayInstallOptions = {}): {
+  install: string[];
+  command: string[];
+} {
   const dir = opts.dir ?? '/opt/berth';
   const install = [
     'RUN (command -v node && command -v npm) >/dev/null || (echo "the Modal base image needs node 20+ and npm for the Berth gateway" >&2; exit 1)',
@@ -37,9 +40,9 @@ export function gatewayInstallCommands(opts: GatewayInstallOptions = {}): { inst
   } else {
     const b64 = readFileSync(opts.bundlePath ?? defaultGatewayAssets().bundle).toString('base64');
     install.push(`RUN mkdir -p ${dir} && rm -f ${dir}/gateway.b64`);
-    for (let i = 0; i < b64.length; i += CHUNK) install.push(`RUN printf %s '${b64.slice(i, i + CHUNK)}' >> ${dir}/gateway.b64`);
+    for (let i = 0; i < b64.length; i += CHUNK)
+      install.push(`RUN printf %s '${b64.slice(i, i + CHUNK)}' >> ${dir}/gateway.b64`);
     install.push(`RUN base64 -d ${dir}/gateway.b64 > ${dir}/gateway.mjs && rm ${dir}/gateway.b64`);
   }
   return { install, command: ['node', `${dir}/gateway.mjs`] };
 }
-

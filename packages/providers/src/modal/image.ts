@@ -62,11 +62,22 @@ export async function imageRecipe(input: RecipeInputs): Promise<Recipe> {
       const [word = '', ...rest] = line.split(/\s+/);
       const op = word.toUpperCase();
       if (op === 'FROM') {
-        if (seenFrom) throw new ModalProviderError('build_unsupported', `${dc.build.dockerfile}: multi-stage builds are not supported on Modal`, 'use a single FROM, or build and push the image yourself and set "image" to its reference', false);
+        if (seenFrom)
+          throw new ModalProviderError(
+            'build_unsupported',
+            `${dc.build.dockerfile}: multi-stage builds are not supported on Modal`,
+            'use a single FROM, or build and push the image yourself and set "image" to its reference',
+            false,
+          );
         seenFrom = true;
         from = (rest[0] ?? '').replace(/\$\{?(\w+)\}?/g, (m, k: string) => args[k] ?? m);
       } else if (op === 'COPY' || op === 'ADD') {
-        throw new ModalProviderError('build_unsupported', `${dc.build.dockerfile}: "${line}" needs a build context, which Modal images built by Berth do not have`, 'replace it with a RUN that downloads the file, or build and push the image yourself and set "image" to its reference', false);
+        throw new ModalProviderError(
+          'build_unsupported',
+          `${dc.build.dockerfile}: "${line}" needs a build context, which Modal images built by Berth do not have`,
+          'replace it with a RUN that downloads the file, or build and push the image yourself and set "image" to its reference',
+          false,
+        );
       } else if (op === 'ARG') {
         const [k = '', v] = (rest[0] ?? '').split('=');
         commands.push(`ENV ${k}=${args[k] ?? v ?? ''}`);
@@ -83,15 +94,25 @@ export async function imageRecipe(input: RecipeInputs): Promise<Recipe> {
   if (spec.repo) {
     // The env id in the command keeps one environment's clone from being reused by another.
     const auth = spec.repo.token ? `-c http.extraHeader="Authorization: Basic $BERTH_GIT_BASIC" ` : '';
-    if (spec.repo.token) buildEnv.BERTH_GIT_BASIC = Buffer.from(`x-access-token:${spec.repo.token}`).toString('base64');
+    if (spec.repo.token)
+      buildEnv.BERTH_GIT_BASIC = Buffer.from(`x-access-token:${spec.repo.token}`).toString('base64');
     const ref = spec.repo.ref ? `--branch ${shq(spec.repo.ref)} ` : '';
-    commands.push(`RUN : ${CLONE_MARK} berth-env=${spec.id} && git ${auth}clone ${ref}-- ${shq(spec.repo.url)} ${shq(input.workdir)}`);
+    commands.push(
+      `RUN : ${CLONE_MARK} berth-env=${spec.id} && git ${auth}clone ${ref}-- ${shq(spec.repo.url)} ${shq(input.workdir)}`,
+    );
   } else {
     commands.push(`RUN mkdir -p ${shq(input.workdir)}`);
   }
   const post = dc?.postCreateCommand;
   if (post !== undefined) {
-    const cmd = typeof post === 'string' ? post : Array.isArray(post) ? post.map(shq).join(' ') : Object.values(post).map((v) => (Array.isArray(v) ? v.map(shq).join(' ') : v)).join(' && ');
+    const cmd =
+      typeof post === 'string'
+        ? post
+        : Array.isArray(post)
+          ? post.map(shq).join(' ')
+          : Object.values(post)
+              .map((v) => (Array.isArray(v) ? v.map(shq).join(' ') : v))
+              .join(' && ');
     commands.push(`RUN cd ${shq(input.workdir)} && ${cmd}`);
   }
   return {

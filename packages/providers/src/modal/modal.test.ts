@@ -8,7 +8,15 @@ import { defaultGatewayAssets } from '../assets.js';
 import { ensureGatewayBundle } from '../testing/harness.js';
 import { behaviourSuite } from '../testing/behaviour.js';
 import type { FakeModal } from './fake/modal.js';
-import { gatewayInstallCommands, isRetryable, ModalProviderError, TAG_ENV, TAG_INSTALLATION, TAG_OWNER, type ModalProvider } from './provider.js';
+import {
+  gatewayInstallCommands,
+  isRetryable,
+  ModalProviderError,
+  TAG_ENV,
+  TAG_INSTALLATION,
+  TAG_OWNER,
+  type ModalProvider,
+} from './provider.js';
 import { FAKE_TOKEN, fakeProcesses, fakeProvider, modalHarness, sandboxOf, startFake } from './testing.js';
 
 // The modal provider through the real `modal` SDK against FakeModal (a loopback gRPC server),
@@ -55,7 +63,11 @@ describe('modal provider on fake Modal', () => {
 
   it('creates one app per installation and a sandbox with the spec resources, timeouts, an encrypted tunnel and Berth tags', async () => {
     const env = id();
-    const info = await provider.create({ id: env, ownerId: 'owner-7', resources: { cpus: 2, memoryMb: 2048 } });
+    const info = await provider.create({
+      id: env,
+      ownerId: 'owner-7',
+      resources: { cpus: 2, memoryMb: 2048 },
+    });
     expect(info.gatewayUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const sb = sandboxOf(fake, env);
     expect(sb.tags).toEqual({ [TAG_INSTALLATION]: 'test', [TAG_ENV]: env, [TAG_OWNER]: 'owner-7' });
@@ -69,14 +81,22 @@ describe('modal provider on fake Modal', () => {
 
   it('builds the image from berth.yaml setup commands and fails a broken one with its output, not retryable', async () => {
     const env = id();
-    await provider.create({ id: env, ownerId: 'o', berthYaml: 'setup:\n  - echo built-by-setup > /etc/berth-marker\n' });
+    await provider.create({
+      id: env,
+      ownerId: 'o',
+      berthYaml: 'setup:\n  - echo built-by-setup > /etc/berth-marker\n',
+    });
     expect(fake.calls.filter((c) => c === 'ImageGetOrCreate').length).toBeGreaterThan(0);
     // The image layer holds what setup wrote; the sandbox started from it.
-    expect((await readFile(join(sandboxOf(fake, env).spec.dir, 'upper/etc/berth-marker'), 'utf8')).trim()).toBe('built-by-setup');
+    expect(
+      (await readFile(join(sandboxOf(fake, env).spec.dir, 'upper/etc/berth-marker'), 'utf8')).trim(),
+    ).toBe('built-by-setup');
     await provider.destroy(env);
 
     const bad = id();
-    const err = await failure(provider.create({ id: bad, ownerId: 'o', berthYaml: 'setup:\n  - echo about-to-fail && exit 3\n' }));
+    const err = await failure(
+      provider.create({ id: bad, ownerId: 'o', berthYaml: 'setup:\n  - echo about-to-fail && exit 3\n' }),
+    );
     expect(err.code).toBe('build_failed');
     expect(err.message).toContain('about-to-fail');
     expect(isRetryable(err)).toBe(false);
@@ -86,12 +106,20 @@ describe('modal provider on fake Modal', () => {
   it('builds from a devcontainer Dockerfile (instructions become image commands) and refuses COPY with a hint', async () => {
     const ctx = join(dir, 'ctx-dockerfile');
     await mkdir(join(ctx, '.devcontainer'), { recursive: true });
-    await writeFile(join(ctx, '.devcontainer/devcontainer.json'), '{ "build": { "dockerfile": "Dockerfile" }, // jsonc\n }');
-    await writeFile(join(ctx, '.devcontainer/Dockerfile'), 'FROM debian:bookworm-slim\n# a comment\nENV GREETING=from-dockerfile\nRUN echo "$GREETING" \\\n  > /etc/berth-dockerfile\n');
+    await writeFile(
+      join(ctx, '.devcontainer/devcontainer.json'),
+      '{ "build": { "dockerfile": "Dockerfile" }, // jsonc\n }',
+    );
+    await writeFile(
+      join(ctx, '.devcontainer/Dockerfile'),
+      'FROM debian:bookworm-slim\n# a comment\nENV GREETING=from-dockerfile\nRUN echo "$GREETING" \\\n  > /etc/berth-dockerfile\n',
+    );
     const env = id();
     await provider.create({ id: env, ownerId: 'o', buildContext: ctx });
     const sb = sandboxOf(fake, env);
-    expect((await readFile(join(sb.spec.dir, 'upper/etc/berth-dockerfile'), 'utf8')).trim()).toBe('from-dockerfile');
+    expect((await readFile(join(sb.spec.dir, 'upper/etc/berth-dockerfile'), 'utf8')).trim()).toBe(
+      'from-dockerfile',
+    );
     expect(sb.spec.env.GREETING).toBe('from-dockerfile');
     await provider.destroy(env);
 
@@ -103,7 +131,10 @@ describe('modal provider on fake Modal', () => {
 
   it('two concurrent creates of one id end with one sandbox', async () => {
     const env = id();
-    const [a, b] = await Promise.all([provider.create({ id: env, ownerId: 'o' }), provider.create({ id: env, ownerId: 'o' })]);
+    const [a, b] = await Promise.all([
+      provider.create({ id: env, ownerId: 'o' }),
+      provider.create({ id: env, ownerId: 'o' }),
+    ]);
     expect(a.gatewayUrl).toBe(b.gatewayUrl);
     expect([...fake.sandboxes.values()].filter((s) => s.running && s.tags[TAG_ENV] === env)).toHaveLength(1);
     await provider.destroy(env);
@@ -114,7 +145,17 @@ describe('modal provider on fake Modal', () => {
     const { install, command } = gatewayInstallCommands();
     const chunks = install.filter((c) => !/npm install|apt-get|command -v/.test(c));
     expect(chunks.length).toBeGreaterThan(3);
-    const p = track(fakeProvider(fake, dir, { gateway: { install: [...chunks, `RUN mkdir -p /opt/berth/node_modules && cp -r ${defaultGatewayAssets().nodePtyDir} /opt/berth/node_modules/node-pty`], command: [process.execPath, ...command.slice(1)] } }));
+    const p = track(
+      fakeProvider(fake, dir, {
+        gateway: {
+          install: [
+            ...chunks,
+            `RUN mkdir -p /opt/berth/node_modules && cp -r ${defaultGatewayAssets().nodePtyDir} /opt/berth/node_modules/node-pty`,
+          ],
+          command: [process.execPath, ...command.slice(1)],
+        },
+      }),
+    );
     const env = id();
     const info = await p.create({ id: env, ownerId: 'o' });
     expect((await fetch(`${info.gatewayUrl}/healthz`)).ok).toBe(true);
@@ -134,7 +175,11 @@ describe('modal provider on fake Modal', () => {
   });
 
   it('refuses a bad token with a hint naming the config, never echoing the secret', async () => {
-    const p = track(fakeProvider(fake, dir, { connection: { tokenId: FAKE_TOKEN.tokenId, tokenSecret: 'wrong-secret-value', serverUrl: fake.url } }));
+    const p = track(
+      fakeProvider(fake, dir, {
+        connection: { tokenId: FAKE_TOKEN.tokenId, tokenSecret: 'wrong-secret-value', serverUrl: fake.url },
+      }),
+    );
     const err = await failure(p.create({ id: id(), ownerId: 'o' }));
     expect(err.code).toBe('modal_auth');
     expect(err.hint).toContain('MODAL_TOKEN_ID');

@@ -61,7 +61,8 @@ interface State {
   env: Record<string, string>;
 }
 
-const ISOLATION = 'Modal sandbox: gVisor-isolated container on Modal infrastructure; gateway reachable only through its encrypted tunnel';
+const ISOLATION =
+  'Modal sandbox: gVisor-isolated container on Modal infrastructure; gateway reachable only through its encrypted tunnel';
 
 /** Environments as Modal sandboxes; the SDK is reached only through `ModalApi` (sdk.ts). */
 export class ModalProvider implements EnvironmentProvider {
@@ -72,10 +73,19 @@ export class ModalProvider implements EnvironmentProvider {
 
   constructor(private readonly opts: ModalProviderOptions) {
     if (!opts.connection.tokenId || !opts.connection.tokenSecret) {
-      throw new ModalProviderError('modal_auth', 'Modal credentials are not configured', 'set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET in the Berth operator config', false);
+      throw new ModalProviderError(
+        'modal_auth',
+        'Modal credentials are not configured',
+        'set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET in the Berth operator config',
+        false,
+      );
     }
     if (!/^[a-zA-Z0-9._-]{1,50}$/.test(opts.installation)) {
-      throw new ProviderError('invalid_config', `installation "${opts.installation}" is not a valid Modal app name part`, 'use letters, digits, ".", "_" and "-" (at most 50)');
+      throw new ProviderError(
+        'invalid_config',
+        `installation "${opts.installation}" is not a valid Modal app name part`,
+        'use letters, digits, ".", "_" and "-" (at most 50)',
+      );
     }
     this.api = new SdkModalApi(opts.connection);
     this.appName = `berth-${opts.installation}`;
@@ -101,28 +111,66 @@ export class ModalProvider implements EnvironmentProvider {
 
   async create(input: EnvironmentSpec, options: CreateOptions = {}): Promise<CreateResult> {
     const check = validateSpec(input, this.opts.policy ?? defaultSpecPolicy);
-    if (!check.ok) throw new ProviderError('invalid_spec', check.issues.map((i) => `${i.field}: ${i.message}`).join('; '), check.issues.map((i) => i.hint).join('; '), check.issues);
+    if (!check.ok)
+      throw new ProviderError(
+        'invalid_spec',
+        check.issues.map((i) => `${i.field}: ${i.message}`).join('; '),
+        check.issues.map((i) => i.hint).join('; '),
+        check.issues,
+      );
     const spec = check.spec;
     // Idempotent on the id: a running sandbox tagged with it, or a stopped record, is the environment.
     const state = await this.readState(spec.id);
     if ((await this.running(spec.id)) || state) {
-      const info = state?.desired === 'running' && !(await this.running(spec.id)) ? await this.start(spec.id) : await this.inspect(spec.id);
+      const info =
+        state?.desired === 'running' && !(await this.running(spec.id))
+          ? await this.start(spec.id)
+          : await this.inspect(spec.id);
       return { ...info, created: false, isolation: ISOLATION };
     }
-    const recipe = await imageRecipe({ spec, baseImage: this.opts.baseImage, gatewayInstall: this.opts.gateway.install, workdir: this.workdir });
-    options.onProgress?.({ phase: 'build', message: `building the Modal image from ${'registry' in recipe.image.from ? recipe.image.from.registry : recipe.image.from.imageId} (${recipe.image.commands.length} commands)` });
-    const imageId = await this.call('building the image', () => this.api.buildImage(this.appName, recipe.image)).catch((err: unknown) => {
+    const recipe = await imageRecipe({
+      spec,
+      baseImage: this.opts.baseImage,
+      gatewayInstall: this.opts.gateway.install,
+      workdir: this.workdir,
+    });
+    options.onProgress?.({
+      phase: 'build',
+      message: `building the Modal image from ${'registry' in recipe.image.from ? recipe.image.from.registry : recipe.image.from.imageId} (${recipe.image.commands.length} commands)`,
+    });
+    const imageId = await this.call('building the image', () =>
+      this.api.buildImage(this.appName, recipe.image),
+    ).catch((err: unknown) => {
       const repo = spec.repo;
-      if (repo && err instanceof ModalProviderError && err.code === 'build_failed' && err.message.includes(CLONE_MARK)) {
+      if (
+        repo &&
+        err instanceof ModalProviderError &&
+        err.code === 'build_failed' &&
+        err.message.includes(CLONE_MARK)
+      ) {
         const why = err.message.split('\n').slice(1).join(' ').trim();
-        throw new ModalProviderError('clone_failed', scrub(`could not clone ${repo.url}${repo.ref ? `@${repo.ref}` : ''}: ${why}`, [repo.token ?? '']), 'check the URL, the ref and the token (it needs read access)', false);
+        throw new ModalProviderError(
+          'clone_failed',
+          scrub(`could not clone ${repo.url}${repo.ref ? `@${repo.ref}` : ''}: ${why}`, [repo.token ?? '']),
+          'check the URL, the ref and the token (it needs read access)',
+          false,
+        );
       }
       throw err;
     });
     options.onProgress?.({ phase: 'build', message: `image ${imageId} ready` });
     // The clone token went to Modal as a build Secret; it is not kept on disk.
-    const kept: EnvironmentSpec = spec.repo ? { ...spec, repo: { url: spec.repo.url, ...(spec.repo.ref ? { ref: spec.repo.ref } : {}) } } : spec;
-    await this.writeState({ id: spec.id, ownerId: spec.ownerId, desired: 'running', spec: kept, imageId, env: recipe.env });
+    const kept: EnvironmentSpec = spec.repo
+      ? { ...spec, repo: { url: spec.repo.url, ...(spec.repo.ref ? { ref: spec.repo.ref } : {}) } }
+      : spec;
+    await this.writeState({
+      id: spec.id,
+      ownerId: spec.ownerId,
+      desired: 'running',
+      spec: kept,
+      imageId,
+      env: recipe.env,
+    });
     const info = await this.launch(spec.id, check.resources, options);
     return { ...info, created: true, image: imageId, isolation: ISOLATION };
   }
@@ -142,7 +190,9 @@ export class ModalProvider implements EnvironmentProvider {
     const state = await this.readState(id);
     const sandboxId = await this.running(id);
     if (sandboxId) {
-      const imageId = await this.call('snapshotting the sandbox filesystem', () => this.api.snapshotFilesystem(sandboxId));
+      const imageId = await this.call('snapshotting the sandbox filesystem', () =>
+        this.api.snapshotFilesystem(sandboxId),
+      );
       if (state) await this.writeState({ ...state, imageId });
       await this.call('terminating the sandbox', () => this.api.terminate(sandboxId));
     }
@@ -160,14 +210,32 @@ export class ModalProvider implements EnvironmentProvider {
     const base = { id, node: 'modal', provider: this.name, gatewayUrl: null };
     const sandboxId = await this.running(id);
     if (sandboxId) {
-      const url = await this.call('reading the sandbox tunnels', () => this.api.tunnelUrl(sandboxId, this.port));
-      if (!url) return { ...base, state: 'failed', detail: `sandbox ${sandboxId} has no tunnel for port ${this.port}` };
-      return { ...base, node: `modal:${sandboxId}`, state: (await healthz(url)) ? 'ready' : 'provisioning', gatewayUrl: url };
+      const url = await this.call('reading the sandbox tunnels', () =>
+        this.api.tunnelUrl(sandboxId, this.port),
+      );
+      if (!url)
+        return {
+          ...base,
+          state: 'failed',
+          detail: `sandbox ${sandboxId} has no tunnel for port ${this.port}`,
+        };
+      return {
+        ...base,
+        node: `modal:${sandboxId}`,
+        state: (await healthz(url)) ? 'ready' : 'provisioning',
+        gatewayUrl: url,
+      };
     }
     const state = await this.readState(id);
-    if (!state) return { ...base, state: 'missing', detail: 'no Modal sandbox or stopped snapshot for this id' };
+    if (!state)
+      return { ...base, state: 'missing', detail: 'no Modal sandbox or stopped snapshot for this id' };
     if (state.desired === 'stopped') return { ...base, state: 'stopped' };
-    return { ...base, state: 'failed', detail: 'the Modal sandbox is gone (it exited, hit its timeout or idle timeout, or was terminated outside Berth)' };
+    return {
+      ...base,
+      state: 'failed',
+      detail:
+        'the Modal sandbox is gone (it exited, hit its timeout or idle timeout, or was terminated outside Berth)',
+    };
   }
 
   async list(): Promise<ListedEnvironment[]> {
@@ -181,15 +249,29 @@ export class ModalProvider implements EnvironmentProvider {
       const id = f.slice(0, -'.json'.length);
       if (out.has(id)) continue;
       const state = await this.readState(id);
-      if (state) out.set(id, { id, ownerId: state.ownerId, state: state.desired === 'stopped' ? 'stopped' : 'failed' });
+      if (state)
+        out.set(id, {
+          id,
+          ownerId: state.ownerId,
+          state: state.desired === 'stopped' ? 'stopped' : 'failed',
+        });
     }
     return [...out.values()];
   }
 
   async snapshot(id: string): Promise<{ image: string }> {
     const sandboxId = await this.running(id);
-    if (!sandboxId) throw new ProviderError('not_running', `environment ${id} has no running sandbox`, 'start it first; a stopped environment already is a snapshot');
-    return { image: await this.call('snapshotting the sandbox filesystem', () => this.api.snapshotFilesystem(sandboxId)) };
+    if (!sandboxId)
+      throw new ProviderError(
+        'not_running',
+        `environment ${id} has no running sandbox`,
+        'start it first; a stopped environment already is a snapshot',
+      );
+    return {
+      image: await this.call('snapshotting the sandbox filesystem', () =>
+        this.api.snapshotFilesystem(sandboxId),
+      ),
+    };
   }
 
   /** Releases the SDK client (its channels); the sandboxes keep running. */
@@ -197,7 +279,11 @@ export class ModalProvider implements EnvironmentProvider {
     this.api.close();
   }
 
-  private async launch(id: string, resources: ResourceLimits, options: CreateOptions = {}): Promise<EnvironmentInfo> {
+  private async launch(
+    id: string,
+    resources: ResourceLimits,
+    options: CreateOptions = {},
+  ): Promise<EnvironmentInfo> {
     const state = await this.readState(id);
     if (!state) throw new ProviderError('not_found', `environment ${id} does not exist`, 'create it first');
     const gw = this.opts.gateway;
@@ -244,25 +330,48 @@ export class ModalProvider implements EnvironmentProvider {
 
   /** Event-free by nature (a remote HTTP endpoint coming up): poll /healthz and the sandbox status. */
   private async waitReady(sandboxId: string): Promise<void> {
-    const url = await this.call('reading the sandbox tunnels', () => this.api.tunnelUrl(sandboxId, this.port));
-    if (!url) throw new ModalProviderError('gateway_failed', `sandbox ${sandboxId} has no tunnel for port ${this.port}`, 'check the gateway port in the operator config', false);
+    const url = await this.call('reading the sandbox tunnels', () =>
+      this.api.tunnelUrl(sandboxId, this.port),
+    );
+    if (!url)
+      throw new ModalProviderError(
+        'gateway_failed',
+        `sandbox ${sandboxId} has no tunnel for port ${this.port}`,
+        'check the gateway port in the operator config',
+        false,
+      );
     const deadline = Date.now() + (this.opts.readyTimeoutMs ?? 120_000);
     for (;;) {
       if (await healthz(url)) return;
       const status = await this.call('polling the sandbox', () => this.api.poll(sandboxId));
       if (status.exitCode !== undefined) {
-        throw new ModalProviderError('gateway_failed', `Modal sandbox ${sandboxId} exited with code ${status.exitCode} before the gateway answered`, 'the gateway did not start in the image: check the gateway install commands and that the image has node (see the sandbox logs in the Modal dashboard)', false, { exitCode: status.exitCode });
+        throw new ModalProviderError(
+          'gateway_failed',
+          `Modal sandbox ${sandboxId} exited with code ${status.exitCode} before the gateway answered`,
+          'the gateway did not start in the image: check the gateway install commands and that the image has node (see the sandbox logs in the Modal dashboard)',
+          false,
+          { exitCode: status.exitCode },
+        );
       }
       if (Date.now() > deadline) {
         await this.call('terminating the sandbox', () => this.api.terminate(sandboxId));
-        throw new ModalProviderError('gateway_failed', `the gateway in Modal sandbox ${sandboxId} did not answer /healthz within the ready timeout`, 'the sandbox was terminated; check the sandbox logs in the Modal dashboard, then retry', true);
+        throw new ModalProviderError(
+          'gateway_failed',
+          `the gateway in Modal sandbox ${sandboxId} did not answer /healthz within the ready timeout`,
+          'the sandbox was terminated; check the sandbox logs in the Modal dashboard, then retry',
+          true,
+        );
       }
       await new Promise((r) => setTimeout(r, 250));
     }
   }
 
-  private async sandboxes(tags: Record<string, string>): Promise<{ id: string; tags: Record<string, string> }[]> {
-    return this.call('listing sandboxes', () => this.api.listSandboxes(this.appName, { ...tags, [TAG_INSTALLATION]: this.opts.installation }));
+  private async sandboxes(
+    tags: Record<string, string>,
+  ): Promise<{ id: string; tags: Record<string, string> }[]> {
+    return this.call('listing sandboxes', () =>
+      this.api.listSandboxes(this.appName, { ...tags, [TAG_INSTALLATION]: this.opts.installation }),
+    );
   }
 
   private async running(id: string): Promise<string | undefined> {

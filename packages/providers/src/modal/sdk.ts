@@ -50,7 +50,10 @@ export interface ModalApi {
   buildImage(appName: string, recipe: ImageRecipe): Promise<string>;
   createSandbox(req: SandboxRequest): Promise<string>;
   /** Running sandboxes that carry at least these tags, with all their tags. */
-  listSandboxes(appName: string, tags: Record<string, string>): Promise<{ id: string; tags: Record<string, string> }[]>;
+  listSandboxes(
+    appName: string,
+    tags: Record<string, string>,
+  ): Promise<{ id: string; tags: Record<string, string> }[]>;
   poll(sandboxId: string): Promise<SandboxStatus>;
   tunnelUrl(sandboxId: string, port: number): Promise<string | undefined>;
   snapshotFilesystem(sandboxId: string): Promise<string>;
@@ -68,7 +71,12 @@ function newClient(conn: ModalConnection): ModalClient {
   try {
     if (conn.serverUrl) process.env.MODAL_SERVER_URL = conn.serverUrl;
     else delete process.env.MODAL_SERVER_URL;
-    return new ModalClient({ tokenId: conn.tokenId, tokenSecret: conn.tokenSecret, environment: conn.environment, logLevel: 'error' });
+    return new ModalClient({
+      tokenId: conn.tokenId,
+      tokenSecret: conn.tokenSecret,
+      environment: conn.environment,
+      logLevel: 'error',
+    });
   } finally {
     if (saved === undefined) delete process.env.MODAL_SERVER_URL;
     else process.env.MODAL_SERVER_URL = saved;
@@ -98,9 +106,15 @@ export class SdkModalApi implements ModalApi {
 
   async buildImage(appName: string, recipe: ImageRecipe): Promise<string> {
     const app = await this.app(appName);
-    let image: Image = 'registry' in recipe.from ? this.client.images.fromRegistry(recipe.from.registry) : await this.client.images.fromId(recipe.from.imageId);
+    let image: Image =
+      'registry' in recipe.from
+        ? this.client.images.fromRegistry(recipe.from.registry)
+        : await this.client.images.fromId(recipe.from.imageId);
     if (recipe.commands.length > 0) {
-      const secrets = recipe.secretEnv && Object.keys(recipe.secretEnv).length > 0 ? [await this.client.secrets.fromObject(recipe.secretEnv)] : undefined;
+      const secrets =
+        recipe.secretEnv && Object.keys(recipe.secretEnv).length > 0
+          ? [await this.client.secrets.fromObject(recipe.secretEnv)]
+          : undefined;
       image = image.dockerfileCommands(recipe.commands, secrets ? { secrets } : undefined);
     }
     const built = await image.build(app);
@@ -127,7 +141,10 @@ export class SdkModalApi implements ModalApi {
     return id;
   }
 
-  async listSandboxes(appName: string, tags: Record<string, string>): Promise<{ id: string; tags: Record<string, string> }[]> {
+  async listSandboxes(
+    appName: string,
+    tags: Record<string, string>,
+  ): Promise<{ id: string; tags: Record<string, string> }[]> {
     const app = await this.app(appName);
     const out: { id: string; tags: Record<string, string> }[] = [];
     for await (const sb of this.client.sandboxes.list({ appId: app.appId, tags })) {

@@ -16,7 +16,9 @@ export const FAKE_TOKEN = { tokenId: 'ak-fake-id', tokenSecret: 'as-fake-secret-
 export function fakeGateway(): ModalProviderOptions['gateway'] {
   const assets = defaultGatewayAssets();
   return {
-    install: [`RUN mkdir -p /opt/berth/node_modules && cp ${assets.bundle} /opt/berth/gateway.mjs && cp -r ${assets.nodePtyDir} /opt/berth/node_modules/node-pty`],
+    install: [
+      `RUN mkdir -p /opt/berth/node_modules && cp ${assets.bundle} /opt/berth/gateway.mjs && cp -r ${assets.nodePtyDir} /opt/berth/node_modules/node-pty`,
+    ],
     command: [assets.node, '/opt/berth/gateway.mjs'],
   };
 }
@@ -25,7 +27,11 @@ export async function startFake(dir: string, extra: Partial<FakeModalOptions> = 
   return FakeModal.start({ dir: join(dir, 'fake'), ...FAKE_TOKEN, ...extra });
 }
 
-export function fakeProvider(fake: FakeModal, dir: string, extra: Partial<ModalProviderOptions> = {}): ModalProvider {
+export function fakeProvider(
+  fake: FakeModal,
+  dir: string,
+  extra: Partial<ModalProviderOptions> = {},
+): ModalProvider {
   return new ModalProvider({
     connection: { ...FAKE_TOKEN, serverUrl: fake.url },
     installation: 'test',
@@ -38,7 +44,10 @@ export function fakeProvider(fake: FakeModal, dir: string, extra: Partial<ModalP
 }
 
 /** The running fake sandbox of an environment. */
-export function sandboxOf(fake: FakeModal, id: string): NonNullable<ReturnType<FakeModal['sandboxes']['get']>> {
+export function sandboxOf(
+  fake: FakeModal,
+  id: string,
+): NonNullable<ReturnType<FakeModal['sandboxes']['get']>> {
   const sb = [...fake.sandboxes.values()].find((s) => s.running && s.tags[TAG_ENV] === id);
   if (!sb) throw new Error(`no running fake sandbox for ${id}`);
   return sb;
@@ -63,7 +72,8 @@ export const fakeProcesses = (dir: string): number[] => processesUnder(join(dir,
 /** The shared behaviour suite's view of the modal provider on the fake. */
 export function modalHarness(provider: ModalProvider, fake: FakeModal, dir: string): BehaviourHarness {
   // A write by a process in the sandbox lands in its upper layer; so does this one.
-  const ws = (id: string, rel: string): string => resolve(sandboxOf(fake, id).spec.dir, 'upper', 'workspace', rel);
+  const ws = (id: string, rel: string): string =>
+    resolve(sandboxOf(fake, id).spec.dir, 'upper', 'workspace', rel);
   return {
     provider,
     hasGateway: true,
@@ -76,9 +86,16 @@ export function modalHarness(provider: ModalProvider, fake: FakeModal, dir: stri
       await sandboxOf(fake, id).kill();
     },
     leftovers: async (prefix) => {
-      const sandboxes = [...fake.sandboxes.values()].filter((s) => s.running && (s.tags[TAG_ENV] ?? '').startsWith(prefix)).map((s) => `sandbox ${s.spec.id}`);
-      const states = (await readdir(join(dir, 'state')).catch(() => [] as string[])).filter((f) => f.startsWith(prefix)).map((f) => `state ${f}`);
-      const procs = fake.running().length === 0 ? processesUnder(join(dir, 'fake', 'sandboxes')).map((p) => `pid ${p}`) : [];
+      const sandboxes = [...fake.sandboxes.values()]
+        .filter((s) => s.running && (s.tags[TAG_ENV] ?? '').startsWith(prefix))
+        .map((s) => `sandbox ${s.spec.id}`);
+      const states = (await readdir(join(dir, 'state')).catch(() => [] as string[]))
+        .filter((f) => f.startsWith(prefix))
+        .map((f) => `state ${f}`);
+      const procs =
+        fake.running().length === 0
+          ? processesUnder(join(dir, 'fake', 'sandboxes')).map((p) => `pid ${p}`)
+          : [];
       return [...sandboxes, ...states, ...procs];
     },
   };

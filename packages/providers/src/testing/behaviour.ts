@@ -29,9 +29,17 @@ export function makeBareRepo(): { url: string; path: string; cleanup(): void } {
   const work = join(root, 'work');
   const git = (...args: string[]): void => void execFileSync('git', args, { cwd: root, stdio: 'ignore' });
   git('init', '-q', '-b', 'main', work);
-  execFileSync('sh', ['-c', 'echo hello > README.md && git add . && git -c user.email=t@t -c user.name=t commit -qm init'], { cwd: work });
+  execFileSync(
+    'sh',
+    ['-c', 'echo hello > README.md && git add . && git -c user.email=t@t -c user.name=t commit -qm init'],
+    { cwd: work },
+  );
   git('clone', '-q', '--bare', work, join(root, 'repo.git'));
-  return { url: `file://${join(root, 'repo.git')}`, path: join(root, 'repo.git'), cleanup: () => rmSync(root, { recursive: true, force: true }) };
+  return {
+    url: `file://${join(root, 'repo.git')}`,
+    path: join(root, 'repo.git'),
+    cleanup: () => rmSync(root, { recursive: true, force: true }),
+  };
 }
 
 async function expectProviderError(p: Promise<unknown>, code: string): Promise<ProviderError> {
@@ -52,7 +60,11 @@ export function behaviourSuite(name: string, makeHarness: () => Promise<Behaviou
     let h: BehaviourHarness;
     const prefix = `bt${process.pid}-`;
     let n = 0;
-    const spec = (extra: Partial<EnvironmentSpec> = {}): EnvironmentSpec => ({ id: `${prefix}${++n}`, ownerId: 'owner-1', ...extra });
+    const spec = (extra: Partial<EnvironmentSpec> = {}): EnvironmentSpec => ({
+      id: `${prefix}${++n}`,
+      ownerId: 'owner-1',
+      ...extra,
+    });
 
     beforeAll(async () => {
       h = await makeHarness();
@@ -144,7 +156,9 @@ export function behaviourSuite(name: string, makeHarness: () => Promise<Behaviou
         repo.cleanup();
       });
 
-      it('clones over HTTP with the token, and leaves the token nowhere in the workspace git config', async ({ skip }) => {
+      it('clones over HTTP with the token, and leaves the token nowhere in the workspace git config', async ({
+        skip,
+      }) => {
         if (!h.hasGateway) skip();
         const s = spec({ repo: { url: served.url, ref: 'main', token } });
         await h.provider.create(s);
@@ -156,7 +170,9 @@ export function behaviourSuite(name: string, makeHarness: () => Promise<Behaviou
         expect(config).not.toContain('extraHeader');
       });
 
-      it('fails a clone with a wrong token with a hint and no token in the message, creating nothing', async ({ skip }) => {
+      it('fails a clone with a wrong token with a hint and no token in the message, creating nothing', async ({
+        skip,
+      }) => {
         if (!h.hasGateway) skip();
         const s = spec({ repo: { url: served.url, token: 'wrong-token-456' } });
         const err = await expectProviderError(h.provider.create(s), 'clone_failed');

@@ -8,7 +8,10 @@ import { dirname, basename } from 'node:path';
  * requests carrying `Authorization: Basic base64(x-access-token:<token>)`, the header
  * `cloneRepo` sends. Proves the token is really used, and lets tests check it is not kept.
  */
-export async function serveRepoWithToken(bareRepo: string, token: string): Promise<{ url: string; close(): Promise<void> }> {
+export async function serveRepoWithToken(
+  bareRepo: string,
+  token: string,
+): Promise<{ url: string; close(): Promise<void> }> {
   const expected = `Basic ${Buffer.from(`x-access-token:${token}`).toString('base64')}`;
   const server: Server = createServer((req, res) => {
     if (req.headers.authorization !== expected) {

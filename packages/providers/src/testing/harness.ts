@@ -13,9 +13,22 @@ import type { BehaviourHarness } from './behaviour.js';
 export function ensureGatewayBundle(): void {
   const bundle = join(repoRoot, 'apps/gateway/dist/gateway.mjs');
   const newest = (dir: string): number =>
-    Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)));
-  const stale = !existsSync(bundle) || Math.max(newest(join(repoRoot, 'apps/gateway/src')), newest(join(repoRoot, 'packages/terminal/src'))) > statSync(bundle).mtimeMs;
-  if (stale) execFileSync('flock', ['/tmp/berth-gateway-build.lock', 'npm', 'run', '-s', 'build', '-w', '@berth/gateway'], { cwd: repoRoot, stdio: 'ignore' });
+    Math.max(
+      0,
+      ...readdirSync(dir, { withFileTypes: true }).map((e) =>
+        e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs,
+      ),
+    );
+  const stale =
+    !existsSync(bundle) ||
+    Math.max(newest(join(repoRoot, 'apps/gateway/src')), newest(join(repoRoot, 'packages/terminal/src'))) >
+      statSync(bundle).mtimeMs;
+  if (stale)
+    execFileSync(
+      'flock',
+      ['/tmp/berth-gateway-build.lock', 'npm', 'run', '-s', 'build', '-w', '@berth/gateway'],
+      { cwd: repoRoot, stdio: 'ignore' },
+    );
 }
 
 export function fakeHarness(provider: FakeProvider): BehaviourHarness {
@@ -83,7 +96,8 @@ export function dockerHarness(provider: DockerProvider): BehaviourHarness {
   return {
     provider,
     hasGateway: true,
-    writeFile: async (id, rel, content) => void (await capture(id, ['sh', '-c', 'printf %s "$1" > "/workspace/$2"', 'sh', content, rel])),
+    writeFile: async (id, rel, content) =>
+      void (await capture(id, ['sh', '-c', 'printf %s "$1" > "/workspace/$2"', 'sh', content, rel])),
     readFile: (id, rel) => capture(id, ['cat', `/workspace/${rel}`]),
     killFromOutside: async (id) => {
       const c = provider.docker.getContainer(containerName(id));
@@ -92,7 +106,10 @@ export function dockerHarness(provider: DockerProvider): BehaviourHarness {
       await exited;
     },
     uid: async (id) => {
-      const uids = (await capture(id, ['ps', '-eo', 'uid='])).split('\n').map((s) => Number(s.trim())).filter((n) => !Number.isNaN(n));
+      const uids = (await capture(id, ['ps', '-eo', 'uid=']))
+        .split('\n')
+        .map((s) => Number(s.trim()))
+        .filter((n) => !Number.isNaN(n));
       return uids.includes(0) ? 0 : (uids[0] ?? 0);
     },
     leftovers: async (prefix) => {
@@ -100,7 +117,9 @@ export function dockerHarness(provider: DockerProvider): BehaviourHarness {
       const vols = (await provider.docker.listVolumes()).Volumes ?? [];
       const nets = await provider.docker.listNetworks();
       return [
-        ...cs.filter((c) => (c.Labels[LABEL_ENV] ?? '').startsWith(prefix)).map((c) => `container ${c.Names[0] ?? c.Id}`),
+        ...cs
+          .filter((c) => (c.Labels[LABEL_ENV] ?? '').startsWith(prefix))
+          .map((c) => `container ${c.Names[0] ?? c.Id}`),
         ...vols.filter((v) => v.Name.includes(prefix)).map((v) => `volume ${v.Name}`),
         ...nets.filter((n) => n.Name.includes(prefix)).map((n) => `network ${n.Name}`),
       ];

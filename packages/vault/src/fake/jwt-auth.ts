@@ -40,7 +40,18 @@ export interface LoginResult {
   metadata: Record<string, string>;
 }
 
-const DEFAULT_ALGS = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512', 'EdDSA'];
+const DEFAULT_ALGS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'EdDSA',
+];
 const DEFAULT_LEEWAY = 150;
 const DEFAULT_CLOCK_SKEW = 60;
 
@@ -57,15 +68,23 @@ export class JwtAuthMount {
       jwt_supported_algs: parseStringList(body.jwt_supported_algs),
       default_role: str(body.default_role).toLowerCase(),
     };
-    if (body.jwt_validation_pubkeys !== undefined && parseStringList(body.jwt_validation_pubkeys).length > 0) {
-      throw badRequest('fake vault: jwt_validation_pubkeys is not supported; use jwks_url or oidc_discovery_url');
+    if (
+      body.jwt_validation_pubkeys !== undefined &&
+      parseStringList(body.jwt_validation_pubkeys).length > 0
+    ) {
+      throw badRequest(
+        'fake vault: jwt_validation_pubkeys is not supported; use jwks_url or oidc_discovery_url',
+      );
     }
     const set = [config.jwks_url, config.oidc_discovery_url].filter((s) => s !== '').length;
     if (set !== 1) {
-      throw badRequest('exactly one of \'jwt_validation_pubkeys\', \'jwks_url\' or \'oidc_discovery_url\' must be set');
+      throw badRequest(
+        "exactly one of 'jwt_validation_pubkeys', 'jwks_url' or 'oidc_discovery_url' must be set",
+      );
     }
     for (const alg of config.jwt_supported_algs) {
-      if (!DEFAULT_ALGS.includes(alg)) throw badRequest(`invalid jwt_supported_algs: unsupported signing algorithm "${alg}"`);
+      if (!DEFAULT_ALGS.includes(alg))
+        throw badRequest(`invalid jwt_supported_algs: unsupported signing algorithm "${alg}"`);
     }
     let jwksUrl = config.jwks_url;
     if (config.oidc_discovery_url) {
@@ -73,7 +92,9 @@ export class JwtAuthMount {
       const base = config.oidc_discovery_url.replace(/\/+$/, '');
       let doc: { issuer?: string; jwks_uri?: string };
       try {
-        const res = await fetch(`${base}/.well-known/openid-configuration`, { signal: AbortSignal.timeout(5000) });
+        const res = await fetch(`${base}/.well-known/openid-configuration`, {
+          signal: AbortSignal.timeout(5000),
+        });
         if (!res.ok) throw new Error(`${res.status} ${res.statusText}`);
         doc = (await res.json()) as typeof doc;
       } catch (err) {
@@ -85,7 +106,8 @@ export class JwtAuthMount {
           `error checking oidc discovery URL: oidc: issuer did not match the issuer returned by provider, expected "${config.oidc_discovery_url}" got "${doc.issuer ?? ''}"`,
         );
       }
-      if (!doc.jwks_uri) throw badRequest('error checking oidc discovery URL: discovery document has no jwks_uri');
+      if (!doc.jwks_uri)
+        throw badRequest('error checking oidc discovery URL: discovery document has no jwks_uri');
       jwksUrl = doc.jwks_uri;
     } else {
       try {
@@ -107,8 +129,11 @@ export class JwtAuthMount {
 
   writeRole(name: string, body: Record<string, unknown>): void {
     const existing = this.roles.get(name);
-    const pick = <K extends keyof JwtRole>(key: K, parse: (v: unknown) => JwtRole[K], fallback: JwtRole[K]): JwtRole[K] =>
-      body[key] !== undefined ? parse(body[key]) : (existing?.[key] ?? fallback);
+    const pick = <K extends keyof JwtRole>(
+      key: K,
+      parse: (v: unknown) => JwtRole[K],
+      fallback: JwtRole[K],
+    ): JwtRole[K] => (body[key] !== undefined ? parse(body[key]) : (existing?.[key] ?? fallback));
     const policiesInput = body.token_policies ?? body.policies;
     const role: JwtRole = {
       role_type: pick('role_type', (v) => str(v), 'oidc'),
@@ -117,23 +142,35 @@ export class JwtAuthMount {
       bound_claims: pick('bound_claims', (v) => (isObject(v) ? v : null), null),
       bound_claims_type: pick('bound_claims_type', (v) => str(v), 'string'),
       user_claim: pick('user_claim', (v) => str(v), ''),
-      claim_mappings: pick('claim_mappings', (v) => (isObject(v) ? (v as Record<string, string>) : null), null),
-      token_policies: policiesInput !== undefined ? parseStringList(policiesInput) : (existing?.token_policies ?? []),
+      claim_mappings: pick(
+        'claim_mappings',
+        (v) => (isObject(v) ? (v as Record<string, string>) : null),
+        null,
+      ),
+      token_policies:
+        policiesInput !== undefined ? parseStringList(policiesInput) : (existing?.token_policies ?? []),
       token_ttl: pick('token_ttl', (v) => parseDuration(v, 'token_ttl'), parseDuration(body.ttl, 'ttl')),
-      token_max_ttl: pick('token_max_ttl', (v) => parseDuration(v, 'token_max_ttl'), parseDuration(body.max_ttl, 'max_ttl')),
+      token_max_ttl: pick(
+        'token_max_ttl',
+        (v) => parseDuration(v, 'token_max_ttl'),
+        parseDuration(body.max_ttl, 'max_ttl'),
+      ),
       token_no_default_policy: pick('token_no_default_policy', (v) => v === true || v === 'true', false),
       expiration_leeway: pick('expiration_leeway', (v) => parseDuration(v, 'expiration_leeway'), 0),
       not_before_leeway: pick('not_before_leeway', (v) => parseDuration(v, 'not_before_leeway'), 0),
       clock_skew_leeway: pick('clock_skew_leeway', (v) => parseDuration(v, 'clock_skew_leeway'), 0),
       allowed_redirect_uris: pick('allowed_redirect_uris', parseStringList, []),
     };
-    if (role.role_type !== 'jwt' && role.role_type !== 'oidc') throw badRequest(`invalid 'role_type': ${role.role_type}`);
+    if (role.role_type !== 'jwt' && role.role_type !== 'oidc')
+      throw badRequest(`invalid 'role_type': ${role.role_type}`);
     if (role.role_type === 'oidc' && role.allowed_redirect_uris.length === 0) {
       throw badRequest("'allowed_redirect_uris' must be set if 'role_type' is 'oidc' or unspecified.");
     }
     if (!role.user_claim) throw badRequest('a user claim must be defined on the role');
     if (role.bound_claims_type !== 'string') {
-      throw badRequest(`fake vault: bound_claims_type "${role.bound_claims_type}" is not supported (only exact "string" matching)`);
+      throw badRequest(
+        `fake vault: bound_claims_type "${role.bound_claims_type}" is not supported (only exact "string" matching)`,
+      );
     }
     if (
       role.role_type === 'jwt' &&
@@ -169,7 +206,8 @@ export class JwtAuthMount {
     }
     const userRaw = getClaim(claims, role.user_claim);
     if (userRaw === undefined) throw badRequest(`claim "${role.user_claim}" not found in token`);
-    if (typeof userRaw !== 'string') throw badRequest(`claim "${role.user_claim}" could not be converted to string`);
+    if (typeof userRaw !== 'string')
+      throw badRequest(`claim "${role.user_claim}" could not be converted to string`);
     const metadata: Record<string, string> = {};
     for (const [claim, metaKey] of Object.entries(role.claim_mappings ?? {})) {
       const v = getClaim(claims, claim);
@@ -196,20 +234,31 @@ export class JwtAuthMount {
       const code = (err as { code?: string }).code;
       const prefix = 'error validating token: ';
       if (code === 'ERR_JOSE_ALG_NOT_ALLOWED') {
-        throw badRequest(`${prefix}invalid algorithm (alg) header parameter: token signed with unexpected algorithm`);
+        throw badRequest(
+          `${prefix}invalid algorithm (alg) header parameter: token signed with unexpected algorithm`,
+        );
       }
       if (code === 'ERR_JWS_INVALID' || err instanceof SyntaxError) {
-        throw badRequest(`${prefix}error verifying token signature: malformed jwt: ${(err as Error).message}`);
+        throw badRequest(
+          `${prefix}error verifying token signature: malformed jwt: ${(err as Error).message}`,
+        );
       }
       if (code === 'ERR_JWKS_TIMEOUT' || code === 'ERR_JWKS_INVALID' || code === undefined) {
-        throw badRequest(`${prefix}error verifying token signature: fetching keys: ${(err as Error).message}`);
+        throw badRequest(
+          `${prefix}error verifying token signature: fetching keys: ${(err as Error).message}`,
+        );
       }
       throw badRequest(`${prefix}error verifying token signature: failed to verify id token signature`);
     }
   }
 }
 
-function validateClaims(claims: Record<string, unknown>, config: JwtConfig, role: JwtRole, now: number): void {
+function validateClaims(
+  claims: Record<string, unknown>,
+  config: JwtConfig,
+  role: JwtRole,
+  now: number,
+): void {
   const fail = (msg: string): HttpError => badRequest(`error validating token: ${msg}`);
   if (config.bound_issuer && claims.iss !== config.bound_issuer) throw fail('invalid issuer (iss) claim');
   if (role.bound_subject && claims.sub !== role.bound_subject) throw fail('invalid subject (sub) claim');
@@ -227,7 +276,12 @@ function validateClaims(claims: Record<string, unknown>, config: JwtConfig, role
   if (exp === 0) exp = Math.max(iat, nbf) + leeway(role.expiration_leeway);
   if (nbf === 0) nbf = iat !== 0 ? iat : exp - leeway(role.not_before_leeway);
   iat = iat || 0;
-  const skew = role.clock_skew_leeway < 0 ? 0 : role.clock_skew_leeway === 0 ? DEFAULT_CLOCK_SKEW : role.clock_skew_leeway;
+  const skew =
+    role.clock_skew_leeway < 0
+      ? 0
+      : role.clock_skew_leeway === 0
+        ? DEFAULT_CLOCK_SKEW
+        : role.clock_skew_leeway;
   if (now + skew < nbf) throw fail('invalid not before (nbf) claim: token not yet valid');
   if (now - skew > exp) throw fail('invalid expiration time (exp) claim: token is expired');
   if (iat !== 0 && now + skew < iat) throw fail('invalid issued at (iat) claim: token issued in the future');
@@ -236,11 +290,14 @@ function validateClaims(claims: Record<string, unknown>, config: JwtConfig, role
 function validateBoundClaims(bound: Record<string, unknown>, claims: Record<string, unknown>): void {
   for (const [claim, expected] of Object.entries(bound)) {
     const actual = getClaim(claims, claim);
-    if (actual === undefined || actual === null) throw badRequest(`error validating claims: claim "${claim}" is missing`);
+    if (actual === undefined || actual === null)
+      throw badRequest(`error validating claims: claim "${claim}" is missing`);
     const actVals = Array.isArray(actual) ? actual : [actual];
     const expVals: unknown[] = Array.isArray(expected) ? expected : [expected];
     if (!expVals.some((e) => actVals.some((a) => a === e))) {
-      throw badRequest(`error validating claims: claim "${claim}" does not match any associated bound claim values`);
+      throw badRequest(
+        `error validating claims: claim "${claim}" does not match any associated bound claim values`,
+      );
     }
   }
 }

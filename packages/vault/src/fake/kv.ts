@@ -23,7 +23,8 @@ export class KvV2Store {
 
   write(path: string, body: Record<string, unknown>): Record<string, unknown> {
     const data = body.data;
-    if (typeof data !== 'object' || data === null || Array.isArray(data)) throw badRequest('no data provided');
+    if (typeof data !== 'object' || data === null || Array.isArray(data))
+      throw badRequest('no data provided');
     const options = (body.options ?? {}) as { cas?: unknown };
     const now = this.now();
     const entry = this.entries.get(path) ?? {
@@ -38,7 +39,12 @@ export class KvV2Store {
     }
     entry.current += 1;
     entry.updatedMs = now;
-    entry.versions.set(entry.current, { data: structuredClone(data as Record<string, unknown>), createdMs: now, deletedMs: undefined, destroyed: false });
+    entry.versions.set(entry.current, {
+      data: structuredClone(data as Record<string, unknown>),
+      createdMs: now,
+      deletedMs: undefined,
+      destroyed: false,
+    });
     this.entries.set(path, entry);
     return this.versionMetadata(entry, entry.current);
   }
@@ -68,7 +74,11 @@ export class KvV2Store {
     if (!entry) throw new HttpError(404, []);
     const versions: Record<string, unknown> = {};
     for (const [n, v] of entry.versions) {
-      versions[String(n)] = { created_time: isoTime(v.createdMs), deletion_time: v.deletedMs ? isoTime(v.deletedMs) : '', destroyed: v.destroyed };
+      versions[String(n)] = {
+        created_time: isoTime(v.createdMs),
+        deletion_time: v.deletedMs ? isoTime(v.deletedMs) : '',
+        destroyed: v.destroyed,
+      };
     }
     return {
       cas_required: false,

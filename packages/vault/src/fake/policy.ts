@@ -33,13 +33,16 @@ export function parsePolicy(name: string, raw: string): Policy {
     const caps = /capabilities\s*=\s*\[([^\]]*)\]/.exec(body);
     const list = caps ? [...(caps[1] ?? '').matchAll(/"([^"]*)"/g)].map((c) => c[1] ?? '') : [];
     for (const c of list) {
-      if (!CAPABILITIES.has(c)) throw new PolicyParseError(`failed to parse policy: invalid capability "${c}"`);
+      if (!CAPABILITIES.has(c))
+        throw new PolicyParseError(`failed to parse policy: invalid capability "${c}"`);
     }
     rules.push({ path: path.replace(/^\/+/, ''), capabilities: list as Capability[] });
     consumed = consumed.replace(m[0], '');
   }
   if (consumed.trim() !== '') {
-    throw new PolicyParseError('failed to parse policy: fake vault understands only path "..." { capabilities = [...] } blocks');
+    throw new PolicyParseError(
+      'failed to parse policy: fake vault understands only path "..." { capabilities = [...] } blocks',
+    );
   }
   return { name, raw, rules };
 }
@@ -117,7 +120,8 @@ export function capabilitiesFor(policies: Policy[], path: string, ctx: TemplateC
     }
   }
   let best: string | undefined;
-  for (const pattern of byPattern.keys()) if (best === undefined || comparePriority(pattern, best) > 0) best = pattern;
+  for (const pattern of byPattern.keys())
+    if (best === undefined || comparePriority(pattern, best) > 0) best = pattern;
   const caps = best === undefined ? new Set<Capability>() : (byPattern.get(best) ?? new Set<Capability>());
   return caps.has('deny') ? new Set<Capability>(['deny']) : caps;
 }

@@ -1,11 +1,27 @@
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { JwtAuthMount } from './jwt-auth.js';
 import { KvV2Store } from './kv.js';
 import { PolicyParseError, capabilitiesFor, parsePolicy, type Capability, type Policy } from './policy.js';
 import { DEFAULT_POLICY, TokenStore, WrapStore, type TokenEntry } from './tokens.js';
-import { HttpError, aclDenied, badRequest, envelope, mountAccessor, newAccessor, newToken, newUuid, noRoute, parseDuration } from './util.js';
+import {
+  HttpError,
+  aclDenied,
+  badRequest,
+  envelope,
+  mountAccessor,
+  newAccessor,
+  newToken,
+  newUuid,
+  noRoute,
+  parseDuration,
+} from './util.js';
 
 /**
  * A FAKE Vault for tests: an in-memory loopback HTTP server speaking the slice of Vault's HTTP
@@ -53,7 +69,9 @@ export async function startFakeVault(opts: FakeVaultOptions = {}): Promise<FakeV
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     void core.handle(req, res);
   };
-  const server: Server = opts.tls ? createHttpsServer({ key: opts.tls.key, cert: opts.tls.cert }, handler) : createHttpServer(handler);
+  const server: Server = opts.tls
+    ? createHttpsServer({ key: opts.tls.key, cert: opts.tls.cert }, handler)
+    : createHttpServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
@@ -89,7 +107,13 @@ class FakeVaultCore {
     this.rootToken = opts.rootToken ?? newToken();
     this.tokens.addRoot(this.rootToken);
     this.policies.set(DEFAULT_POLICY, parsePolicy(DEFAULT_POLICY, ''));
-    this.authMounts.set('token/', { type: 'token', accessor: mountAccessor('token'), uuid: newUuid(), description: 'token based credentials', jwt: undefined });
+    this.authMounts.set('token/', {
+      type: 'token',
+      accessor: mountAccessor('token'),
+      uuid: newUuid(),
+      description: 'token based credentials',
+      jwt: undefined,
+    });
     for (const m of opts.kvMounts ?? ['secret']) this.mountKv(`${m.replace(/\/+$/, '')}/`);
   }
 
@@ -126,19 +150,32 @@ class FakeVaultCore {
 
     // Unauthenticated endpoints, as in Vault.
     if (path === 'sys/health') {
-      return { status: 200, body: { initialized: true, sealed: false, standby: false, version: '0.0.0-fake', cluster_name: 'fake-vault' } };
+      return {
+        status: 200,
+        body: {
+          initialized: true,
+          sealed: false,
+          standby: false,
+          version: '0.0.0-fake',
+          cluster_name: 'fake-vault',
+        },
+      };
     }
-    if (path === 'sys/wrapping/lookup' && method === 'POST') return { status: 200, body: this.wrapped.lookup(String(body.token ?? tokenHeader ?? '')) };
+    if (path === 'sys/wrapping/lookup' && method === 'POST')
+      return { status: 200, body: this.wrapped.lookup(String(body.token ?? tokenHeader ?? '')) };
     if (path === 'sys/wrapping/unwrap' && method === 'POST') return this.unwrap(body, tokenHeader);
     const login = /^auth\/(.+)\/login$/.exec(path);
     if (login && method === 'POST') {
       const mount = this.authMounts.get(`${login[1] ?? ''}/`);
-      if (mount?.jwt) return this.maybeWrap(await this.jwtLogin(`${login[1] ?? ''}/`, mount, body), path, wrapTtl);
+      if (mount?.jwt)
+        return this.maybeWrap(await this.jwtLogin(`${login[1] ?? ''}/`, mount, body), path, wrapTtl);
     }
 
     const token = this.tokens.resolve(tokenHeader);
-    if (path === 'auth/token/lookup-self' && method === 'GET') return { status: 200, body: envelope({ data: this.tokens.lookup(token) }) };
-    if (path === 'auth/token/renew-self' && method === 'POST') return { status: 200, body: this.tokens.renew(token, body) };
+    if (path === 'auth/token/lookup-self' && method === 'GET')
+      return { status: 200, body: envelope({ data: this.tokens.lookup(token) }) };
+    if (path === 'auth/token/renew-self' && method === 'POST')
+      return { status: 200, body: this.tokens.renew(token, body) };
     if (path === 'auth/token/revoke-self' && method === 'POST') {
       this.tokens.revoke(token.id);
       return { status: 204 };
@@ -152,17 +189,34 @@ class FakeVaultCore {
     return this.maybeWrap(await this.dispatch(method, path, body, url), path, wrapTtl);
   }
 
-  private async dispatch(method: string, path: string, body: Record<string, unknown>, url: URL): Promise<Reply> {
+  private async dispatch(
+    method: string,
+    path: string,
+    body: Record<string, unknown>,
+    url: URL,
+  ): Promise<Reply> {
     if (path === 'sys/auth' && method === 'GET') {
       const data: Record<string, unknown> = {};
-      for (const [p, m] of this.authMounts) data[p] = { type: m.type, accessor: m.accessor, uuid: m.uuid, description: m.description, local: false, seal_wrap: false, external_entropy_access: false, options: null, config: { default_lease_ttl: 0, max_lease_ttl: 0, token_type: 'default-service' } };
+      for (const [p, m] of this.authMounts)
+        data[p] = {
+          type: m.type,
+          accessor: m.accessor,
+          uuid: m.uuid,
+          description: m.description,
+          local: false,
+          seal_wrap: false,
+          external_entropy_access: false,
+          options: null,
+          config: { default_lease_ttl: 0, max_lease_ttl: 0, token_type: 'default-service' },
+        };
       return { status: 200, body: { ...data, ...envelope({ data }) } };
     }
     const sysAuth = /^sys\/auth\/(.+)$/.exec(path);
     if (sysAuth) return this.sysAuth(method, `${sysAuth[1] ?? ''}/`, body);
     if (path === 'sys/mounts' && method === 'GET') {
       const data: Record<string, unknown> = {};
-      for (const [p, m] of this.kvMounts) data[p] = { type: 'kv', accessor: m.accessor, uuid: m.uuid, options: { version: '2' } };
+      for (const [p, m] of this.kvMounts)
+        data[p] = { type: 'kv', accessor: m.accessor, uuid: m.uuid, options: { version: '2' } };
       return { status: 200, body: { ...data, ...envelope({ data }) } };
     }
     const sysMount = /^sys\/mounts\/(.+)$/.exec(path);
@@ -188,7 +242,8 @@ class FakeVaultCore {
           const r = kv.store.read(p, Number(url.searchParams.get('version') ?? 0));
           return { status: r.status, body: { ...envelope({ data: r.body.data, mount_type: 'kv' }) } };
         }
-        if (method === 'POST') return { status: 200, body: envelope({ data: kv.store.write(p, body), mount_type: 'kv' }) };
+        if (method === 'POST')
+          return { status: 200, body: envelope({ data: kv.store.write(p, body), mount_type: 'kv' }) };
         if (method === 'DELETE') {
           kv.store.deleteLatest(p);
           return { status: 204 };
@@ -196,8 +251,10 @@ class FakeVaultCore {
       }
       if (meta) {
         const p = meta[1] ?? '';
-        if (method === 'LIST') return { status: 200, body: envelope({ data: { keys: kv.store.list(p) }, mount_type: 'kv' }) };
-        if (method === 'GET') return { status: 200, body: envelope({ data: kv.store.metadata(p), mount_type: 'kv' }) };
+        if (method === 'LIST')
+          return { status: 200, body: envelope({ data: { keys: kv.store.list(p) }, mount_type: 'kv' }) };
+        if (method === 'GET')
+          return { status: 200, body: envelope({ data: kv.store.metadata(p), mount_type: 'kv' }) };
         if (method === 'DELETE') {
           kv.store.deleteAll(p);
           return { status: 204 };
@@ -211,10 +268,18 @@ class FakeVaultCore {
 
   private authorize(token: TokenEntry, method: string, path: string): void {
     if (token.root) return;
-    const policies = token.policies.map((p) => this.policies.get(p)).filter((p): p is Policy => p !== undefined);
+    const policies = token.policies
+      .map((p) => this.policies.get(p))
+      .filter((p): p is Policy => p !== undefined);
     const caps = capabilitiesFor(policies, path, this.tokens.templateContext(token));
     const needed: Capability[] =
-      method === 'GET' ? ['read'] : method === 'LIST' ? ['list'] : method === 'DELETE' ? ['delete'] : ['create', 'update'];
+      method === 'GET'
+        ? ['read']
+        : method === 'LIST'
+          ? ['list']
+          : method === 'DELETE'
+            ? ['delete']
+            : ['create', 'update'];
     if (caps.has('deny') || !needed.some((c) => caps.has(c))) throw aclDenied();
   }
 
@@ -249,7 +314,13 @@ class FakeVaultCore {
     return { status: 200, body: envelope({ auth: this.tokens.authBlock(t, t.ttl) }) };
   }
 
-  private async jwtAdmin(method: string, jwt: JwtAuthMount, what: string, roleName: string | undefined, body: Record<string, unknown>): Promise<Reply> {
+  private async jwtAdmin(
+    method: string,
+    jwt: JwtAuthMount,
+    what: string,
+    roleName: string | undefined,
+    body: Record<string, unknown>,
+  ): Promise<Reply> {
     if (what === 'config') {
       if (method === 'GET') return { status: 200, body: envelope({ data: jwt.readConfig() }) };
       if (method === 'POST') {
@@ -282,8 +353,15 @@ class FakeVaultCore {
     if (method === 'POST') {
       if (this.authMounts.has(mountPath)) throw badRequest(`path is already in use at ${mountPath}`);
       const type = String(body.type ?? '');
-      if (type !== 'jwt' && type !== 'oidc') throw badRequest(`fake vault: auth method "${type}" is not supported (only jwt)`);
-      this.authMounts.set(mountPath, { type, accessor: mountAccessor(type), uuid: newUuid(), description: String(body.description ?? ''), jwt: new JwtAuthMount() });
+      if (type !== 'jwt' && type !== 'oidc')
+        throw badRequest(`fake vault: auth method "${type}" is not supported (only jwt)`);
+      this.authMounts.set(mountPath, {
+        type,
+        accessor: mountAccessor(type),
+        uuid: newUuid(),
+        description: String(body.description ?? ''),
+        jwt: new JwtAuthMount(),
+      });
       return { status: 204 };
     }
     if (method === 'DELETE') {
@@ -296,7 +374,11 @@ class FakeVaultCore {
   }
 
   private mountKv(mountPath: string): void {
-    this.kvMounts.set(mountPath, { store: new KvV2Store(() => this.now()), accessor: `kv_${newAccessor().slice(0, 8)}`, uuid: newUuid() });
+    this.kvMounts.set(mountPath, {
+      store: new KvV2Store(() => this.now()),
+      accessor: `kv_${newAccessor().slice(0, 8)}`,
+      uuid: newUuid(),
+    });
   }
 
   private sysMount(method: string, mountPath: string, body: Record<string, unknown>): Reply {
@@ -304,7 +386,8 @@ class FakeVaultCore {
       if (this.kvMounts.has(mountPath)) throw badRequest(`path is already in use at ${mountPath}`);
       const options = (body.options ?? {}) as { version?: unknown };
       const isV2 = body.type === 'kv-v2' || (body.type === 'kv' && String(options.version) === '2');
-      if (!isV2) throw badRequest('fake vault: only KV version 2 mounts are supported (type=kv, options.version=2)');
+      if (!isV2)
+        throw badRequest('fake vault: only KV version 2 mounts are supported (type=kv, options.version=2)');
       this.mountKv(mountPath);
       return { status: 204 };
     }
@@ -352,7 +435,8 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
   if (text === '') return {};
   try {
     const parsed = JSON.parse(text) as unknown;
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      throw new Error('not a JSON object');
     return parsed as Record<string, unknown>;
   } catch (err) {
     throw badRequest(`failed to parse JSON input: ${(err as Error).message}`);

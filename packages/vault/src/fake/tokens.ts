@@ -1,5 +1,15 @@
 import type { TemplateContext } from './policy.js';
-import { SYSTEM_DEFAULT_TTL, badRequest, envelope, invalidToken, isoTime, newAccessor, newToken, newUuid, parseDuration } from './util.js';
+import {
+  SYSTEM_DEFAULT_TTL,
+  badRequest,
+  envelope,
+  invalidToken,
+  isoTime,
+  newAccessor,
+  newToken,
+  newUuid,
+  parseDuration,
+} from './util.js';
 
 /** The fake's token store and identity entities, on the fake's clock. */
 
@@ -166,7 +176,9 @@ export class TokenStore {
     t.expireMs = now + granted * 1000;
     const res = envelope({ auth: this.authBlock(t, granted) });
     if (granted < t.ttl) {
-      res.warnings = [`TTL of "${t.ttl}s" exceeded the effective max_ttl of "${maxLeft}s"; TTL value is capped accordingly`];
+      res.warnings = [
+        `TTL of "${t.ttl}s" exceeded the effective max_ttl of "${maxLeft}s"; TTL value is capped accordingly`,
+      ];
     }
     return res;
   }
@@ -191,13 +203,26 @@ export class WrapStore {
     const token = newToken();
     const entry: WrapEntry = { accessor: newAccessor(), response, creationPath, creationMs: this.now(), ttl };
     this.wrapped.set(token, entry);
-    const wrapInfo = { token, accessor: entry.accessor, ttl, creation_time: isoTime(entry.creationMs), creation_path: creationPath, wrapped_accessor: '' };
+    const wrapInfo = {
+      token,
+      accessor: entry.accessor,
+      ttl,
+      creation_time: isoTime(entry.creationMs),
+      creation_path: creationPath,
+      wrapped_accessor: '',
+    };
     return envelope({ wrap_info: wrapInfo });
   }
 
   lookup(token: string): Record<string, unknown> {
     const entry = this.live(token);
-    return envelope({ data: { creation_path: entry.creationPath, creation_time: isoTime(entry.creationMs), creation_ttl: entry.ttl } });
+    return envelope({
+      data: {
+        creation_path: entry.creationPath,
+        creation_time: isoTime(entry.creationMs),
+        creation_ttl: entry.ttl,
+      },
+    });
   }
 
   unwrap(token: string): Record<string, unknown> {

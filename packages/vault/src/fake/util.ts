@@ -14,7 +14,8 @@ export const badRequest = (msg: string): HttpError => new HttpError(400, [msg]);
 /** Vault's answer for a missing, expired or revoked token. */
 export const invalidToken = (): HttpError => new HttpError(403, ['permission denied']);
 /** Vault's answer for an ACL denial: a go-multierror with one entry. */
-export const aclDenied = (): HttpError => new HttpError(403, ['1 error occurred:\n\t* permission denied\n\n']);
+export const aclDenied = (): HttpError =>
+  new HttpError(403, ['1 error occurred:\n\t* permission denied\n\n']);
 export const noRoute = (path: string): HttpError =>
   new HttpError(404, [`no handler for route "${path}". route entry not found.`]);
 
@@ -38,13 +39,19 @@ export function parseDuration(v: unknown, field: string): number {
     }
     if (consumed === v) return Math.floor(total);
   }
-  throw badRequest(`error converting input ${JSON.stringify(v)} for field "${field}": time: invalid duration`);
+  throw badRequest(
+    `error converting input ${JSON.stringify(v)} for field "${field}": time: invalid duration`,
+  );
 }
 
 /** Vault accepts lists as JSON arrays or comma-separated strings. */
 export function parseStringList(v: unknown): string[] {
   if (v === undefined || v === null || v === '') return [];
-  if (Array.isArray(v)) return v.map(String).map((s) => s.trim()).filter((s) => s !== '');
+  if (Array.isArray(v))
+    return v
+      .map(String)
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
   return String(v)
     .split(',')
     .map((s) => s.trim())
@@ -68,7 +75,12 @@ export function mountAccessor(type: string): string {
 }
 
 /** Vault's generic envelope around `data` / `auth` / `wrap_info`. */
-export function envelope(fields: { data?: unknown; auth?: unknown; wrap_info?: unknown; mount_type?: string }): Record<string, unknown> {
+export function envelope(fields: {
+  data?: unknown;
+  auth?: unknown;
+  wrap_info?: unknown;
+  mount_type?: string;
+}): Record<string, unknown> {
   return {
     request_id: newUuid(),
     lease_id: '',

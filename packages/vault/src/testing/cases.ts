@@ -42,7 +42,11 @@ interface Setup {
 }
 
 async function provision(vault: VaultUnderTest, issuer: TestIssuer, discovery: boolean): Promise<Setup> {
-  const admin = new VaultClient({ address: vault.address, token: vault.rootToken, namespace: vault.namespace });
+  const admin = new VaultClient({
+    address: vault.address,
+    token: vault.rootToken,
+    namespace: vault.namespace,
+  });
   const suffix = randomBytes(4).toString('hex');
   const jwtMount = `berth-jwt-${suffix}`;
   const kvMount = `berth-kv-${suffix}`;
@@ -52,7 +56,9 @@ async function provision(vault: VaultUnderTest, issuer: TestIssuer, discovery: b
     await admin.request('DELETE', `sys/mounts/${kvMount}`).catch(() => undefined);
     await admin.request('DELETE', `sys/policies/acl/${policy}`).catch(() => undefined);
   };
-  await admin.request('POST', `sys/auth/${jwtMount}`, { body: { type: 'jwt', description: 'Berth workload identity (test)' } });
+  await admin.request('POST', `sys/auth/${jwtMount}`, {
+    body: { type: 'jwt', description: 'Berth workload identity (test)' },
+  });
   const auths = await admin.request<Record<string, { accessor: string }>>('GET', 'sys/auth');
   const accessor = auths.data[`${jwtMount}/`]?.accessor;
   if (!accessor) throw new Error(`no accessor for ${jwtMount}/ in sys/auth`);
@@ -63,7 +69,9 @@ async function provision(vault: VaultUnderTest, issuer: TestIssuer, discovery: b
       : { jwks_url: issuer.jwksUrl, bound_issuer: issuer.issuer, jwt_supported_algs: ['EdDSA'] },
   });
   await admin.request('POST', `sys/policies/acl/${policy}`, {
-    body: { policy: `path "${kvMount}/data/users/{{identity.entity.aliases.${accessor}.name}}/*" {\n  capabilities = ["read"]\n}\n` },
+    body: {
+      policy: `path "${kvMount}/data/users/{{identity.entity.aliases.${accessor}.name}}/*" {\n  capabilities = ["read"]\n}\n`,
+    },
   });
   const role = (extra: Record<string, unknown>): Record<string, unknown> => ({
     role_type: 'jwt',
@@ -75,11 +83,19 @@ async function provision(vault: VaultUnderTest, issuer: TestIssuer, discovery: b
     ...extra,
   });
   await admin.request('POST', `auth/${jwtMount}/role/berth`, {
-    body: role({ bound_claims: { launch_source: ['web', 'mobile', 'cli', 'api'] }, claim_mappings: { environment_id: 'environment_id' } }),
+    body: role({
+      bound_claims: { launch_source: ['web', 'mobile', 'cli', 'api'] },
+      claim_mappings: { environment_id: 'environment_id' },
+    }),
   });
-  await admin.request('POST', `auth/${jwtMount}/role/alice-only`, { body: role({ bound_claims: { sub: 'user:alice' } }) });
-  await admin.request('POST', `auth/${jwtMount}/role/short`, { body: role({ token_ttl: '2s', token_max_ttl: '1h' }) });
-  const put = (path: string, data: Record<string, unknown>): Promise<unknown> => admin.request('POST', `${kvMount}/data/${path}`, { body: { data } });
+  await admin.request('POST', `auth/${jwtMount}/role/alice-only`, {
+    body: role({ bound_claims: { sub: 'user:alice' } }),
+  });
+  await admin.request('POST', `auth/${jwtMount}/role/short`, {
+    body: role({ token_ttl: '2s', token_max_ttl: '1h' }),
+  });
+  const put = (path: string, data: Record<string, unknown>): Promise<unknown> =>
+    admin.request('POST', `${kvMount}/data/${path}`, { body: { data } });
   await kvReady(() => put('probe', { ready: 'yes' }));
   await put('users/user:alice/github', { token: 'ghp_alice_v1', user: 'alice' });
   await put('users/user:alice/github', { token: 'ghp_alice_v2', user: 'alice' });
@@ -99,7 +115,9 @@ async function kvReady(write: () => Promise<unknown>): Promise<void> {
       await write();
       return;
     } catch (err) {
-      const upgrading = err instanceof VaultError && err.vaultErrors.some((e) => /Upgrading from non-versioned to versioned/.test(e));
+      const upgrading =
+        err instanceof VaultError &&
+        err.vaultErrors.some((e) => /Upgrading from non-versioned to versioned/.test(e));
       if (!upgrading || attempt >= 100) throw err;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -143,13 +161,25 @@ export function defineVaultCases(target: VaultTestTarget): void {
       await s.vault.close();
     });
 
-    const login = async (user: string, role = 'berth', extra: Partial<WorkloadClaims> = {}): Promise<VaultClient> => {
-      const auth = await client.loginJwt({ mount: s.jwtMount, role, jwt: await s.issuer.sign(claimsFor(user, extra)) });
+    const login = async (
+      user: string,
+      role = 'berth',
+      extra: Partial<WorkloadClaims> = {},
+    ): Promise<VaultClient> => {
+      const auth = await client.loginJwt({
+        mount: s.jwtMount,
+        role,
+        jwt: await s.issuer.sign(claimsFor(user, extra)),
+      });
       return client.withToken(auth.clientToken);
     };
 
     it('logs in with an EdDSA workload-identity JWT verified against the JWKS', async () => {
-      const auth = await client.loginJwt({ mount: s.jwtMount, role: 'berth', jwt: await s.issuer.sign(claimsFor('alice')) });
+      const auth = await client.loginJwt({
+        mount: s.jwtMount,
+        role: 'berth',
+        jwt: await s.issuer.sign(claimsFor('alice')),
+      });
       expect(auth.clientToken).toMatch(/\S{20,}/);
       expect(auth.policies).toEqual(expect.arrayContaining(['default', s.policy]));
       expect(auth.leaseDuration).toBe(600);
@@ -158,8 +188,14 @@ export function defineVaultCases(target: VaultTestTarget): void {
     });
 
     it('logs in when the auth method is configured by OIDC discovery', async () => {
-      await s.admin.request('POST', `auth/${s.jwtMount}/config`, { body: { oidc_discovery_url: s.issuer.issuer, bound_issuer: s.issuer.issuer } });
-      const auth = await client.loginJwt({ mount: s.jwtMount, role: 'berth', jwt: await s.issuer.sign(claimsFor('alice')) });
+      await s.admin.request('POST', `auth/${s.jwtMount}/config`, {
+        body: { oidc_discovery_url: s.issuer.issuer, bound_issuer: s.issuer.issuer },
+      });
+      const auth = await client.loginJwt({
+        mount: s.jwtMount,
+        role: 'berth',
+        jwt: await s.issuer.sign(claimsFor('alice')),
+      });
       expect(auth.policies).toContain(s.policy);
     });
 
@@ -197,10 +233,20 @@ export function defineVaultCases(target: VaultTestTarget): void {
     });
 
     it('rejects a JWT whose claims do not match the role’s bound_claims', async () => {
-      const err = await rejected(client.loginJwt({ mount: s.jwtMount, role: 'alice-only', jwt: await s.issuer.sign(claimsFor('bob')) }));
+      const err = await rejected(
+        client.loginJwt({
+          mount: s.jwtMount,
+          role: 'alice-only',
+          jwt: await s.issuer.sign(claimsFor('bob')),
+        }),
+      );
       expect(err.status).toBe(400);
       expect(err.vaultErrors.join()).toMatch(/claim "sub" does not match any associated bound claim values/);
-      const ok = await client.loginJwt({ mount: s.jwtMount, role: 'alice-only', jwt: await s.issuer.sign(claimsFor('alice')) });
+      const ok = await client.loginJwt({
+        mount: s.jwtMount,
+        role: 'alice-only',
+        jwt: await s.issuer.sign(claimsFor('alice')),
+      });
       expect(ok.clientToken).toBeTruthy();
     });
 
@@ -224,7 +270,13 @@ export function defineVaultCases(target: VaultTestTarget): void {
     it('fetchSecrets maps refs to env vars, reads each path once and revokes its token', async () => {
       const before = s.vault.requests?.length ?? 0;
       const got = await fetchSecrets({
-        vault: { address: s.vault.address, namespace: s.vault.namespace, authMount: s.jwtMount, role: 'berth', kvMount: s.kvMount },
+        vault: {
+          address: s.vault.address,
+          namespace: s.vault.namespace,
+          authMount: s.jwtMount,
+          role: 'berth',
+          kvMount: s.kvMount,
+        },
         jwt: await s.issuer.sign(claimsFor('alice')),
         refs: [
           { env: 'GITHUB_TOKEN', path: 'users/user:alice/github', key: 'token' },
@@ -233,19 +285,39 @@ export function defineVaultCases(target: VaultTestTarget): void {
           { env: 'DB_PORT', path: 'users/user:alice/db', key: 'port' },
         ],
       });
-      expect(got.values).toEqual({ GITHUB_TOKEN: 'ghp_alice_v2', GITHUB_USER: 'alice', DB_URL: 'postgres://alice:pw@db/alice', DB_PORT: '5432' });
+      expect(got.values).toEqual({
+        GITHUB_TOKEN: 'ghp_alice_v2',
+        GITHUB_USER: 'alice',
+        DB_URL: 'postgres://alice:pw@db/alice',
+        DB_PORT: '5432',
+      });
       if (s.vault.requests) {
-        const reads = s.vault.requests.slice(before).filter((r) => r.method === 'GET' && r.path.includes('/data/'));
-        expect(reads.map((r) => r.path).sort()).toEqual([`${s.kvMount}/data/users/user:alice/db`, `${s.kvMount}/data/users/user:alice/github`]);
+        const reads = s.vault.requests
+          .slice(before)
+          .filter((r) => r.method === 'GET' && r.path.includes('/data/'));
+        expect(reads.map((r) => r.path).sort()).toEqual([
+          `${s.kvMount}/data/users/user:alice/db`,
+          `${s.kvMount}/data/users/user:alice/github`,
+        ]);
       }
       await got.revoke();
       await got.revoke();
     });
 
     it('fetchSecrets fails naming the path and Vault’s message on 403, a missing path or a missing key', async () => {
-      const vault = { address: s.vault.address, namespace: s.vault.namespace, authMount: s.jwtMount, role: 'berth', kvMount: s.kvMount };
+      const vault = {
+        address: s.vault.address,
+        namespace: s.vault.namespace,
+        authMount: s.jwtMount,
+        role: 'berth',
+        kvMount: s.kvMount,
+      };
       const forbidden = await rejected(
-        fetchSecrets({ vault, jwt: await s.issuer.sign(claimsFor('alice')), refs: [{ env: 'X', path: 'users/user:bob/github', key: 'token' }] }),
+        fetchSecrets({
+          vault,
+          jwt: await s.issuer.sign(claimsFor('alice')),
+          refs: [{ env: 'X', path: 'users/user:bob/github', key: 'token' }],
+        }),
       );
       expect(forbidden.status).toBe(403);
       expect(forbidden.message).toContain(`${s.kvMount}/data/users/user:bob/github`);
@@ -255,12 +327,20 @@ export function defineVaultCases(target: VaultTestTarget): void {
         expect(s.vault.requests.at(-1)).toMatchObject({ method: 'POST', path: 'auth/token/revoke-self' });
       }
       const missing = await rejected(
-        fetchSecrets({ vault, jwt: await s.issuer.sign(claimsFor('alice')), refs: [{ env: 'X', path: 'users/user:alice/nope', key: 'token' }] }),
+        fetchSecrets({
+          vault,
+          jwt: await s.issuer.sign(claimsFor('alice')),
+          refs: [{ env: 'X', path: 'users/user:alice/nope', key: 'token' }],
+        }),
       );
       expect(missing.status).toBe(404);
       expect(missing.message).toContain(`${s.kvMount}/data/users/user:alice/nope`);
       const noKey = await rejected(
-        fetchSecrets({ vault, jwt: await s.issuer.sign(claimsFor('alice')), refs: [{ env: 'X', path: 'users/user:alice/github', key: 'password' }] }),
+        fetchSecrets({
+          vault,
+          jwt: await s.issuer.sign(claimsFor('alice')),
+          refs: [{ env: 'X', path: 'users/user:alice/github', key: 'password' }],
+        }),
       );
       expect(noKey.message).toMatch(/has no key "password".*keys present: token, user/);
       expect(noKey.message).not.toContain('ghp_alice');
@@ -312,10 +392,15 @@ export function defineVaultCases(target: VaultTestTarget): void {
     });
 
     it('refuses to unwrap a token created at an unexpected path, leaving it unused', async () => {
-      const wrapped = await s.admin.request('POST', 'sys/wrapping/wrap', { body: { GITHUB_TOKEN: 'x-wrapped' }, headers: { 'X-Vault-Wrap-TTL': '5m' } });
+      const wrapped = await s.admin.request('POST', 'sys/wrapping/wrap', {
+        body: { GITHUB_TOKEN: 'x-wrapped' },
+        headers: { 'X-Vault-Wrap-TTL': '5m' },
+      });
       const wrappingToken = wrapped.wrap_info?.token ?? '';
       const vault = { address: s.vault.address, namespace: s.vault.namespace };
-      const err = await rejected(unwrapSecrets({ vault, wrappingToken, expectedCreationPath: `${s.kvMount}/data/users/*` }));
+      const err = await rejected(
+        unwrapSecrets({ vault, wrappingToken, expectedCreationPath: `${s.kvMount}/data/users/*` }),
+      );
       expect(err.message).toMatch(/created at "sys\/wrapping\/wrap"/);
       const ok = await unwrapSecrets({ vault, wrappingToken, expectedCreationPath: 'sys/wrapping/wrap' });
       expect(ok.values).toEqual({ GITHUB_TOKEN: 'x-wrapped' });
@@ -324,7 +409,9 @@ export function defineVaultCases(target: VaultTestTarget): void {
     it('revokes Berth’s access: deleting the role stops logins, disabling the mount revokes issued tokens', async () => {
       const alice = await login('alice');
       await s.admin.request('DELETE', `auth/${s.jwtMount}/role/berth`);
-      const noRole = await rejected(client.loginJwt({ mount: s.jwtMount, role: 'berth', jwt: await s.issuer.sign(claimsFor('alice')) }));
+      const noRole = await rejected(
+        client.loginJwt({ mount: s.jwtMount, role: 'berth', jwt: await s.issuer.sign(claimsFor('alice')) }),
+      );
       expect(noRole.status).toBe(400);
       expect(noRole.vaultErrors.join()).toMatch(/role "berth" could not be found/);
       expect(noRole.hint).toMatch(/no role "berth"/);
@@ -342,23 +429,43 @@ export function defineVaultCases(target: VaultTestTarget): void {
           bound_claims_type: 'string',
           bound_claims: { sub: ['user:alice'] },
           user_claim: 'sub',
-          claim_mappings: { environment_id: 'environment_id', task_id: 'task_id', provider: 'provider', launch_source: 'launch_source' },
+          claim_mappings: {
+            environment_id: 'environment_id',
+            task_id: 'task_id',
+            provider: 'provider',
+            launch_source: 'launch_source',
+          },
           token_policies: [s.policy],
           token_ttl: '10m',
           token_max_ttl: '30m',
           token_no_default_policy: false,
         },
       });
-      const auth = await client.loginJwt({ mount: s.jwtMount, role: 'doc', jwt: await s.issuer.sign(claimsFor('alice', { launch_source: 'mobile' })) });
-      expect(auth.metadata).toMatchObject({ role: 'doc', environment_id: 'env_123', task_id: 'task_456', provider: 'docker', launch_source: 'mobile' });
+      const auth = await client.loginJwt({
+        mount: s.jwtMount,
+        role: 'doc',
+        jwt: await s.issuer.sign(claimsFor('alice', { launch_source: 'mobile' })),
+      });
+      expect(auth.metadata).toMatchObject({
+        role: 'doc',
+        environment_id: 'env_123',
+        task_id: 'task_456',
+        provider: 'docker',
+        launch_source: 'mobile',
+      });
       const secret = await client.withToken(auth.clientToken).readKv(s.kvMount, 'users/user:alice/github');
       expect(secret.data.token).toBe('ghp_alice_v2');
-      const bob = await rejected(client.loginJwt({ mount: s.jwtMount, role: 'doc', jwt: await s.issuer.sign(claimsFor('bob')) }));
+      const bob = await rejected(
+        client.loginJwt({ mount: s.jwtMount, role: 'doc', jwt: await s.issuer.sign(claimsFor('bob')) }),
+      );
       expect(bob.vaultErrors.join()).toMatch(/claim "sub" does not match any associated bound claim values/);
     });
 
     it('expires a wrapping token after its TTL', async () => {
-      const wrapped = await s.admin.request('POST', 'sys/wrapping/wrap', { body: { a: 'b' }, headers: { 'X-Vault-Wrap-TTL': '2' } });
+      const wrapped = await s.admin.request('POST', 'sys/wrapping/wrap', {
+        body: { a: 'b' },
+        headers: { 'X-Vault-Wrap-TTL': '2' },
+      });
       await s.vault.advanceClock(3);
       const err = await rejected(client.lookupWrapping(wrapped.wrap_info?.token ?? ''));
       expect(err.vaultErrors).toEqual(['wrapping token is not valid or does not exist']);

@@ -41,7 +41,9 @@ export interface SignOptions {
   alg?: 'EdDSA' | 'Ed25519';
 }
 
-export async function startTestIssuer(opts: { bindHost?: string; advertiseHost?: string } = {}): Promise<TestIssuer> {
+export async function startTestIssuer(
+  opts: { bindHost?: string; advertiseHost?: string } = {},
+): Promise<TestIssuer> {
   const kid = `berth-test-${randomBytes(4).toString('hex')}`;
   const { publicKey, privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
   const foreign = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
@@ -72,7 +74,10 @@ export async function startTestIssuer(opts: { bindHost?: string; advertiseHost?:
   const signWith = async (key: CryptoKey, claims: WorkloadClaims, o: SignOptions): Promise<string> => {
     const iat = o.iat ?? Math.floor(Date.now() / 1000);
     const payload: JWTPayload = { jti: randomBytes(12).toString('hex'), ...claims };
-    const jwt = new SignJWT(payload).setProtectedHeader({ alg: o.alg ?? 'EdDSA', kid, typ: 'JWT' }).setIssuer(o.issuer ?? issuer).setIssuedAt(iat);
+    const jwt = new SignJWT(payload)
+      .setProtectedHeader({ alg: o.alg ?? 'EdDSA', kid, typ: 'JWT' })
+      .setIssuer(o.issuer ?? issuer)
+      .setIssuedAt(iat);
     if (!o.noExpiry) jwt.setNotBefore(iat).setExpirationTime(iat + (o.ttlSeconds ?? 300));
     return jwt.sign(key);
   };

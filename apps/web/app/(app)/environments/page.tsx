@@ -43,7 +43,8 @@ function CreateForm() {
     if (name.trim()) body.name = name.trim();
     if (provider.trim()) body.provider = provider.trim();
     if (image.trim()) body.image = image.trim();
-    if (repoUrl.trim()) body.repo = { url: repoUrl.trim(), ...(repoRef.trim() ? { ref: repoRef.trim() } : {}) };
+    if (repoUrl.trim())
+      body.repo = { url: repoUrl.trim(), ...(repoRef.trim() ? { ref: repoRef.trim() } : {}) };
     if (setup !== 'none' && setupText.trim()) body[setup] = setupText;
     setBusy(true);
     setError(null);
@@ -171,14 +172,22 @@ function CreateForm() {
         </button>
       </div>
       <p className="muted small">
-        The repository is cloned into <code>/workspace</code>. Setup runs once when it is built; a devcontainer.json may name its own
-        image.
+        The repository is cloned into <code>/workspace</code>. Setup runs once when it is built; a
+        devcontainer.json may name its own image.
       </p>
     </form>
   );
 }
 
-function EnvRow({ env, now, ask }: { env: Environment; now: number; ask: ReturnType<typeof useEnvActions>['ask'] }) {
+function EnvRow({
+  env,
+  now,
+  ask,
+}: {
+  env: Environment;
+  now: number;
+  ask: ReturnType<typeof useEnvActions>['ask'];
+}) {
   return (
     <tr data-testid="env-row" data-env-id={env.id}>
       <td data-label="Name" className="cell-name">
@@ -199,7 +208,11 @@ function EnvRow({ env, now, ask }: { env: Environment; now: number; ask: ReturnT
       <td className="actions">
         <div className="row-wrap row-end">
           {env.state === 'ready' ? (
-            <Link href={`/terminal?env=${env.id}`} className="btn btn-small btn-primary" aria-label={`Open a terminal in ${env.name}`}>
+            <Link
+              href={`/terminal?env=${env.id}`}
+              className="btn btn-small btn-primary"
+              aria-label={`Open a terminal in ${env.name}`}
+            >
               Terminal
             </Link>
           ) : null}

@@ -4,13 +4,28 @@ import { useEffect, useState, type FormEvent } from 'react';
 import { ConfirmDialog } from '@/components/confirm';
 import { LoadMore } from '@/components/load-more';
 import { Empty, ErrorNotice, Loadable } from '@/components/status';
-import { api, toApiError, type ApiError, type SecretRef, type SecretSettings, type SecretSettingsInput } from '@/lib/api';
+import {
+  api,
+  toApiError,
+  type ApiError,
+  type SecretRef,
+  type SecretSettings,
+  type SecretSettingsInput,
+} from '@/lib/api';
 import { formatDate, formatDateTime } from '@/lib/format';
 import { useSession } from '@/lib/session';
 import { useApi } from '@/lib/use-api';
 import { usePagedList } from '@/lib/use-paged';
 
-const EMPTY: SecretSettingsInput = { vaultAddress: '', authMount: 'jwt', role: '', audience: '', namespace: null, caCert: null, kvMount: 'secret' };
+const EMPTY: SecretSettingsInput = {
+  vaultAddress: '',
+  authMount: 'jwt',
+  role: '',
+  audience: '',
+  namespace: null,
+  caCert: null,
+  kvMount: 'secret',
+};
 
 function toInput(s: SecretSettings | null): SecretSettingsInput {
   if (!s) return EMPTY;
@@ -89,8 +104,9 @@ function VaultSettings() {
         {() => (
           <form className="stack" onSubmit={(e) => void save(e)}>
             <p className="muted small">
-              {current ? `Last saved ${formatDateTime(current.updatedAt)}.` : 'Not set up yet.'} Vault&apos;s JWT auth method should trust this
-              Berth as an OIDC provider (discovery at <code>/.well-known/openid-configuration</code>).
+              {current ? `Last saved ${formatDateTime(current.updatedAt)}.` : 'Not set up yet.'} Vault&apos;s
+              JWT auth method should trust this Berth as an OIDC provider (discovery at{' '}
+              <code>/.well-known/openid-configuration</code>).
             </p>
             {write.error ? <ErrorNotice error={write.error} /> : null}
             {saved ? (
@@ -100,16 +116,36 @@ function VaultSettings() {
             ) : null}
             <label className="field">
               <span>Vault address</span>
-              <input type="url" inputMode="url" autoCapitalize="none" spellCheck={false} placeholder="https://vault.example.com:8200" required {...field('vaultAddress')} />
+              <input
+                type="url"
+                inputMode="url"
+                autoCapitalize="none"
+                spellCheck={false}
+                placeholder="https://vault.example.com:8200"
+                required
+                {...field('vaultAddress')}
+              />
             </label>
             <div className="form-row">
               <label className="field grow">
                 <span>JWT role</span>
-                <input autoCapitalize="none" spellCheck={false} required placeholder="berth" {...field('role')} />
+                <input
+                  autoCapitalize="none"
+                  spellCheck={false}
+                  required
+                  placeholder="berth"
+                  {...field('role')}
+                />
               </label>
               <label className="field grow">
                 <span>Audience</span>
-                <input autoCapitalize="none" spellCheck={false} required placeholder="vault.example.com" {...field('audience')} />
+                <input
+                  autoCapitalize="none"
+                  spellCheck={false}
+                  required
+                  placeholder="vault.example.com"
+                  {...field('audience')}
+                />
               </label>
             </div>
             <div className="form-row">
@@ -128,14 +164,24 @@ function VaultSettings() {
             </div>
             <label className="field">
               <span>CA certificate (optional, PEM)</span>
-              <textarea rows={3} spellCheck={false} placeholder="-----BEGIN CERTIFICATE-----" {...field('caCert')} />
+              <textarea
+                rows={3}
+                spellCheck={false}
+                placeholder="-----BEGIN CERTIFICATE-----"
+                {...field('caCert')}
+              />
             </label>
             <div className="row-wrap">
               <button type="submit" className="btn btn-primary" disabled={write.busy}>
                 {write.busy ? 'Saving…' : 'Save'}
               </button>
               {current ? (
-                <button type="button" className="btn btn-danger-outline" onClick={() => setConfirmRemove(true)} disabled={write.busy}>
+                <button
+                  type="button"
+                  className="btn btn-danger-outline"
+                  onClick={() => setConfirmRemove(true)}
+                  disabled={write.busy}
+                >
                   Remove settings
                 </button>
               ) : null}
@@ -165,7 +211,9 @@ function AddRefForm({ onAdded }: { onAdded: (r: SecretRef) => void }) {
 
   async function submit(e: FormEvent) {
     e.preventDefault();
-    const r = await write.run(() => api.secrets.addRef({ env: env.trim(), path: path.trim(), key: key.trim() }));
+    const r = await write.run(() =>
+      api.secrets.addRef({ env: env.trim(), path: path.trim(), key: key.trim() }),
+    );
     if (!r) return;
     setEnv('');
     setPath('');
@@ -180,19 +228,47 @@ function AddRefForm({ onAdded }: { onAdded: (r: SecretRef) => void }) {
       <div className="form-row">
         <label className="field grow">
           <span>Env var</span>
-          <input name="env" autoCapitalize="characters" spellCheck={false} required placeholder="GITHUB_TOKEN" value={env} onChange={(e) => setEnv(e.target.value)} />
+          <input
+            name="env"
+            autoCapitalize="characters"
+            spellCheck={false}
+            required
+            placeholder="GITHUB_TOKEN"
+            value={env}
+            onChange={(e) => setEnv(e.target.value)}
+          />
         </label>
         <label className="field grow">
           <span>KV path</span>
-          <input name="path" autoCapitalize="none" spellCheck={false} required placeholder="users/me/github" value={path} onChange={(e) => setPath(e.target.value)} />
+          <input
+            name="path"
+            autoCapitalize="none"
+            spellCheck={false}
+            required
+            placeholder="users/me/github"
+            value={path}
+            onChange={(e) => setPath(e.target.value)}
+          />
         </label>
         <label className="field grow">
           <span>Key</span>
-          <input name="key" autoCapitalize="none" spellCheck={false} required placeholder="token" value={key} onChange={(e) => setKey(e.target.value)} />
+          <input
+            name="key"
+            autoCapitalize="none"
+            spellCheck={false}
+            required
+            placeholder="token"
+            value={key}
+            onChange={(e) => setKey(e.target.value)}
+          />
         </label>
       </div>
       <div>
-        <button type="submit" className="btn btn-primary" disabled={write.busy || !env.trim() || !path.trim() || !key.trim()}>
+        <button
+          type="submit"
+          className="btn btn-primary"
+          disabled={write.busy || !env.trim() || !path.trim() || !key.trim()}
+        >
           {write.busy ? 'Adding…' : 'Add reference'}
         </button>
       </div>
@@ -221,7 +297,9 @@ function References() {
           {(page) =>
             page.items.length === 0 ? (
               <Empty title="No secret references yet">
-                <p className="muted">Add one above: an env var name and where its value lives in your Vault.</p>
+                <p className="muted">
+                  Add one above: an env var name and where its value lives in your Vault.
+                </p>
               </Empty>
             ) : (
               <div className="stack">
@@ -293,8 +371,9 @@ export default function SecretsPage() {
       <div className="page-head">
         <h1>Secrets</h1>
         <p className="muted">
-          Berth never stores secret values. It keeps only where they are in your own Vault; at each launch the environment signs in to
-          your Vault with a short-lived identity from Berth and reads them for that task alone.
+          Berth never stores secret values. It keeps only where they are in your own Vault; at each launch the
+          environment signs in to your Vault with a short-lived identity from Berth and reads them for that
+          task alone.
         </p>
       </div>
       <VaultSettings />

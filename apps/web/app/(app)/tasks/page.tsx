@@ -77,8 +77,8 @@ function LaunchForm() {
         </button>
       </div>
       <p className="muted small">
-        Runs the program directly with its arguments (quotes work as in a shell). For pipes or <code>&amp;&amp;</code>, run a shell:{' '}
-        <code>sh -c &apos;make &amp;&amp; make test&apos;</code>.
+        Runs the program directly with its arguments (quotes work as in a shell). For pipes or{' '}
+        <code>&amp;&amp;</code>, run a shell: <code>sh -c &apos;make &amp;&amp; make test&apos;</code>.
       </p>
     </form>
   );
@@ -98,7 +98,9 @@ function TaskRow({ t, now, onRunAgain }: { t: Task; now: number; onRunAgain: () 
       </td>
       <td data-label="Exit">{t.exitCode ?? <span className="muted">—</span>}</td>
       <td data-label="Started">{relative(t.startedAt ?? t.createdAt, now)}</td>
-      <td data-label="Duration">{t.startedAt ? formatDuration(taskDuration(t, now)) : <span className="muted">—</span>}</td>
+      <td data-label="Duration">
+        {t.startedAt ? formatDuration(taskDuration(t, now)) : <span className="muted">—</span>}
+      </td>
       <td className="actions">
         <button type="button" className="btn btn-small" onClick={onRunAgain} aria-label={`Run again: ${cmd}`}>
           Run again
@@ -157,7 +159,9 @@ export default function TasksPage() {
           {(page) =>
             page.items.length === 0 ? (
               <Empty title="No tasks yet">
-                <p className="muted">Type a command above and press Run; its output appears here as it runs.</p>
+                <p className="muted">
+                  Type a command above and press Run; its output appears here as it runs.
+                </p>
               </Empty>
             ) : (
               <div className="stack">

@@ -40,10 +40,20 @@ const KEYS: Array<{ label: string; aria: string; send: string }> = [
   { label: '/', aria: 'Slash', send: '/' },
 ];
 
-function TerminalWorkspace({ env, initialSession, observe }: { env: Environment; initialSession: string | null; observe: boolean }) {
+function TerminalWorkspace({
+  env,
+  initialSession,
+  observe,
+}: {
+  env: Environment;
+  initialSession: string | null;
+  observe: boolean;
+}) {
   const { expired } = useSession();
   const next = useRef(1);
-  const [tabs, setTabs] = useState<Tab[]>(() => [{ key: 0, ...(initialSession ? { sessionId: initialSession } : {}), ref: createRef() }]);
+  const [tabs, setTabs] = useState<Tab[]>(() => [
+    { key: 0, ...(initialSession ? { sessionId: initialSession } : {}), ref: createRef() },
+  ]);
   const [active, setActive] = useState(0);
   const [states, setStates] = useState<Record<number, PaneState>>({});
   const [ctrl, setCtrl] = useState(false);
@@ -123,7 +133,9 @@ function TerminalWorkspace({ env, initialSession, observe }: { env: Environment;
       if (text) activeTab?.ref.current?.paste(text);
       activeTab?.ref.current?.focus();
     } catch {
-      setPasteNote('This browser does not let the page read the clipboard here: paste with Ctrl+Shift+V (⌘V on a Mac), or long-press the terminal on a phone.');
+      setPasteNote(
+        'This browser does not let the page read the clipboard here: paste with Ctrl+Shift+V (⌘V on a Mac), or long-press the terminal on a phone.',
+      );
     }
   }
 
@@ -140,7 +152,11 @@ function TerminalWorkspace({ env, initialSession, observe }: { env: Environment;
               read-only
             </span>
           ) : null}
-          <span className={`live ${current?.status === 'open' ? 'live-on' : ''}`} data-testid="term-status" data-status={current?.status ?? 'ticket'}>
+          <span
+            className={`live ${current?.status === 'open' ? 'live-on' : ''}`}
+            data-testid="term-status"
+            data-status={current?.status ?? 'ticket'}
+          >
             {STATUS_TEXT[current?.status ?? 'ticket']}
           </span>
         </div>
@@ -151,7 +167,12 @@ function TerminalWorkspace({ env, initialSession, observe }: { env: Environment;
               <button type="button" className="btn btn-small" onClick={() => void paste()}>
                 Paste
               </button>
-              <button type="button" className="btn btn-small" disabled={!current?.sessionId || sharing} onClick={() => void shareReadOnly()}>
+              <button
+                type="button"
+                className="btn btn-small"
+                disabled={!current?.sessionId || sharing}
+                onClick={() => void shareReadOnly()}
+              >
                 {sharing ? 'Sharing…' : 'Share read-only'}
               </button>
             </>
@@ -179,7 +200,12 @@ function TerminalWorkspace({ env, initialSession, observe }: { env: Environment;
                 {label}
               </button>
               {tabs.length > 1 ? (
-                <button type="button" className="term-tab-close" aria-label={`Close ${label}`} onClick={() => closeTab(t.key)}>
+                <button
+                  type="button"
+                  className="term-tab-close"
+                  aria-label={`Close ${label}`}
+                  onClick={() => closeTab(t.key)}
+                >
                   ×
                 </button>
               ) : null}
@@ -204,8 +230,8 @@ function TerminalWorkspace({ env, initialSession, observe }: { env: Environment;
               <CopyButton text={share.link} />
             </div>
             <p className="small">
-              Whoever opens it watches without typing. For now it opens only for you, signed in on another device or browser;
-              sharing with other people is not available yet.
+              Whoever opens it watches without typing. For now it opens only for you, signed in on another
+              device or browser; sharing with other people is not available yet.
             </p>
             <button type="button" className="btn btn-small" onClick={() => setShare(null)}>
               Close
@@ -219,7 +245,8 @@ function TerminalWorkspace({ env, initialSession, observe }: { env: Environment;
       {current?.error ? <ErrorNotice error={current.error} /> : null}
       {current?.exited ? (
         <p className="notice small" data-testid="term-exited">
-          The shell exited{current.exited.code ? ` with code ${current.exited.code}` : ''}. Open a new terminal with +.
+          The shell exited{current.exited.code ? ` with code ${current.exited.code}` : ''}. Open a new
+          terminal with +.
         </p>
       ) : null}
       {current?.status === 'reconnecting' ? (
@@ -282,7 +309,15 @@ function TerminalWorkspace({ env, initialSession, observe }: { env: Environment;
   );
 }
 
-function TerminalForEnv({ envId, session, observe }: { envId: string; session: string | null; observe: boolean }) {
+function TerminalForEnv({
+  envId,
+  session,
+  observe,
+}: {
+  envId: string;
+  session: string | null;
+  observe: boolean;
+}) {
   const env = useApi(() => api.environments.get(envId), `env:${envId}`);
   return (
     <Loadable state={env} onRetry={env.reload}>
@@ -297,7 +332,9 @@ function TerminalForEnv({ envId, session, observe }: { envId: string; session: s
                   409,
                   'environment_not_ready',
                   `environment ${e.name} is ${e.state}`,
-                  e.state === 'stopped' ? 'start it on its page, then open the terminal again' : 'wait until it is ready on its page',
+                  e.state === 'stopped'
+                    ? 'start it on its page, then open the terminal again'
+                    : 'wait until it is ready on its page',
                 )
               }
             />
@@ -314,7 +351,14 @@ function TerminalForEnv({ envId, session, observe }: { envId: string; session: s
 function TerminalPageInner() {
   const q = useSearchParams();
   const envId = q.get('env');
-  if (!envId) return <ErrorNotice error={new ApiError(400, 'missing_env', 'no environment given', 'open a terminal from an environment')} />;
+  if (!envId)
+    return (
+      <ErrorNotice
+        error={
+          new ApiError(400, 'missing_env', 'no environment given', 'open a terminal from an environment')
+        }
+      />
+    );
   // Read once: later changes of `session` are this page keeping the address in step.
   const session = q.get('session');
   // Watching needs a session to watch; without one this opens a shell of your own.

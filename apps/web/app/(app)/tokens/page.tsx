@@ -31,7 +31,14 @@ function CreateTokenForm({ onCreated }: { onCreated: (t: CreatedToken) => void }
     e.preventDefault();
     setError(null);
     if (scopes.length === 0) {
-      setError(new ApiError(400, 'no_scope', 'a token needs at least one permission', 'tick read for a token that only looks'));
+      setError(
+        new ApiError(
+          400,
+          'no_scope',
+          'a token needs at least one permission',
+          'tick read for a token that only looks',
+        ),
+      );
       return;
     }
     setBusy(true);
@@ -55,7 +62,14 @@ function CreateTokenForm({ onCreated }: { onCreated: (t: CreatedToken) => void }
       <div className="form-row">
         <label className="field grow">
           <span>Name</span>
-          <input name="name" required maxLength={100} placeholder="e.g. ci-deploy" value={name} onChange={(e) => setName(e.target.value)} />
+          <input
+            name="name"
+            required
+            maxLength={100}
+            placeholder="e.g. ci-deploy"
+            value={name}
+            onChange={(e) => setName(e.target.value)}
+          />
         </label>
         <label className="field">
           <span>Expires after</span>
@@ -77,7 +91,9 @@ function CreateTokenForm({ onCreated }: { onCreated: (t: CreatedToken) => void }
                 type="checkbox"
                 name={`scope-${s}`}
                 checked={scopes.includes(s)}
-                onChange={(e) => setScopes((cur) => (e.target.checked ? [...cur, s] : cur.filter((x) => x !== s)))}
+                onChange={(e) =>
+                  setScopes((cur) => (e.target.checked ? [...cur, s] : cur.filter((x) => x !== s)))
+                }
               />
               <span>
                 <strong>{s}</strong> <span className="muted small">{SCOPE_HELP[s]}</span>
@@ -103,7 +119,12 @@ function NewTokenNotice({ token, onDone }: { token: CreatedToken; onDone: () => 
     ref.current?.scrollIntoView({ block: 'nearest' });
   }, [token.id]);
   return (
-    <section ref={ref} className="notice notice-success stack" aria-labelledby="new-token-h" data-testid="new-token">
+    <section
+      ref={ref}
+      className="notice notice-success stack"
+      aria-labelledby="new-token-h"
+      data-testid="new-token"
+    >
       <h2 id="new-token-h" className="notice-title">
         Token “{token.name}” created
       </h2>
@@ -152,10 +173,19 @@ function TokenRow({ t, onRevoke }: { t: Token; onRevoke: () => void }) {
         {relative(t.lastUsedAt)}
       </td>
       <td data-label="Expires" title={formatDateTime(t.expiresAt, 'never')}>
-        {isExpired(t) ? <span className="badge badge-danger">expired</span> : relative(t.expiresAt, Date.now(), 'never')}
+        {isExpired(t) ? (
+          <span className="badge badge-danger">expired</span>
+        ) : (
+          relative(t.expiresAt, Date.now(), 'never')
+        )}
       </td>
       <td className="actions">
-        <button type="button" className="btn btn-small btn-danger-outline" onClick={onRevoke} aria-label={`Revoke ${t.name}`}>
+        <button
+          type="button"
+          className="btn btn-small btn-danger-outline"
+          onClick={onRevoke}
+          aria-label={`Revoke ${t.name}`}
+        >
           Revoke
         </button>
       </td>
@@ -168,7 +198,10 @@ export default function TokensPage() {
   const paged = usePagedList((cursor) => api.tokens.list({ limit: PAGE_SIZE, cursor }), 'tokens');
   const [created, setCreated] = useState<CreatedToken | null>(null);
   const [revoking, setRevoking] = useState<Token | null>(null);
-  const [revokeState, setRevokeState] = useState<{ busy: boolean; error: ApiError | null }>({ busy: false, error: null });
+  const [revokeState, setRevokeState] = useState<{ busy: boolean; error: ApiError | null }>({
+    busy: false,
+    error: null,
+  });
 
   async function revoke(t: Token) {
     setRevokeState({ busy: true, error: null });
@@ -190,7 +223,8 @@ export default function TokensPage() {
       <div className="page-head">
         <h1>API tokens</h1>
         <p className="muted">
-          Tokens let scripts, CI and the CLI act as you. Send one as <code>Authorization: Bearer …</code>. Only you can see your tokens.
+          Tokens let scripts, CI and the CLI act as you. Send one as <code>Authorization: Bearer …</code>.
+          Only you can see your tokens.
         </p>
       </div>
 

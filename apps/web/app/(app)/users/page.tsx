@@ -28,7 +28,12 @@ function CreateUserForm({ onStart, onCreated }: { onStart: () => void; onCreated
     onStart();
     setBusy(true);
     try {
-      const { user } = await api.users.create({ email, password, role, ...(displayName.trim() ? { displayName: displayName.trim() } : {}) });
+      const { user } = await api.users.create({
+        email,
+        password,
+        role,
+        ...(displayName.trim() ? { displayName: displayName.trim() } : {}),
+      });
       setEmail('');
       setDisplayName('');
       setPassword('');
@@ -50,17 +55,39 @@ function CreateUserForm({ onStart, onCreated }: { onStart: () => void; onCreated
       <div className="form-row">
         <label className="field grow">
           <span>Email</span>
-          <input type="email" name="email" autoComplete="off" autoCapitalize="none" spellCheck={false} required value={email} onChange={(e) => setEmail(e.target.value)} />
+          <input
+            type="email"
+            name="email"
+            autoComplete="off"
+            autoCapitalize="none"
+            spellCheck={false}
+            required
+            value={email}
+            onChange={(e) => setEmail(e.target.value)}
+          />
         </label>
         <label className="field grow">
           <span>Name (optional)</span>
-          <input name="displayName" autoComplete="off" maxLength={100} value={displayName} onChange={(e) => setDisplayName(e.target.value)} />
+          <input
+            name="displayName"
+            autoComplete="off"
+            maxLength={100}
+            value={displayName}
+            onChange={(e) => setDisplayName(e.target.value)}
+          />
         </label>
       </div>
       <div className="form-row">
         <label className="field grow">
           <span>First password</span>
-          <input type="password" name="password" autoComplete="new-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
+          <input
+            type="password"
+            name="password"
+            autoComplete="new-password"
+            required
+            value={password}
+            onChange={(e) => setPassword(e.target.value)}
+          />
         </label>
         <label className="field">
           <span>Role</span>
@@ -70,9 +97,15 @@ function CreateUserForm({ onStart, onCreated }: { onStart: () => void; onCreated
           </select>
         </label>
       </div>
-      <p className="muted small">Give the person their password another way; they can sign in and use Berth at once.</p>
+      <p className="muted small">
+        Give the person their password another way; they can sign in and use Berth at once.
+      </p>
       <div>
-        <button type="submit" className="btn btn-primary" disabled={busy || !email.trim() || password.length < MIN_PASSWORD}>
+        <button
+          type="submit"
+          className="btn btn-primary"
+          disabled={busy || !email.trim() || password.length < MIN_PASSWORD}
+        >
           {busy ? 'Creating…' : 'Create user'}
         </button>
       </div>
@@ -82,7 +115,15 @@ function CreateUserForm({ onStart, onCreated }: { onStart: () => void; onCreated
 
 type Action = { kind: 'role' | 'password' | 'delete'; user: User };
 
-function ActionDialog({ action, paged, onClose }: { action: Action | null; paged: PagedList<User>; onClose: () => void }) {
+function ActionDialog({
+  action,
+  paged,
+  onClose,
+}: {
+  action: Action | null;
+  paged: PagedList<User>;
+  onClose: () => void;
+}) {
   const { expired } = useSession();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
@@ -100,7 +141,14 @@ function ActionDialog({ action, paged, onClose }: { action: Action | null; paged
     if (!action) return;
     setError(null);
     if (action.kind === 'password' && password.length < MIN_PASSWORD) {
-      setError(new ApiError(400, 'weak_password', `the password is shorter than ${MIN_PASSWORD} characters`, 'choose a longer password'));
+      setError(
+        new ApiError(
+          400,
+          'weak_password',
+          `the password is shorter than ${MIN_PASSWORD} characters`,
+          'choose a longer password',
+        ),
+      );
       return;
     }
     setBusy(true);
@@ -122,28 +170,52 @@ function ActionDialog({ action, paged, onClose }: { action: Action | null; paged
     }
   }
 
-  const who = u ? u.displayName ?? u.email : '';
+  const who = u ? (u.displayName ?? u.email) : '';
   const title =
-    action?.kind === 'delete' ? `Delete ${who}?` : action?.kind === 'role' ? `Make ${who} ${newRole === 'admin' ? 'an admin' : 'a member'}?` : `New password for ${who}`;
+    action?.kind === 'delete'
+      ? `Delete ${who}?`
+      : action?.kind === 'role'
+        ? `Make ${who} ${newRole === 'admin' ? 'an admin' : 'a member'}?`
+        : `New password for ${who}`;
   return (
     <ConfirmDialog
       open={action !== null}
       title={title}
       tone={action?.kind === 'delete' ? 'danger' : 'primary'}
-      confirmLabel={action?.kind === 'delete' ? 'Delete user' : action?.kind === 'role' ? `Make ${newRole}` : 'Set password'}
+      confirmLabel={
+        action?.kind === 'delete'
+          ? 'Delete user'
+          : action?.kind === 'role'
+            ? `Make ${newRole}`
+            : 'Set password'
+      }
       busy={busy}
       onCancel={close}
       onConfirm={() => void run()}
     >
-      {action?.kind === 'delete' ? <p>Their sessions and API tokens stop working at once. This cannot be undone.</p> : null}
+      {action?.kind === 'delete' ? (
+        <p>Their sessions and API tokens stop working at once. This cannot be undone.</p>
+      ) : null}
       {action?.kind === 'role' ? (
-        <p>{newRole === 'admin' ? 'Admins manage users and can create tokens with the admin permission.' : 'They keep their account but lose admin rights.'}</p>
+        <p>
+          {newRole === 'admin'
+            ? 'Admins manage users and can create tokens with the admin permission.'
+            : 'They keep their account but lose admin rights.'}
+        </p>
       ) : null}
       {action?.kind === 'password' ? (
         <label className="field">
           <span>Password</span>
-          <input type="password" name="new-password" autoComplete="new-password" value={password} onChange={(e) => setPassword(e.target.value)} />
-          <small className="muted">At least {MIN_PASSWORD} characters. Their other sessions stay signed in.</small>
+          <input
+            type="password"
+            name="new-password"
+            autoComplete="new-password"
+            value={password}
+            onChange={(e) => setPassword(e.target.value)}
+          />
+          <small className="muted">
+            At least {MIN_PASSWORD} characters. Their other sessions stay signed in.
+          </small>
         </label>
       ) : null}
       {error ? <ErrorNotice error={error} /> : null}
@@ -151,7 +223,15 @@ function ActionDialog({ action, paged, onClose }: { action: Action | null; paged
   );
 }
 
-function UserRow({ u, self, onAction }: { u: User; self: boolean; onAction: (kind: Action['kind']) => void }) {
+function UserRow({
+  u,
+  self,
+  onAction,
+}: {
+  u: User;
+  self: boolean;
+  onAction: (kind: Action['kind']) => void;
+}) {
   return (
     <tr data-testid="user-row" data-user-email={u.email}>
       <td data-label="Email">
@@ -179,7 +259,12 @@ function UserRow({ u, self, onAction }: { u: User; self: boolean; onAction: (kin
             {self ? 'Change password' : 'Reset password'}
           </button>
           {self ? null : (
-            <button type="button" className="btn btn-small btn-danger-outline" onClick={() => onAction('delete')} aria-label={`Delete ${u.email}`}>
+            <button
+              type="button"
+              className="btn btn-small btn-danger-outline"
+              onClick={() => onAction('delete')}
+              aria-label={`Delete ${u.email}`}
+            >
               Delete
             </button>
           )}
@@ -233,7 +318,12 @@ function AdminUsers() {
                   </thead>
                   <tbody>
                     {page.items.map((u) => (
-                      <UserRow key={u.id} u={u} self={u.id === me.user.id} onAction={(kind) => setAction({ kind, user: u })} />
+                      <UserRow
+                        key={u.id}
+                        u={u}
+                        self={u.id === me.user.id}
+                        onAction={(kind) => setAction({ kind, user: u })}
+                      />
                     ))}
                   </tbody>
                 </table>
@@ -254,7 +344,10 @@ export default function UsersPage() {
     <div className="stack-lg">
       <div className="page-head">
         <h1>Users</h1>
-        <p className="muted">Everyone who can sign in to this Berth. Each person sees only their own environments, tasks and tokens.</p>
+        <p className="muted">
+          Everyone who can sign in to this Berth. Each person sees only their own environments, tasks and
+          tokens.
+        </p>
       </div>
       {me.user.role === 'admin' ? (
         <AdminUsers />

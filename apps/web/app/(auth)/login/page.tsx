@@ -59,7 +59,14 @@ function LoginForm() {
       </label>
       <label className="field">
         <span>Password</span>
-        <input type="password" name="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
+        <input
+          type="password"
+          name="password"
+          autoComplete="current-password"
+          required
+          value={password}
+          onChange={(e) => setPassword(e.target.value)}
+        />
       </label>
       <button type="submit" className="btn btn-primary btn-block" disabled={busy}>
         {busy ? 'Signing in…' : 'Sign in'}

@@ -19,19 +19,35 @@ export class FakeStatus extends Error {
   }
 }
 
-const toObjectOptions: protobuf.IConversionOptions = { longs: Number, enums: Number, defaults: true, arrays: true, objects: true };
+const toObjectOptions: protobuf.IConversionOptions = {
+  longs: Number,
+  enums: Number,
+  defaults: true,
+  arrays: true,
+  objects: true,
+};
 
 function loadService(file: string, name: string): protobuf.Service {
   const root = new protobuf.Root().loadSync(fileURLToPath(new URL(`./proto/${file}`, import.meta.url)));
   return root.lookupService(name);
 }
 
-export const modalClientService = (): protobuf.Service => loadService('modal_client.proto', 'modal.client.ModalClient');
-export const commandRouterService = (): protobuf.Service => loadService('task_command_router.proto', 'modal.task_command_router.TaskCommandRouter');
+export const modalClientService = (): protobuf.Service =>
+  loadService('modal_client.proto', 'modal.client.ModalClient');
+export const commandRouterService = (): protobuf.Service =>
+  loadService('task_command_router.proto', 'modal.task_command_router.TaskCommandRouter');
 
 /** Registers every method of `service`; a method without a handler answers UNIMPLEMENTED, as a server would. */
-export function addService(server: grpc.Server, service: protobuf.Service, handlers: Record<string, Handler>, before: (method: string, meta: grpc.Metadata) => void): void {
-  const definition: Record<string, grpc.MethodDefinition<Record<string, unknown>, Record<string, unknown>>> = {};
+export function addService(
+  server: grpc.Server,
+  service: protobuf.Service,
+  handlers: Record<string, Handler>,
+  before: (method: string, meta: grpc.Metadata) => void,
+): void {
+  const definition: Record<
+    string,
+    grpc.MethodDefinition<Record<string, unknown>, Record<string, unknown>>
+  > = {};
   const impl: grpc.UntypedServiceImplementation = {};
   const full = service.fullName.replace(/^\./, '');
   for (const method of service.methodsArray) {
@@ -49,10 +65,14 @@ export function addService(server: grpc.Server, service: protobuf.Service, handl
       responseDeserialize: (b: Buffer) => res.toObject(res.decode(b), toObjectOptions),
     };
     const handler = handlers[method.name];
-    impl[method.name] = (call: grpc.ServerUnaryCall<Record<string, unknown>, Record<string, unknown>>, callback: grpc.sendUnaryData<Record<string, unknown>>) => {
+    impl[method.name] = (
+      call: grpc.ServerUnaryCall<Record<string, unknown>, Record<string, unknown>>,
+      callback: grpc.sendUnaryData<Record<string, unknown>>,
+    ) => {
       const run = async (): Promise<Record<string, unknown>> => {
         before(method.name, call.metadata);
-        if (!handler) throw new FakeStatus(grpc.status.UNIMPLEMENTED, `fake Modal does not implement ${method.name}`);
+        if (!handler)
+          throw new FakeStatus(grpc.status.UNIMPLEMENTED, `fake Modal does not implement ${method.name}`);
         return handler(call.request, call.metadata);
       };
       run().then(

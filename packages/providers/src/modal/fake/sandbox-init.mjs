@@ -30,10 +30,21 @@ await Promise.all(
 const merged = join(cfg.dir, 'merged');
 for (const d of ['merged', 'work', 'upper']) mkdirSync(join(cfg.dir, d), { recursive: true });
 execFileSync('mount', ['--make-rprivate', '/']);
-execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=/,upperdir=${join(cfg.dir, 'upper')},workdir=${join(cfg.dir, 'work')}`, merged]);
+execFileSync('mount', [
+  '-t',
+  'overlay',
+  'overlay',
+  '-o',
+  `lowerdir=/,upperdir=${join(cfg.dir, 'upper')},workdir=${join(cfg.dir, 'work')}`,
+  merged,
+]);
 execFileSync('mount', ['--rbind', '/dev', join(merged, 'dev')]);
 execFileSync('mount', ['-t', 'proc', 'proc', join(merged, 'proc')]);
 const [cmd, ...args] = cfg.argv;
-const child = spawn('chroot', [merged, 'sh', '-c', 'mkdir -p "$0" && cd "$0" && exec "$@"', cfg.workdir, cmd, ...args], { stdio: 'inherit', env: process.env });
+const child = spawn(
+  'chroot',
+  [merged, 'sh', '-c', 'mkdir -p "$0" && cd "$0" && exec "$@"', cfg.workdir, cmd, ...args],
+  { stdio: 'inherit', env: process.env },
+);
 for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(sig, () => child.kill(sig));
 child.on('exit', (code, signal) => process.exit(code ?? 128 + (signal === 'SIGKILL' ? 9 : 15)));

@@ -29,7 +29,14 @@ export interface SandboxSpec {
 export const INIT = fileURLToPath(new URL('./sandbox-init.mjs', import.meta.url));
 
 /** Namespaces for a fake container; root makes them directly, anyone else needs a user namespace first. */
-export const unshareArgs = (net: boolean): string[] => [...(process.getuid?.() === 0 ? [] : ['-r']), '-m', ...(net ? ['-n'] : []), '-p', '-f', '--kill-child=SIGKILL'];
+export const unshareArgs = (net: boolean): string[] => [
+  ...(process.getuid?.() === 0 ? [] : ['-r']),
+  '-m',
+  ...(net ? ['-n'] : []),
+  '-p',
+  '-f',
+  '--kill-child=SIGKILL',
+];
 
 /**
  * FAKE Modal sandbox: the entrypoint runs for real as a local process group in its own network
@@ -63,16 +70,32 @@ export class FakeSandbox {
     // Own pid namespace too: when the sandbox ends, the kernel ends every process in it (PTY
     // shells in their own sessions included), as when a container stops.
     const unshare = unshareArgs(true);
-    const child = spawn('unshare', [...unshare, '--', process.execPath, INIT, JSON.stringify({ net: true, ports, dir: spec.dir, workdir: spec.workdir, argv: spec.argv })], {
-      detached: true,
-      stdio: ['ignore', log, log],
-      env: spec.env,
-    });
+    const child = spawn(
+      'unshare',
+      [
+        ...unshare,
+        '--',
+        process.execPath,
+        INIT,
+        JSON.stringify({ net: true, ports, dir: spec.dir, workdir: spec.workdir, argv: spec.argv }),
+      ],
+      {
+        detached: true,
+        stdio: ['ignore', log, log],
+        env: spec.env,
+      },
+    );
     closeSync(log);
     this.child = child;
-    child.on('error', () => this.finish({ status: 2, exitcode: 127, exception: 'could not start the sandbox' }));
+    child.on('error', () =>
+      this.finish({ status: 2, exitcode: 127, exception: 'could not start the sandbox' }),
+    );
     child.on('exit', (code) => {
-      const ended = this.ending ?? (code === 0 ? { status: 1, exitcode: 0, exception: '' } : { status: 2, exitcode: code ?? 137, exception: `sandbox exited with code ${code}` });
+      const ended =
+        this.ending ??
+        (code === 0
+          ? { status: 1, exitcode: 0, exception: '' }
+          : { status: 2, exitcode: code ?? 137, exception: `sandbox exited with code ${code}` });
       this.finish(ended);
     });
     for (const { port, socket } of ports) {
@@ -97,7 +120,13 @@ export class FakeSandbox {
       const addr = server.address();
       this.tunnels.set(port, { server, port: typeof addr === 'object' && addr ? addr.port : 0 });
     }
-    if (spec.timeoutSecs > 0) this.timers.push(setTimeout(() => void this.end({ status: 4, exitcode: 124, exception: 'sandbox timed out' }), spec.timeoutSecs * 1000));
+    if (spec.timeoutSecs > 0)
+      this.timers.push(
+        setTimeout(
+          () => void this.end({ status: 4, exitcode: 124, exception: 'sandbox timed out' }),
+          spec.timeoutSecs * 1000,
+        ),
+      );
     this.touch();
   }
 
@@ -106,7 +135,10 @@ export class FakeSandbox {
     if (!this.spec.idleTimeoutSecs || !this.running) return;
     clearTimeout(this.idleTimer);
     if (this.sockets.size > 0) return;
-    this.idleTimer = setTimeout(() => void this.end({ status: 4, exitcode: 124, exception: 'sandbox idle timeout' }), this.spec.idleTimeoutSecs * 1000);
+    this.idleTimer = setTimeout(
+      () => void this.end({ status: 4, exitcode: 124, exception: 'sandbox idle timeout' }),
+      this.spec.idleTimeoutSecs * 1000,
+    );
   }
 
   /** Ends it like Modal's terminate: SIGTERM to the whole sandbox, SIGKILL if it lingers. */

@@ -101,14 +101,22 @@ function Sessions({ env, nudge }: { env: Environment; nudge: number }) {
     <section className="card stack" aria-labelledby="sessions-h">
       <div className="log-head">
         <h2 id="sessions-h">Terminal sessions</h2>
-        <button type="button" className="btn btn-small" onClick={() => setAgain((n) => n + 1)} disabled={sessions.loading}>
+        <button
+          type="button"
+          className="btn btn-small"
+          onClick={() => setAgain((n) => n + 1)}
+          disabled={sessions.loading}
+        >
           Refresh
         </button>
       </div>
       <Loadable state={sessions} onRetry={sessions.reload}>
         {({ sessions: list }) =>
           list.length === 0 ? (
-            <p className="muted">No shell is open. Open a terminal; it keeps running while you are away, and you can rejoin it from any device.</p>
+            <p className="muted">
+              No shell is open. Open a terminal; it keeps running while you are away, and you can rejoin it
+              from any device.
+            </p>
           ) : (
             <ul className="sessions" data-testid="sessions">
               {list.map((t) => {
@@ -127,10 +135,16 @@ function Sessions({ env, nudge }: { env: Environment; nudge: number }) {
                       </span>
                     </div>
                     <div className="row-wrap">
-                      <Link className="btn btn-small btn-primary" href={`/terminal?env=${env.id}&session=${encodeURIComponent(t.id)}`}>
+                      <Link
+                        className="btn btn-small btn-primary"
+                        href={`/terminal?env=${env.id}&session=${encodeURIComponent(t.id)}`}
+                      >
                         Join
                       </Link>
-                      <Link className="btn btn-small" href={`/terminal?env=${env.id}&session=${encodeURIComponent(t.id)}&observe=1`}>
+                      <Link
+                        className="btn btn-small"
+                        href={`/terminal?env=${env.id}&session=${encodeURIComponent(t.id)}&observe=1`}
+                      >
                         Watch
                       </Link>
                     </div>
@@ -175,7 +189,16 @@ function EnvDetail({ id }: { id: string }) {
             </div>
           </div>
           {e.state === 'failed' && e.stateReason ? (
-            <ErrorNotice error={new ApiError(0, 'environment_failed', e.stateReason, 'read the events below, fix the setup, then Start it again or create a new one')} />
+            <ErrorNotice
+              error={
+                new ApiError(
+                  0,
+                  'environment_failed',
+                  e.stateReason,
+                  'read the events below, fix the setup, then Start it again or create a new one',
+                )
+              }
+            />
           ) : null}
           <div className="row-wrap">
             {e.state === 'ready' ? (
@@ -192,7 +215,9 @@ function EnvDetail({ id }: { id: string }) {
               <dt>State</dt>
               <dd data-testid="env-state-text">
                 {e.state}
-                {e.stateReason && e.state !== 'failed' ? <span className="muted"> — {e.stateReason}</span> : null}
+                {e.stateReason && e.state !== 'failed' ? (
+                  <span className="muted"> — {e.stateReason}</span>
+                ) : null}
               </dd>
               <dt>Provider</dt>
               <dd>{e.provider}</dd>
@@ -228,7 +253,12 @@ function EnvDetail({ id }: { id: string }) {
 
 function EnvPage() {
   const id = useSearchParams().get('id');
-  if (!id) return <ErrorNotice error={new ApiError(400, 'missing_id', 'no environment given', 'open an environment from the list')} />;
+  if (!id)
+    return (
+      <ErrorNotice
+        error={new ApiError(400, 'missing_id', 'no environment given', 'open an environment from the list')}
+      />
+    );
   return <EnvDetail id={id} />;
 }
 

@@ -112,10 +112,21 @@ function LogView({ task, nudge }: { task: Task; nudge: number }) {
         <div className="log-tools">
           <label className="field log-search">
             <span className="sr-only">Search the output</span>
-            <input type="search" name="log-search" placeholder="Search" value={query} onChange={(e) => setQuery(e.target.value)} />
+            <input
+              type="search"
+              name="log-search"
+              placeholder="Search"
+              value={query}
+              onChange={(e) => setQuery(e.target.value)}
+            />
           </label>
           <label className="check">
-            <input type="checkbox" name="follow" checked={follow} onChange={(e) => setFollow(e.target.checked)} />
+            <input
+              type="checkbox"
+              name="follow"
+              checked={follow}
+              onChange={(e) => setFollow(e.target.checked)}
+            />
             <span>Follow</span>
           </label>
           <button type="button" className="btn btn-small" onClick={download} disabled={!text}>
@@ -144,7 +155,9 @@ function LogView({ task, nudge }: { task: Task; nudge: number }) {
         }}
       >
         {shown.length === 0 ? (
-          <span className="muted">{q ? 'No line matches.' : complete ? 'No output.' : 'Waiting for output…'}</span>
+          <span className="muted">
+            {q ? 'No line matches.' : complete ? 'No output.' : 'Waiting for output…'}
+          </span>
         ) : (
           shown.map((x) => (
             // The number is drawn by CSS from data-n, so copying the output copies only the output.
@@ -165,7 +178,10 @@ function TaskDetail({ id }: { id: string }) {
   const task = useApi(() => api.tasks.get(id), `task:${id}:${nudge}`);
   const timeline = useApi(() => api.tasks.timeline(id), `timeline:${id}:${nudge}`);
   const [confirmCancel, setConfirmCancel] = useState(false);
-  const [cancel, setCancel] = useState<{ busy: boolean; error: ApiError | null }>({ busy: false, error: null });
+  const [cancel, setCancel] = useState<{ busy: boolean; error: ApiError | null }>({
+    busy: false,
+    error: null,
+  });
   const t = task.data?.task;
   const [now, setNow] = useState(() => Date.now());
   const running = t ? !isTerminal(t.state) : false;
@@ -216,13 +232,21 @@ function TaskDetail({ id }: { id: string }) {
               ) : null}
               {t.cancelRequested && !isTerminal(t.state) ? <span className="badge">canceling…</span> : null}
               {!isTerminal(t.state) ? (
-                <button type="button" className="btn btn-small btn-danger-outline" onClick={() => setConfirmCancel(true)}>
+                <button
+                  type="button"
+                  className="btn btn-small btn-danger-outline"
+                  onClick={() => setConfirmCancel(true)}
+                >
                   Cancel task
                 </button>
               ) : null}
             </div>
           </div>
-          {t.error ? <ErrorNotice error={new ApiError(0, 'task_error', t.error, 'see the output and the timeline below')} /> : null}
+          {t.error ? (
+            <ErrorNotice
+              error={new ApiError(0, 'task_error', t.error, 'see the output and the timeline below')}
+            />
+          ) : null}
 
           <section className="card stack" aria-labelledby="about-h">
             <h2 id="about-h">Timeline</h2>
