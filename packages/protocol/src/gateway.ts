@@ -59,5 +59,9 @@ export const GatewayTokenClaims = z.object({
   role: z.enum(['driver', 'observer']).optional(),
   /** Terminal session id, when attaching to an existing session. */
   sid: z.string().optional(),
+  /** Scope `port`: the one port inside the environment the ticket opens. */
+  port: z.number().int().min(1).max(65535).optional(),
+  /** Scope `port`: `preview` (HTTP/WebSocket through the browser) or `forward` (raw TCP, owner only). */
+  access: z.enum(['preview', 'forward']).optional(),
 });
 export type GatewayTokenClaims = z.infer<typeof GatewayTokenClaims>;

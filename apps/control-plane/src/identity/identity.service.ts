@@ -14,6 +14,9 @@ export interface GatewayTokenRequest {
   scope: GatewayTokenClaims['scope'];
   role?: 'driver' | 'observer';
   sessionId?: string;
+  /** Scope `port`: which port, and whether for a browser preview or raw TCP forwarding. */
+  port?: number;
+  access?: 'preview' | 'forward';
   /** Seconds; tickets are for immediate use. */
   ttlSeconds?: number;
 }
@@ -51,6 +54,8 @@ export class IdentityService {
     const claims: Record<string, unknown> = { scope: r.scope };
     if (r.role) claims.role = r.role;
     if (r.sessionId) claims.sid = r.sessionId;
+    if (r.port) claims.port = r.port;
+    if (r.access) claims.access = r.access;
     const token = await new SignJWT(claims)
       .setProtectedHeader({ alg: 'EdDSA', kid: this.keys.active.kid, typ: 'JWT' })
       .setIssuer(this.issuer)
