@@ -155,6 +155,12 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       announce('(this one-time link is shown only now)');
     } else if (bootstrap.kind === 'admin-created') {
       announce(`Admin ${bootstrap.email} created from BERTH_ADMIN_EMAIL`);
+    } else if (bootstrap.kind === 'token-already-issued') {
+      announce(
+        `No admin yet: use the bootstrap link printed on the first start (valid until ${bootstrap.expiresAt})`,
+      );
+    } else if (bootstrap.kind === 'token-expired') {
+      announce(`No admin yet and the one-time bootstrap link is no longer valid: ${bootstrap.hint}`);
     }
     announce(`Berth control plane listening on ${url}`);
     return { url, port, databaseUrl, bootstrap, app, pool, close: closeAll };
