@@ -15,6 +15,7 @@ import {
 } from '@berth/protocol';
 import { AuthError, createTokenVerifier, JtiCache } from './auth.js';
 import { createLogger, type Logger } from './log.js';
+import { createPortRoutes } from './ports/routes.js';
 import { SessionRegistry } from './sessions.js';
 import type { Attachment, Session } from './session.js';
 
@@ -242,6 +243,7 @@ export async function startGateway(
   }
 
   const server = createServer((req, res) => {
+    if (ports.handleRequest(req, res)) return;
     const url = new URL(req.url ?? '/', 'http://gateway');
     if (req.method === 'GET' && url.pathname === '/healthz') {
       const body: GatewayHealth = {
@@ -260,10 +262,12 @@ export async function startGateway(
     }
     sendJson(res, 404, { error: { code: 'not_found', message: `no route ${req.method} ${url.pathname}` } });
   });
+  const ports = createPortRoutes({ server, config, verifier, jtis, log });
 
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     (socket as Socket).setNoDelay(true);
+    if (ports.handleUpgrade(req, socket, head)) return;
     const url = new URL(req.url ?? '/', 'http://gateway');
     if (url.pathname !== TERMINAL_PATH) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
@@ -295,6 +299,7 @@ export async function startGateway(
       (closing ??= (async () => {
         for (const ws of wss.clients) ws.close(TerminalCloseCode.GoingAway, 'gateway shutting down');
         await sessions.closeAll('gateway shutting down');
+        ports.close();
         for (const ws of wss.clients) ws.terminate();
         await new Promise<void>((resolve) => wss.close(() => resolve()));
         server.closeAllConnections();
