@@ -14,6 +14,7 @@ import {
   type TerminalRole,
 } from '@berth/protocol';
 import { AuthError, createTokenVerifier, JtiCache } from './auth.js';
+import { createExecApi, type ExecOptions } from './exec/exec-api.js';
 import { createLogger, type Logger } from './log.js';
 import { createPortRoutes } from './ports/routes.js';
 import { SessionRegistry } from './sessions.js';
@@ -30,6 +31,8 @@ export interface GatewayOptions {
   lowWaterBytes?: number;
   /** Ping interval that finds silently dead connections. */
   heartbeatMs?: number;
+  /** Task exec API limits (output kept on disk, stop grace). */
+  exec?: ExecOptions;
 }
 
 export interface Gateway {
@@ -92,6 +95,7 @@ export async function startGateway(
   const config = GatewayConfig.parse(input);
   const log: Logger = createLogger(config.dataDir, options.logToStdout ?? true);
   const verifier = createTokenVerifier(config);
+  const exec = createExecApi(config, verifier, log, options.exec);
   const jtis = new JtiCache();
   const startedAt = Date.now();
   const highWaterBytes = options.highWaterBytes ?? 1024 * 1024;
@@ -245,6 +249,7 @@ export async function startGateway(
   const server = createServer((req, res) => {
     if (ports.handleRequest(req, res)) return;
     const url = new URL(req.url ?? '/', 'http://gateway');
+    if (exec.handle(req, res, url)) return;
     if (req.method === 'GET' && url.pathname === '/healthz') {
       const body: GatewayHealth = {
         ok: true,
@@ -298,6 +303,7 @@ export async function startGateway(
     close: () =>
       (closing ??= (async () => {
         for (const ws of wss.clients) ws.close(TerminalCloseCode.GoingAway, 'gateway shutting down');
+        exec.close();
         await sessions.closeAll('gateway shutting down');
         ports.close();
         for (const ws of wss.clients) ws.terminate();

@@ -4,3 +4,4 @@ export * from './jobs.js';
 export * from './terminal.js';
 export * from './environments.js';
 export * from './environment-jobs.js';
+export * from './exec.js';
