@@ -16,7 +16,7 @@ import {
   type TaskRow,
   type TaskState,
 } from './repository.js';
-import type { RunnableTask, TaskRunner } from './runner.js';
+import { TaskRunFailure, type RunnableTask, type TaskRunner } from './runner.js';
 
 export interface TaskEngineOptions {
   pool: Pool;
@@ -43,6 +43,12 @@ const toRunnable = (t: TaskRow): RunnableTask => ({
 });
 
 class TaskNotRunningYet extends Error {}
+
+/** What a shell's exit status usually means, for the task's error (the log has the shell's message). */
+const EXIT_HINTS: Record<number, string> = {
+  126: 'the command could not be run (not executable, or the working directory is missing); see the log',
+  127: 'command not found: check that the program is installed in the environment and on PATH (the log has the shell message)',
+};
 
 /**
  * Cancels a task in the caller's transaction. Queued: canceled at once. Provisioning or
@@ -124,15 +130,38 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
 
   const finalState = (
     t: TaskRow,
-    exit: { code: number | null },
+    exit: { code: number | null; signal?: string | null; failure?: string },
     now: Date,
-  ): { to: TaskState; reason: string } => {
-    if (t.cancel_requested_at) return { to: 'canceled', reason: 'canceled; process stopped' };
+  ): { to: TaskState; reason: string; error?: string } => {
+    if (exit.failure) return { to: 'failed', reason: exit.failure, error: exit.failure };
+    const how = exit.signal ? ` (${exit.signal})` : '';
+    if (t.cancel_requested_at) return { to: 'canceled', reason: `canceled; process stopped${how}` };
     if (t.deadline_at && t.deadline_at.getTime() <= now.getTime())
-      return { to: 'timed_out', reason: `timed out after ${t.timeout_seconds}s` };
+      return { to: 'timed_out', reason: `timed out after ${t.timeout_seconds}s${how}` };
     if (exit.code === 0) return { to: 'succeeded', reason: 'exited 0' };
-    return { to: 'failed', reason: `exited ${exit.code ?? 'by signal'}` };
+    const hint = EXIT_HINTS[exit.code ?? -1];
+    if (hint) return { to: 'failed', reason: `exited ${exit.code}: ${hint}`, error: hint };
+    return { to: 'failed', reason: `exited ${exit.code ?? 'by signal'}${how}` };
   };
+
+  /** Records a runner's verdict that the task cannot run (nothing was read from it). */
+  async function fail(taskId: string, reason: string, ctx: JobContext): Promise<void> {
+    log.warn({ taskId, reason }, 'task failed by its runner');
+    committed(
+      await ctx.complete(async (tx) => {
+        const current = await getTaskForUpdate(tx, taskId);
+        if (!current || isTerminal(current.state)) return undefined;
+        const canceled = current.cancel_requested_at !== null;
+        return transitionTask(tx, taskId, {
+          to: canceled ? 'canceled' : 'failed',
+          now: clock.now(),
+          reason: canceled ? `canceled; ${reason}` : reason,
+          error: reason,
+          workerId: ctx.workerId,
+        });
+      }),
+    );
+  }
 
   async function run({ taskId }: { taskId: string }, ctx: JobContext): Promise<void> {
     let task = await getTask(pool, taskId);
@@ -157,7 +186,13 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
       if (!task || isTerminal(task.state)) return;
     }
 
-    const { node } = await runner.prepare(toRunnable(task), ctx.signal);
+    let node: string;
+    try {
+      ({ node } = await runner.prepare(toRunnable(task), ctx.signal));
+    } catch (err) {
+      if (err instanceof TaskRunFailure) return fail(taskId, err.reason, ctx);
+      throw err;
+    }
 
     // The deadline covers provisioning and running; past it the process gets a stop.
     const deadline = new AbortController();
@@ -169,7 +204,12 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
     ctx.signal.addEventListener('abort', onLeaseLost, { once: true });
 
     try {
-      await deliverAndAck(task, ctx.signal);
+      try {
+        await deliverAndAck(task, ctx.signal);
+      } catch (err) {
+        if (err instanceof TaskRunFailure) return await fail(taskId, err.reason, ctx);
+        throw err;
+      }
       task = (await getTask(pool, taskId))!;
       if (task.state === 'provisioning' && task.acked_message_seq >= 1) {
         task =
@@ -209,7 +249,7 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
       };
       const buffered = () => received - stored;
 
-      let exit: { code: number | null; signal: string | null } | undefined;
+      let exit: { code: number | null; signal: string | null; failure?: string } | undefined;
       let stopSent = false;
       let graceTimer: NodeJS.Timeout | undefined;
       const grace = new AbortController();
@@ -255,6 +295,11 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
             }
           } catch (err) {
             if (ctx.signal.aborted) throw err;
+            if (err instanceof TaskRunFailure) {
+              // What was read stays stored; the task ends with the runner's reason.
+              exit = { code: null, signal: null, failure: err.reason };
+              break;
+            }
             if (deadline.signal.aborted && !stopSent) {
               // Past the deadline: stop the process (a control message like any other) and keep
               // reading until it exits, for at most the grace period.
@@ -286,7 +331,7 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
         await flush(tx);
         const current = (await getTaskForUpdate(tx, taskId))!;
         if (isTerminal(current.state)) return undefined;
-        const { to, reason } = finalState(current, ended, clock.now());
+        const { to, reason, error } = finalState(current, ended, clock.now());
         return transitionTask(tx, taskId, {
           to,
           now: clock.now(),
@@ -294,6 +339,7 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
           ...who,
           node,
           exitCode: ended.code,
+          ...(error ? { error } : {}),
         });
       });
       committed(final);

@@ -19,6 +19,17 @@ export type OutputEvent =
   | { type: 'exit'; code: number | null; signal: string | null };
 
 /**
+ * Thrown by a runner when the task cannot go on and retrying will not help (its environment
+ * failed or was destroyed, the gateway lost its process): the engine records the task as
+ * failed with `reason` (output read so far is kept) instead of retrying the job.
+ */
+export class TaskRunFailure extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+  }
+}
+
+/**
  * The little the task engine needs from wherever tasks run. The engine does not know which
  * provider is behind it: today the in-process fake, later the gateway inside an environment.
  * Every method is keyed by the task id and safe to repeat, because a job that drove it may be

@@ -17,7 +17,33 @@ import {
   transitionTask,
   type TaskState,
 } from './repository.js';
-import { FakeTaskRunner, type FakeScript } from './runner.js';
+import {
+  FakeTaskRunner,
+  TaskRunFailure,
+  type FakeScript,
+  type OutputEvent,
+  type RunnableTask,
+} from './runner.js';
+
+/** A fake whose environment can be gone (prepare) or whose process is lost after some output. */
+class FailingRunner extends FakeTaskRunner {
+  override async prepare(task: RunnableTask) {
+    if (task.command[0] === 'nowhere') throw new TaskRunFailure('environment e1 was destroyed');
+    return super.prepare(task);
+  }
+
+  override async *output(
+    task: RunnableTask,
+    offset: number,
+    signal: AbortSignal,
+  ): AsyncIterable<OutputEvent> {
+    for await (const ev of super.output(task, offset, signal)) {
+      yield ev;
+      if (task.command[0] === 'lost' && ev.type === 'output')
+        throw new TaskRunFailure("the environment's gateway restarted; the task's process was lost");
+    }
+  }
+}
 
 describe('tasks on the job engine (fake runner)', () => {
   let db: TestDatabase;
@@ -147,6 +173,36 @@ describe('tasks on the job engine (fake runner)', () => {
     expect(page.data.toString()).toBe(full.slice(10, 25));
     const past = await readLog(pool, task.id, 10_000_000);
     expect(past).toMatchObject({ offset: Buffer.byteLength(full), nextOffset: Buffer.byteLength(full) });
+  });
+
+  it('a runner failure fails the task with its reason and keeps the output read; 127 gets a hint', async () => {
+    runner.dispose();
+    runner = new FailingRunner((t) => scripts.get(t.command[0]!) ?? { steps: [{ out: 'hello\n' }] });
+    scripts.set('lost', { steps: [{ out: 'partial\n' }], hang: true });
+    scripts.set('missing', { steps: [{ out: 'sh: 1: exec: missing: not found\n' }], exitCode: 127 });
+    const lost = (await create(['lost'])).task;
+    const nowhere = (await create(['nowhere'])).task;
+    const missing = (await create(['missing'])).task;
+    const all = Promise.all([lost, nowhere, missing].map((t) => reaches(t.id, ['failed'])));
+    await startWorkers();
+    await all;
+    expect(await getTask(pool, lost.id)).toMatchObject({
+      state: 'failed',
+      error: "the environment's gateway restarted; the task's process was lost",
+    });
+    expect((await readLog(pool, lost.id, 0)).data.toString()).toBe('partial\n');
+    expect(await getTask(pool, nowhere.id)).toMatchObject({
+      state: 'failed',
+      error: 'environment e1 was destroyed',
+    });
+    expect((await listTaskEvents(pool, nowhere.id)).map((e) => e.to_state)).toEqual([
+      'queued',
+      'provisioning',
+      'failed',
+    ]);
+    const m = (await getTask(pool, missing.id))!;
+    expect(m).toMatchObject({ state: 'failed', exit_code: 127 });
+    expect(m.error).toMatch(/command not found: check that the program is installed/);
   });
 
   it('a non-zero exit is failed; past its timeout a task is stopped and timed_out', async () => {
