@@ -78,6 +78,8 @@ export const ConfigSchema = z.object({
     .int()
     .positive()
     .default(24 * 3600),
+  /** Tasks one user may have queued or running at once; a new one past it is refused (429). 0: no limit. */
+  taskMaxConcurrentPerUser: z.coerce.number().int().min(0).default(20),
   /** Operator switch: when false, nobody can open or attach to a terminal (tasks still run). */
   interactiveAttach: bool.default(true),
   /** Run task workers in this process (`berth server`); `berth worker` runs them alone. */
@@ -133,6 +135,7 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
       workers: env.BERTH_WORKERS,
       taskDefaultTimeoutSeconds: env.BERTH_TASK_DEFAULT_TIMEOUT_SECONDS,
       taskMaxTimeoutSeconds: env.BERTH_TASK_MAX_TIMEOUT_SECONDS,
+      taskMaxConcurrentPerUser: env.BERTH_TASK_MAX_CONCURRENT_PER_USER,
       envIdleStopMinutes: env.BERTH_ENV_IDLE_STOP_MINUTES,
       envMaxLifetimeHours: env.BERTH_ENV_MAX_LIFETIME_HOURS,
       envReapSeconds: env.BERTH_ENV_REAP_SECONDS,

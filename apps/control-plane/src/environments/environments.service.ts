@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { transaction, type Pool } from '@berth/db';
+import { transaction, type Pool, type Queryable } from '@berth/db';
 import type { Config } from '../config.js';
 import { CONFIG, PG_POOL } from '../common/di.js';
 import { ApiError, notFound } from '../common/errors.js';
@@ -34,7 +34,8 @@ export class EnvironmentsService {
     @Inject(CONFIG) private readonly config: Config,
   ) {}
 
-  async create(ctx: AuthContext, body: CreateEnvironmentBody): Promise<EnvironmentDto> {
+  /** With `tx`, inside the caller's transaction (a task that brings its own environment). */
+  async create(ctx: AuthContext, body: CreateEnvironmentBody, tx?: Queryable): Promise<EnvironmentDto> {
     const provider = body.provider ?? this.jobs.defaultProvider();
     const known = this.jobs.providers();
     if (!known.includes(provider))
@@ -48,7 +49,7 @@ export class EnvironmentsService {
     // Rejects a bad berth.yaml / devcontainer / limits now, before anything is created.
     const checked = await this.jobs.validateSpec(provider, spec);
     const name = body.name ?? `env-${randomBytes(3).toString('hex')}`;
-    const row = await transaction(this.db, async (tx) => {
+    const insert = async (tx: Queryable) => {
       const created = await this.envs.insert(tx, {
         ownerId: ctx.userId,
         name,
@@ -66,7 +67,8 @@ export class EnvironmentsService {
       await this.envs.addEvent(tx, created.id, 'created', `environment created (provider ${provider})`);
       await this.jobs.enqueue(tx, 'environment.provision', created.id);
       return created;
-    });
+    };
+    const row = tx ? await insert(tx) : await transaction(this.db, insert);
     return toEnvironmentDto(row);
   }
 

@@ -24,6 +24,11 @@ export type LiveChange = z.infer<typeof LiveChange>;
 
 export const DATABASE_URL = Symbol('DATABASE_URL');
 
+/** Anything that names a task: its state changed, or a chunk of its output was stored. */
+const TaskNotice = z.object({ kind: z.enum(['task', 'task_output']), id: z.string() });
+
+export type ConnectionHandler = (socket: Socket, ctx: AuthContext) => void;
+
 /**
  * socket.io namespace `/events`: each signed-in user joins a room of their own and receives
  * `change` events ({kind, id, state}) for their environments and tasks. Changes arrive through
@@ -34,6 +39,8 @@ export const DATABASE_URL = Symbol('DATABASE_URL');
 export class LiveService implements OnApplicationBootstrap, OnModuleDestroy {
   private io: Server | undefined;
   private subscriber: Subscriber | undefined;
+  private readonly taskWatchers = new Map<string, Set<() => void>>();
+  private readonly connectionHandlers: ConnectionHandler[] = [];
 
   constructor(
     @Inject(HttpAdapterHost) private readonly host: HttpAdapterHost,
@@ -58,6 +65,7 @@ export class LiveService implements OnApplicationBootstrap, OnModuleDestroy {
     nsp.on('connection', (socket) => {
       const ctx = socket.data.auth as AuthContext;
       void socket.join(`user:${ctx.userId}`);
+      for (const h of this.connectionHandlers) h(socket, ctx);
       socket.emit('ready', { userId: ctx.userId });
     });
 
@@ -71,12 +79,17 @@ export class LiveService implements OnApplicationBootstrap, OnModuleDestroy {
       },
     );
     this.subscriber.notifications.on(LIVE_CHANNEL, (payload: unknown) => {
-      let parsed: LiveChange;
+      let json: unknown;
       try {
-        parsed = LiveChange.parse(JSON.parse(String(payload)));
+        json = JSON.parse(String(payload));
       } catch {
         return;
       }
+      const notice = TaskNotice.safeParse(json);
+      if (notice.success) for (const w of [...(this.taskWatchers.get(notice.data.id) ?? [])]) w();
+      const change = LiveChange.safeParse(json);
+      if (!change.success) return;
+      const parsed = change.data;
       nsp
         .to(`user:${parsed.owner}`)
         .emit('change', { kind: parsed.kind, id: parsed.id, state: parsed.state });
@@ -84,6 +97,25 @@ export class LiveService implements OnApplicationBootstrap, OnModuleDestroy {
     this.subscriber.events.on('error', () => undefined);
     await this.subscriber.connect();
     await this.subscriber.listenTo(LIVE_CHANNEL);
+  }
+
+  /**
+   * Calls `fn` on every notice about the task (state change, output stored), from any replica.
+   * Only a nudge: the caller re-reads through its own access checks. Returns the unsubscribe.
+   */
+  watchTask(taskId: string, fn: () => void): () => void {
+    let set = this.taskWatchers.get(taskId);
+    if (!set) this.taskWatchers.set(taskId, (set = new Set()));
+    set.add(fn);
+    return () => {
+      set.delete(fn);
+      if (set.size === 0 && this.taskWatchers.get(taskId) === set) this.taskWatchers.delete(taskId);
+    };
+  }
+
+  /** Other modules add their own events on `/events` (e.g. following a task's output). */
+  onConnection(handler: ConnectionHandler): void {
+    this.connectionHandlers.push(handler);
   }
 
   private async authenticate(socket: Socket): Promise<AuthContext> {

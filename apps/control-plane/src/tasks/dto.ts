@@ -1,19 +1,32 @@
 import { z } from 'zod';
 import type { TaskEventRow, TaskRow } from '@berth/db';
+import { CreateEnvironmentBody } from '../environments/dto.js';
 
-export const CreateTaskBody = z.strictObject({
-  /** argv: the program and its arguments (no shell unless you run one). */
-  command: z.array(z.string().min(1).max(4096)).min(1).max(256),
-  env: z
-    .record(
-      z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name'),
-      z.string().max(32_768),
-    )
-    .optional(),
-  /** Seconds from when a worker picks the task up; capped by the server's global maximum. */
-  timeoutSeconds: z.number().int().positive().optional(),
-  environmentId: z.string().uuid().optional(),
-});
+/** An environment made for the task alone; destroyed when the task ends unless `keep`. */
+export const TaskEnvironmentSpec = CreateEnvironmentBody.extend({ keep: z.boolean().optional() });
+export type TaskEnvironmentSpec = z.output<typeof TaskEnvironmentSpec>;
+
+export const CreateTaskBody = z
+  .strictObject({
+    /** argv: the program and its arguments (no shell unless you run one). */
+    command: z.array(z.string().min(1).max(4096)).min(1).max(256),
+    env: z
+      .record(
+        z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name'),
+        z.string().max(32_768),
+      )
+      .optional(),
+    /** Seconds from when a worker picks the task up; capped by the server's global maximum. */
+    timeoutSeconds: z.number().int().positive().optional(),
+    /** Run in this existing environment of yours... */
+    environmentId: z.string().uuid().optional(),
+    /** ...or in a new one made from this spec (same fields as POST /api/v1/environments). */
+    environment: TaskEnvironmentSpec.optional(),
+  })
+  .refine((b) => !(b.environmentId && b.environment), {
+    message: 'give environmentId or environment, not both',
+    path: ['environment'],
+  });
 export type CreateTaskBody = z.output<typeof CreateTaskBody>;
 
 export const IdempotencyKey = z
@@ -32,8 +45,13 @@ export const LogQuery = z.strictObject({
     .default(1024 * 1024),
   /** Offsets count bytes; utf8 may split a multi-byte character at a page edge, base64 never does. */
   encoding: z.enum(['utf8', 'base64']).default('utf8'),
+  /** Keep the response open and stream output as server-sent events until the task ends. */
+  follow: z.enum(['1', 'true', '0', 'false']).optional(),
 });
 export type LogQuery = z.output<typeof LogQuery>;
+
+/** SSE resume point: the id of the last event received, a byte offset. */
+export const LastEventId = z.coerce.number().int().min(0);
 
 export interface TaskDto {
   id: string;

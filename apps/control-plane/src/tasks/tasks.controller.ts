@@ -1,11 +1,24 @@
-import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Res } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Get,
+  Headers,
+  HttpCode,
+  Inject,
+  Param,
+  Post,
+  Query,
+  Req,
+  Res,
+} from '@nestjs/common';
 import { ApiBody, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
 import { PageQuery } from '../common/pagination.js';
 import { idOr404, jsonSchema, parseInput, zBody, zQuery } from '../common/validation.js';
 import { Auth } from '../accounts/auth.guard.js';
 import type { AuthContext } from '../accounts/auth.types.js';
-import { CreateTaskBody, IdempotencyKey, LogQuery } from './dto.js';
+import { CreateTaskBody, IdempotencyKey, LastEventId, LogQuery } from './dto.js';
+import { streamSse } from './sse.js';
 import { TasksService } from './tasks.service.js';
 
 @ApiTags('tasks')
@@ -24,10 +37,10 @@ export class TasksController {
     @Res({ passthrough: true }) res: Response,
   ) {
     const k = key === undefined ? undefined : parseInput(IdempotencyKey, key, 'Idempotency-Key header');
-    const { task, created } = await this.tasks.create(ctx, body, k);
+    const { task, created, environment } = await this.tasks.create(ctx, body, k);
     res.status(created ? 201 : 200);
     if (!created) res.setHeader('Idempotent-Replayed', 'true');
-    return { task };
+    return { task, ...(environment ? { environment } : {}) };
   }
 
   @Get()
@@ -53,9 +66,37 @@ export class TasksController {
     return { events: await this.tasks.timeline(ctx, idOr404(id, 'task')) };
   }
 
+  @Get(':id/debug')
+  @ApiOperation({ summary: 'The task, its timeline and its environment (record, events, provider view)' })
+  debug(@Auth() ctx: AuthContext, @Param('id') id: string) {
+    return this.tasks.debug(ctx, idOr404(id, 'task'));
+  }
+
   @Get(':id/logs')
-  @ApiOperation({ summary: 'Output from a byte offset; pass nextOffset back to continue' })
-  logs(@Auth() ctx: AuthContext, @Param('id') id: string, @Query(zQuery(LogQuery)) q: LogQuery) {
-    return this.tasks.logs(ctx, idOr404(id, 'task'), q);
+  @ApiOperation({
+    summary:
+      'Output from a byte offset; pass nextOffset back to continue. With follow=1: server-sent events ' +
+      '(`output` with id = the byte offset after it, then `end`), resumable with Last-Event-ID',
+  })
+  @ApiHeader({ name: 'Last-Event-ID', required: false })
+  async logs(
+    @Auth() ctx: AuthContext,
+    @Param('id') id: string,
+    @Query(zQuery(LogQuery)) q: LogQuery,
+    @Headers('last-event-id') lastEventId: string | undefined,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    const taskId = idOr404(id, 'task');
+    if (q.follow !== '1' && q.follow !== 'true') {
+      res.json(await this.tasks.logs(ctx, taskId, q));
+      return;
+    }
+    const offset =
+      lastEventId === undefined ? q.offset : parseInput(LastEventId, lastEventId, 'Last-Event-ID header');
+    const ac = new AbortController();
+    // Access is checked (and a 404 answered as JSON) before the stream starts.
+    const stream = await this.tasks.follow(ctx, taskId, offset, ac.signal, { utf8: q.encoding === 'utf8' });
+    await streamSse(req, res, ac, stream, q.encoding);
   }
 }

@@ -11,10 +11,23 @@ import {
   transaction,
   type Pool,
 } from '@berth/db';
-import { CLOCK, PG_POOL, type Clock } from '../common/di.js';
+import type { Config } from '../config.js';
+import { CLOCK, CONFIG, PG_POOL, type Clock } from '../common/di.js';
 import { ApiError, notFound } from '../common/errors.js';
 import { decodeCursor, toPage, type Page, type PageQuery } from '../common/pagination.js';
 import type { AuthContext } from '../accounts/auth.types.js';
+import type { EnvironmentDto } from '../environments/dto.js';
+import { EnvironmentsService } from '../environments/environments.service.js';
+import { PROVIDERS, type ProviderRegistry } from '../environments/providers.js';
+import { LiveService } from '../live/live.service.js';
+import { followTaskOutput, type FollowEvent } from './task-follow.js';
+import {
+  countActiveTasks,
+  idempotencyKeyUsed,
+  lockUserTaskAdmission,
+  markDestroyEnvironment,
+  usableEnvironment,
+} from './tasks.repository.js';
 import {
   toTaskDto,
   toTaskEventDto,
@@ -49,18 +62,24 @@ export class TasksService {
     @Inject(PG_POOL) private readonly pool: Pool,
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(TASK_LIMITS) private readonly limits: TaskLimits,
+    @Inject(CONFIG) private readonly config: Config,
+    @Inject(EnvironmentsService) private readonly environments: EnvironmentsService,
+    @Inject(LiveService) private readonly live: LiveService,
+    @Inject(PROVIDERS) private readonly providers: ProviderRegistry,
   ) {}
 
   /**
    * Creates the task, its first event, its start message and the job that drives it in one
    * transaction. With an Idempotency-Key, a repeat returns the first task (`created: false`);
-   * the same key with a different request is a conflict rather than a silent mix-up.
+   * the same key with a different request is a conflict rather than a silent mix-up. With an
+   * environment spec, the environment is created in that same transaction, owned by the same
+   * user, and (unless `keep`) destroyed when the task ends.
    */
   async create(
     ctx: AuthContext,
     body: CreateTaskBody,
     idempotencyKey: string | undefined,
-  ): Promise<{ task: TaskDto; created: boolean }> {
+  ): Promise<{ task: TaskDto; created: boolean; environment?: EnvironmentDto }> {
     const timeout = body.timeoutSeconds ?? this.limits.defaultTimeoutSeconds;
     if (timeout > this.limits.maxTimeoutSeconds)
       throw new ApiError(
@@ -69,22 +88,49 @@ export class TasksService {
         `timeoutSeconds ${timeout} is over this server's maximum of ${this.limits.maxTimeoutSeconds}`,
         `ask for at most ${this.limits.maxTimeoutSeconds} seconds, or split the work into several tasks`,
       );
+    if (body.environmentId && !(await usableEnvironment(this.pool, ctx.userId, body.environmentId)))
+      throw notFound('environment', body.environmentId);
     const requestHash = createHash('sha256').update(JSON.stringify(body)).digest('hex');
-    const { task, created } = await transaction(this.pool, (tx) =>
-      createTask(
+    const max = this.config.taskMaxConcurrentPerUser;
+    const result = await transaction(this.pool, async (tx) => {
+      // Creates of one user are serialised: the count below holds, and a retry racing its
+      // original cannot make a second environment.
+      await lockUserTaskAdmission(tx, ctx.userId);
+      // A retry of a request already admitted is answered (below), whatever the count is now.
+      const replay =
+        idempotencyKey !== undefined && (await idempotencyKeyUsed(tx, ctx.userId, idempotencyKey));
+      const active = replay || max === 0 ? 0 : await countActiveTasks(tx, ctx.userId);
+      if (max > 0 && active >= max)
+        throw new ApiError(
+          429,
+          'too_many_tasks',
+          `you have ${active} tasks queued or running; this Berth allows ${max} at once`,
+          'wait for some to finish (berth task ls), cancel the ones you do not need (berth task cancel ID), or ask the operator to raise BERTH_TASK_MAX_CONCURRENT_PER_USER',
+          { active, max },
+        );
+      let environment: EnvironmentDto | undefined;
+      if (body.environment && !replay) {
+        const { keep: _keep, ...spec } = body.environment;
+        environment = await this.environments.create(ctx, spec, tx);
+      }
+      const made = await createTask(
         tx,
         {
           ownerId: ctx.userId,
           command: body.command,
           env: body.env ?? {},
           timeoutSeconds: timeout,
-          environmentId: body.environmentId ?? null,
+          environmentId: environment?.id ?? body.environmentId ?? null,
           idempotencyKey: idempotencyKey ?? null,
           requestHash: idempotencyKey ? requestHash : null,
         },
         this.clock.now(),
-      ),
-    );
+      );
+      if (made.created && environment && !body.environment?.keep)
+        await markDestroyEnvironment(tx, made.task.id);
+      return { ...made, ...(environment ? { environment } : {}) };
+    });
+    const { task, created } = result;
     if (!created && task.request_hash !== requestHash)
       throw new ApiError(
         409,
@@ -93,7 +139,11 @@ export class TasksService {
         'send a new Idempotency-Key for a new task; reuse a key only to retry the very same request',
         { taskId: task.id },
       );
-    return { task: toTaskDto(task), created };
+    return {
+      task: toTaskDto(task),
+      created,
+      ...(result.environment ? { environment: result.environment } : {}),
+    };
   }
 
   async get(ctx: AuthContext, id: string): Promise<TaskDto> {
@@ -134,5 +184,63 @@ export class TasksService {
       data: slice.data.toString(q.encoding),
       complete: isTerminal(task.state) && slice.nextOffset >= slice.totalBytes,
     };
+  }
+
+  /**
+   * Output from `offset` as it arrives, then the end (SSE and socket.io both use it). Access is
+   * checked once here; the stream only ever carries this task's output.
+   */
+  async follow(
+    ctx: AuthContext,
+    id: string,
+    offset: number,
+    signal: AbortSignal,
+    opts: { utf8: boolean },
+  ): Promise<AsyncGenerator<FollowEvent>> {
+    await this.get(ctx, id);
+    return followTaskOutput({
+      pool: this.pool,
+      taskId: id,
+      offset,
+      signal,
+      utf8: opts.utf8,
+      watch: (fn) => this.live.watchTask(id, fn),
+    });
+  }
+
+  /**
+   * Everything about a task in one answer, for `berth debug task`: the record, its timeline,
+   * and its environment (record, events, what the provider reports). Output is fetched apart,
+   * by the paged log endpoint. A part that cannot be read is reported, not fatal: a debug
+   * bundle is most wanted when things are broken.
+   */
+  async debug(ctx: AuthContext, id: string) {
+    const task = await this.get(ctx, id);
+    const timeline = await this.timeline(ctx, id);
+    let environment: Record<string, unknown> | null = null;
+    if (task.environmentId) {
+      const envId = task.environmentId;
+      const part = async <T>(f: () => Promise<T>): Promise<T | { error: string }> => {
+        try {
+          return await f();
+        } catch (err) {
+          return { error: (err as Error).message };
+        }
+      };
+      const record = await part(() => this.environments.get(ctx, envId));
+      const owned = !('error' in record);
+      environment = {
+        record,
+        events: owned ? await part(() => this.environments.events(ctx, envId, { limit: 500 })) : null,
+        inspect: owned
+          ? await part(async () => {
+              const provider = this.providers.get(record.provider);
+              if (!provider) throw new Error(`provider ${record.provider} is not enabled here`);
+              return provider.inspect(envId);
+            })
+          : null,
+      };
+    }
+    return { task, timeline, environment, generatedAt: this.clock.now().toISOString() };
   }
 }
