@@ -17,6 +17,7 @@ import { SecretsModule } from './secrets/secrets.module.js';
 import { TerminalsModule } from './terminals/terminals.module.js';
 import { TasksModule } from './tasks/tasks.module.js';
 import { EnvironmentsModule } from './environments/environments.module.js';
+import { WebhooksModule } from './webhooks/webhooks.module.js';
 import type { ProviderRegistry } from './environments/providers.js';
 
 export interface AppDeps {
@@ -66,6 +67,7 @@ export class AppModule {
         }),
         EnvironmentsModule.forRoot(deps),
         AuditModule.forRoot(deps),
+        WebhooksModule.forRoot(deps),
         // Feature modules register here, one line each.
       ],
       controllers: [HealthController],

@@ -82,6 +82,13 @@ export const ConfigSchema = z.object({
   taskMaxConcurrentPerUser: z.coerce.number().int().min(0).default(20),
   /** Operator switch: when false, nobody can open or attach to a terminal (tasks still run). */
   interactiveAttach: bool.default(true),
+  /** Webhooks: root key their signing secrets derive from (base64, 32+ bytes; shared by all replicas). */
+  webhookKey: z.string().min(1).optional(),
+  /** Let webhooks reach loopback and private networks (off: a user's URL cannot probe the control plane's network). */
+  webhookAllowPrivate: bool.default(false),
+  webhookTimeoutSeconds: z.coerce.number().int().positive().max(120).default(10),
+  /** First retry delay of a failed delivery; doubles each attempt (8 attempts). */
+  webhookRetryBaseMs: z.coerce.number().int().positive().default(30_000),
   /** Run task workers in this process (`berth server`); `berth worker` runs them alone. */
   workers: bool.default(true),
 });
@@ -133,6 +140,10 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
       signingKeys: env.BERTH_SIGNING_KEYS,
       interactiveAttach: env.BERTH_INTERACTIVE_ATTACH,
       workers: env.BERTH_WORKERS,
+      webhookKey: env.BERTH_WEBHOOK_KEY,
+      webhookAllowPrivate: env.BERTH_WEBHOOK_ALLOW_PRIVATE,
+      webhookTimeoutSeconds: env.BERTH_WEBHOOK_TIMEOUT_SECONDS,
+      webhookRetryBaseMs: env.BERTH_WEBHOOK_RETRY_BASE_MS,
       taskDefaultTimeoutSeconds: env.BERTH_TASK_DEFAULT_TIMEOUT_SECONDS,
       taskMaxTimeoutSeconds: env.BERTH_TASK_MAX_TIMEOUT_SECONDS,
       taskMaxConcurrentPerUser: env.BERTH_TASK_MAX_CONCURRENT_PER_USER,

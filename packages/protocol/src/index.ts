@@ -4,4 +4,5 @@ export * from './jobs.js';
 export * from './terminal.js';
 export * from './environments.js';
 export * from './environment-jobs.js';
+export * from './webhooks.js';
 export * from './exec.js';

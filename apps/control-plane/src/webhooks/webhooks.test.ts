@@ -1,0 +1,218 @@
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { FakeProvider } from '@berth/providers';
+import { transitionTask } from '@berth/db';
+import { ADMIN, Client, memberClient, startTestServer, type TestServer } from '../testing/server.js';
+import { verifySignature } from './secret.js';
+
+interface Received {
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** A real HTTP receiver on loopback that answers with the next scripted status (then 204). */
+class Receiver {
+  readonly got: Received[] = [];
+  statuses: number[] = [];
+  private waiters: Array<() => void> = [];
+  private server!: Server;
+  url = '';
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        this.got.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+        res.statusCode = this.statuses.shift() ?? 204;
+        res.end(res.statusCode >= 400 ? 'receiver is down' : '');
+        for (const w of this.waiters.splice(0)) w();
+      });
+    });
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hook`;
+  }
+
+  /** Resolves once `n` requests have arrived in all. */
+  async count(n: number): Promise<Received[]> {
+    while (this.got.length < n) await new Promise<void>((r) => this.waiters.push(r));
+    return this.got;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+let s: TestServer;
+let admin: Client;
+const receiver = new Receiver();
+
+beforeAll(async () => {
+  await receiver.start();
+  s = await startTestServer(
+    { BERTH_PROVIDERS: 'fake', BERTH_WEBHOOK_ALLOW_PRIVATE: '1', BERTH_WEBHOOK_RETRY_BASE_MS: '20' },
+    { providers: { fake: new FakeProvider() } },
+  );
+  admin = new Client(s.url);
+  await admin.login(ADMIN.email, ADMIN.password);
+});
+afterAll(async () => {
+  await s.stop();
+  await receiver.stop();
+});
+
+async function deliveries(c: Client, hookId: string) {
+  const r = await c.get(`/api/v1/webhooks/${hookId}/deliveries`);
+  expect(r.status).toBe(200);
+  return r.json.items as Array<{
+    event: string;
+    state: string;
+    attempts: number;
+    responseStatus: number | null;
+    lastError: string | null;
+  }>;
+}
+
+describe('webhooks', () => {
+  it('an environment that stops is POSTed to the receiver, signed with the secret shown at creation', async () => {
+    const created = await admin.post('/api/v1/webhooks', {
+      url: receiver.url,
+      events: ['environment.stopped'],
+    });
+    expect(created.status).toBe(201);
+    const secret = created.json.secret as string;
+    expect(secret).toMatch(/^whsec_/);
+    // Shown once: reading the webhook again does not reveal it.
+    expect((await admin.get(`/api/v1/webhooks/${created.json.id}`)).json.secret).toBeUndefined();
+
+    const env = await admin.post('/api/v1/environments', { name: 'hooked' });
+    const envId = env.json.environment.id as string;
+    await vi.waitFor(async () =>
+      expect((await admin.get(`/api/v1/environments/${envId}`)).json.environment.state).toBe('ready'),
+    );
+    const before = receiver.got.length;
+    expect((await admin.post(`/api/v1/environments/${envId}/stop`)).status).toBe(200);
+    const [got] = (await receiver.count(before + 1)).slice(before);
+    const body = JSON.parse(got!.body);
+    expect(got!.headers['berth-event']).toBe('environment.stopped');
+    expect(body).toMatchObject({
+      event: 'environment.stopped',
+      data: { environment: { id: envId, name: 'hooked', state: 'stopped' } },
+    });
+    expect(body.id).toBe(got!.headers['berth-delivery']);
+    const sig = String(got!.headers['berth-signature']);
+    expect(verifySignature(secret, got!.body, sig, Math.floor(Date.now() / 1000))).toBe(true);
+    // A forged body or another secret does not verify.
+    expect(
+      verifySignature(secret, got!.body.replace('hooked', 'hacked'), sig, Math.floor(Date.now() / 1000)),
+    ).toBe(false);
+    const rotated = await admin.post(`/api/v1/webhooks/${created.json.id}/rotate-secret`);
+    expect(rotated.json.secret).not.toBe(secret);
+    expect(
+      verifySignature(rotated.json.secret as string, got!.body, sig, Math.floor(Date.now() / 1000)),
+    ).toBe(false);
+
+    await vi.waitFor(async () =>
+      expect(await deliveries(admin, created.json.id as string)).toEqual([
+        expect.objectContaining({
+          event: 'environment.stopped',
+          state: 'succeeded',
+          attempts: 1,
+          responseStatus: 204,
+        }),
+      ]),
+    );
+    await admin.del(`/api/v1/webhooks/${created.json.id}`);
+  });
+
+  it('a failing receiver is retried with backoff, then the delivery is marked failed with its last answer', async () => {
+    const hook = await admin.post('/api/v1/webhooks', { url: receiver.url, events: ['environment.stopped'] });
+    receiver.statuses = Array.from({ length: 8 }, () => 503);
+    const before = receiver.got.length;
+    const ping = await admin.post(`/api/v1/webhooks/${hook.json.id}/ping`);
+    expect(ping.status).toBe(202);
+    const mine = () => receiver.got.slice(before).filter((g) => g.headers['berth-delivery'] === ping.json.id);
+    while (mine().length < 8) await receiver.count(receiver.got.length + 1);
+    await vi.waitFor(async () =>
+      expect(await deliveries(admin, hook.json.id as string)).toEqual([
+        expect.objectContaining({ event: 'ping', state: 'failed', attempts: 8, responseStatus: 503 }),
+      ]),
+    );
+    const [d] = await deliveries(admin, hook.json.id as string);
+    expect(d!.lastError).toContain('receiver answered 503: receiver is down');
+
+    // Recovering: the next ping succeeds at once and is listed first.
+    receiver.statuses = [];
+    await admin.post(`/api/v1/webhooks/${hook.json.id}/ping`);
+    await vi.waitFor(async () =>
+      expect((await deliveries(admin, hook.json.id as string))[0]?.state).toBe('succeeded'),
+    );
+    await admin.del(`/api/v1/webhooks/${hook.json.id}`);
+  });
+
+  it('task events: finished, failed, timed out, and one alert when the same command fails N times in a row', async () => {
+    const hook = await admin.post('/api/v1/webhooks', {
+      url: receiver.url,
+      events: ['task.failed', 'task.timed_out', 'task.failure_streak'],
+      failureStreak: 3,
+    });
+    const me = (await admin.get('/api/v1/me')).json.user.id as string;
+    // Tasks moved by the engine's own transition function, as a worker does when a process exits.
+    const run = async (command: string[], end: 'succeeded' | 'failed' | 'timed_out') => {
+      const { rows } = await s.pool.query<{ id: string }>(
+        `INSERT INTO tasks (owner_id, command, timeout_seconds, state) VALUES ($1, $2, 60, 'running') RETURNING id`,
+        [me, command],
+      );
+      const id = rows[0]!.id;
+      await transitionTask(s.pool, id, { to: end, now: new Date(), exitCode: end === 'failed' ? 1 : null });
+      return id;
+    };
+    const before = receiver.got.length;
+    await run(['make', 'test'], 'failed');
+    await run(['make', 'test'], 'timed_out');
+    await run(['make', 'lint'], 'succeeded'); // another command does not break the streak
+    const third = await run(['make', 'test'], 'failed');
+    await run(['make', 'test'], 'failed'); // the fourth in a row: no second alert
+    // failed, timed_out, failed + streak, failed = 5 deliveries
+    const got = (await receiver.count(before + 5)).slice(before);
+    const events = got.map(
+      (g) => JSON.parse(g.body) as { event: string; data: { task: { id: string }; failuresInARow?: number } },
+    );
+    expect(events.map((e) => e.event).sort()).toEqual(
+      ['task.failed', 'task.failed', 'task.failed', 'task.failure_streak', 'task.timed_out'].sort(),
+    );
+    const streak = events.find((e) => e.event === 'task.failure_streak')!;
+    expect(streak.data).toMatchObject({ failuresInARow: 3, task: { id: third } });
+    await admin.del(`/api/v1/webhooks/${hook.json.id}`);
+  });
+
+  it('validates the URL and events, and keeps each user to their own webhooks', async () => {
+    for (const [body, field] of [
+      [{ url: 'ftp://example.com/x', events: ['task.failed'] }, 'url'],
+      [{ url: 'https://user:pw@example.com/x', events: ['task.failed'] }, 'url'],
+      [{ url: 'https://example.com/x', events: [] }, 'events'],
+      [{ url: 'https://example.com/x', events: ['task.exploded'] }, 'events'],
+    ] as const) {
+      const r = await admin.post('/api/v1/webhooks', body);
+      expect(r.status).toBe(400);
+      expect(r.json.error.message).toContain(field);
+    }
+    const mine = await admin.post('/api/v1/webhooks', {
+      url: 'https://example.com/x',
+      events: ['task.failed'],
+    });
+    const other = await memberClient(s, admin, 'hooks-other@example.com');
+    for (const r of [
+      await other.get(`/api/v1/webhooks/${mine.json.id}`),
+      await other.get(`/api/v1/webhooks/${mine.json.id}/deliveries`),
+      await other.post(`/api/v1/webhooks/${mine.json.id}/ping`),
+      await other.post(`/api/v1/webhooks/${mine.json.id}/rotate-secret`),
+      await other.del(`/api/v1/webhooks/${mine.json.id}`),
+    ])
+      expect(r.status).toBe(404);
+    expect((await other.get('/api/v1/webhooks')).json.items).toEqual([]);
+    expect((await admin.get(`/api/v1/webhooks/${mine.json.id}`)).status).toBe(200);
+  });
+});
