@@ -15,6 +15,7 @@ import type { KeySet } from './identity/keys.js';
 import { LiveModule } from './live/live.module.js';
 import { SecretsModule } from './secrets/secrets.module.js';
 import { TerminalsModule } from './terminals/terminals.module.js';
+import { PortsModule } from './ports/ports.module.js';
 import { TasksModule } from './tasks/tasks.module.js';
 import { EnvironmentsModule } from './environments/environments.module.js';
 import { WebhooksModule } from './webhooks/webhooks.module.js';
@@ -68,6 +69,7 @@ export class AppModule {
         EnvironmentsModule.forRoot(deps),
         AuditModule.forRoot(deps),
         WebhooksModule.forRoot(deps),
+        PortsModule,
         // Feature modules register here, one line each.
       ],
       controllers: [HealthController],

@@ -6,3 +6,4 @@ export * from './environments.js';
 export * from './environment-jobs.js';
 export * from './webhooks.js';
 export * from './exec.js';
+export * from './ports.js';

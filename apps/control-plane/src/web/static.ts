@@ -27,6 +27,7 @@ const RESERVED = [
   /^\/\.well-known(\/|$)/,
   /^\/socket\.io(\/|$)/,
   /^\/events(\/|$)/,
+  /^\/p\//, // port preview links (apps/control-plane/src/ports)
 ];
 
 const TYPES: Record<string, string> = {
