@@ -135,6 +135,30 @@ export class EnvironmentsRepository {
     return rows[0]!;
   }
 
+  /** setState only if the row is still in `from`; undefined when another request moved it first. */
+  async transition(
+    q: Queryable,
+    id: string,
+    from: EnvironmentState,
+    to: EnvironmentState,
+    patch: { reason?: string | null } = {},
+  ): Promise<EnvironmentRow | undefined> {
+    const { rows } = await q.query<EnvironmentRow>(
+      `UPDATE environments SET state = $3, state_reason = $4, updated_at = now()
+       WHERE id = $1 AND state = $2 RETURNING ${COLUMNS}`,
+      [id, from, to, patch.reason ?? null],
+    );
+    return rows[0];
+  }
+
+  /** A new reason for the current state; `state = state` so live clients are told to re-read it. */
+  async setReason(q: Queryable, id: string, reason: string): Promise<void> {
+    await q.query(
+      `UPDATE environments SET state = state, state_reason = $2, updated_at = now() WHERE id = $1`,
+      [id, reason],
+    );
+  }
+
   async touchActivity(id: string, at: Date): Promise<void> {
     await this.db.query(
       `UPDATE environments SET last_activity_at = greatest(last_activity_at, $2) WHERE id = $1`,

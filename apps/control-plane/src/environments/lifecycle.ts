@@ -1,4 +1,4 @@
-import type { JobContext, JobHandlers, Pool, QueueLogger } from '@berth/db';
+import type { JobContext, JobHandlers, Pool, Queryable, QueueLogger } from '@berth/db';
 import { ProviderError, type EnvironmentProvider } from '@berth/providers';
 import type { EnvironmentJobCatalog, EnvironmentSpec } from '@berth/protocol';
 import type { EnvironmentsRepository, EnvironmentRow } from './environments.repository.js';
@@ -83,6 +83,40 @@ export function environmentJobHandlers(deps: LifecycleDeps): JobHandlers<typeof 
     });
   }
 
+  /**
+   * A create or start that finished after a stop or destroy was requested: that job may already
+   * have run against a container that did not exist yet, so bring the provider in line with the
+   * state the user asked for. Runs in the completing transaction, holding the row lock, so a new
+   * request waits until the provider matches. A failure here is recorded as `failed`: the
+   * environment may still be running and the user should know.
+   */
+  async function matchRequestedState(
+    tx: Queryable,
+    cur: EnvironmentRow,
+    provider: EnvironmentProvider,
+    action: 'provisioning' | 'start',
+  ): Promise<void> {
+    const destroy = cur.state === 'destroying' || cur.state === 'destroyed';
+    if (!destroy && cur.state !== 'stopping' && cur.state !== 'stopped') return;
+    const what = destroy ? 'destroy' : 'stop';
+    try {
+      if (destroy) {
+        await provider.destroy(cur.id);
+        await removeBuildContext(deps.dataDir, cur.id);
+      } else await provider.stop(cur.id);
+    } catch (err) {
+      const d = describe(err);
+      const reason = `${action} finished after a ${what} was requested, and the ${what} failed: ${d.message}`;
+      if (!destroy) await envs.setState(tx, cur.id, 'failed', { reason, gatewayUrl: null });
+      await envs.addEvent(tx, cur.id, 'failed', reason, { hint: `${what} it again` });
+      return;
+    }
+    const done = `${action} finished after a ${what} was requested; ${destroy ? 'destroyed' : 'stopped'} it`;
+    await envs.addEvent(tx, cur.id, destroy ? 'destroyed' : 'stopped', done);
+    // Still stopping/destroying: that job's own completion tells the user; a settled one gets the story.
+    if (cur.state === 'stopped' || cur.state === 'destroyed') await envs.setReason(tx, cur.id, done);
+  }
+
   return {
     async 'environment.provision'({ environmentId }, ctx) {
       const loaded = await load(environmentId);
@@ -90,7 +124,9 @@ export function environmentJobHandlers(deps: LifecycleDeps): JobHandlers<typeof 
       const { env, provider } = loaded;
       if (env.state !== 'pending' && env.state !== 'provisioning') return;
       if (env.state === 'pending') {
-        const moved = await envs.setState(deps.pool, env.id, 'provisioning', { reason: null });
+        // Conditional: a destroy that came in since the read above must not be overwritten.
+        const moved = await envs.transition(deps.pool, env.id, 'pending', 'provisioning', { reason: null });
+        if (!moved) return;
         await envs.addEvent(deps.pool, env.id, 'provisioning', `provisioning on ${provider.name}`);
         Object.assign(env, moved);
       }
@@ -119,7 +155,8 @@ export function environmentJobHandlers(deps: LifecycleDeps): JobHandlers<typeof 
           );
         await ctx.complete(async (tx) => {
           const cur = await envs.lock(tx, env.id);
-          if (!cur || cur.state !== 'provisioning') return; // destroyed or stopped meanwhile: that job wins
+          if (!cur) return;
+          if (cur.state !== 'provisioning') return matchRequestedState(tx, cur, provider, 'provisioning');
           await envs.setState(tx, env.id, 'ready', { gatewayUrl: result.gatewayUrl, node: result.node });
           await envs.addEvent(tx, env.id, 'ready', `ready on ${result.node} (${result.isolation})`, {
             gatewayUrl: result.gatewayUrl,
@@ -159,7 +196,8 @@ export function environmentJobHandlers(deps: LifecycleDeps): JobHandlers<typeof 
           );
         await ctx.complete(async (tx) => {
           const cur = await envs.lock(tx, environmentId);
-          if (!cur || cur.state !== 'starting') return;
+          if (!cur) return;
+          if (cur.state !== 'starting') return matchRequestedState(tx, cur, loaded.provider, 'start');
           await envs.setState(tx, environmentId, 'ready', { gatewayUrl: info.gatewayUrl, node: info.node });
           await envs.addEvent(tx, environmentId, 'ready', `started on ${info.node}`);
         });
