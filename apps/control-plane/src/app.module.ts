@@ -8,6 +8,7 @@ import { CLOCK, CONFIG, METRICS, PG_POOL, type Clock } from './common/di.js';
 import { AllExceptionsFilter } from './common/exception.filter.js';
 import { AccountsModule } from './accounts/accounts.module.js';
 import { AuthGuard } from './accounts/auth.guard.js';
+import { MutationRateLimitGuard } from './common/rate-limit.js';
 import { AuditModule } from './audit/audit.module.js';
 import { HealthController } from './health/health.controller.js';
 import { IdentityModule } from './identity/identity.module.js';
@@ -75,6 +76,8 @@ export class AppModule {
       controllers: [HealthController],
       providers: [
         { provide: APP_GUARD, useClass: AuthGuard },
+        // After AuthGuard (guards run in this order), so calls count against their user.
+        { provide: APP_GUARD, useClass: MutationRateLimitGuard },
         {
           provide: APP_FILTER,
           useValue: new AllExceptionsFilter((err, req) =>

@@ -89,6 +89,10 @@ export const ConfigSchema = z.object({
   webhookTimeoutSeconds: z.coerce.number().int().positive().max(120).default(10),
   /** First retry delay of a failed delivery; doubles each attempt (8 attempts). */
   webhookRetryBaseMs: z.coerce.number().int().positive().default(30_000),
+  /** Mutating API calls per user (or client address before sign-in), refilled per minute; 0 turns it off. */
+  mutationRatePerMinute: z.coerce.number().int().min(0).default(600),
+  /** How many of them may come at once. */
+  mutationRateBurst: z.coerce.number().int().positive().default(300),
   /** Run task workers in this process (`berth server`); `berth worker` runs them alone. */
   workers: bool.default(true),
 });
@@ -140,6 +144,8 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
       signingKeys: env.BERTH_SIGNING_KEYS,
       interactiveAttach: env.BERTH_INTERACTIVE_ATTACH,
       workers: env.BERTH_WORKERS,
+      mutationRatePerMinute: env.BERTH_MUTATION_RATE_PER_MINUTE,
+      mutationRateBurst: env.BERTH_MUTATION_RATE_BURST,
       webhookKey: env.BERTH_WEBHOOK_KEY,
       webhookAllowPrivate: env.BERTH_WEBHOOK_ALLOW_PRIVATE,
       webhookTimeoutSeconds: env.BERTH_WEBHOOK_TIMEOUT_SECONDS,
