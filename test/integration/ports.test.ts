@@ -2,7 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import { spawn } from 'node:child_process';
+import { connect as connectTcp, createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -16,6 +17,7 @@ import {
   startTestServer,
   type TestServer,
 } from '../../apps/control-plane/src/testing/server.js';
+import { BERTH_BIN, runCli, waitForLine } from '../helpers/cli.js';
 
 /**
  * Port previews end to end with an in-process gateway: the control plane decides and signs,
@@ -299,5 +301,111 @@ describe('sharing', () => {
       `SELECT target_id FROM audit_log WHERE route = 'POST /api/v1/environments/:id/ports/:port/open' AND result = 200`,
     );
     expect(apiOpens.map((a) => a.target_id)).toContain(String(app.port));
+  });
+});
+
+describe('berth ports and berth port-forward', () => {
+  let token: string;
+  let home: string;
+  const cliEnv = () => ({ HOME: home, BERTH_URL: s.url, BERTH_TOKEN: token });
+
+  beforeAll(async () => {
+    token = (await admin.post('/api/v1/tokens', { name: 'ports-cli' })).json.token as string;
+    home = await mkdtemp(join(tmpdir(), 'berth-ports-home-'));
+  });
+  afterAll(async () => {
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it('berth ports lists ports with sharing and links; public needs --yes', async () => {
+    const r = await runCli(['ports', 'ports-env'], cliEnv());
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(
+      new RegExp(`^${app.port}\\s+yes\\s+no\\s+owner only\\s+${s.url}/p/${envId}/${app.port}$`, 'm'),
+    );
+    expect(r.stdout).toMatch(/^4999\s+no\s+yes\s+owner only/m);
+    const refused = await runCli(['ports', 'ports-env', String(app.port), '--share', 'public'], cliEnv());
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('--yes');
+    const open = await runCli(['ports', 'ports-env', String(app.port)], cliEnv());
+    expect(open.code).toBe(0);
+    const url = /open within 60 s \(one use\): (\S+)/.exec(open.stdout)?.[1];
+    expect(url).toBeDefined();
+    const { cookie, location } = await browse(url!);
+    expect((await fetch(location, { headers: { cookie } })).status).toBe(201);
+  });
+
+  it(
+    '100 parallel connections and a 50 MB round trip arrive intact; Ctrl-C closes cleanly',
+    { timeout: 120_000 },
+    async () => {
+      // An echo server inside the "environment" (it shares the host's loopback, like `local`).
+      const echo = createTcpServer({ allowHalfOpen: true }, (sock) => sock.pipe(sock));
+      echo.listen(0, '127.0.0.1');
+      await once(echo, 'listening');
+      const remote = (echo.address() as AddressInfo).port;
+      const child = spawn(BERTH_BIN, ['port-forward', envId, `0:${remote}`], {
+        env: { PATH: process.env.PATH ?? '', ...cliEnv() },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      try {
+        const [, localPort] = await waitForLine(child, /forwarding 127\.0\.0\.1:(\d+) -> \d+/);
+        const roundTrip = (payload: Buffer) =>
+          new Promise<Buffer>((resolve, reject) => {
+            const sock = connectTcp(Number(localPort), '127.0.0.1');
+            const got: Buffer[] = [];
+            sock.on('data', (d: Buffer) => got.push(d));
+            sock.on('end', () => resolve(Buffer.concat(got)));
+            sock.on('error', reject);
+            sock.end(payload);
+          });
+        const payloads = Array.from({ length: 100 }, (_, i) => randomBytes(1000 + i * 97));
+        const echoed = await Promise.all(payloads.map(roundTrip));
+        echoed.forEach((e, i) => expect(e.equals(payloads[i]!)).toBe(true));
+
+        const big = randomBytes(50 * 1024 * 1024);
+        const back = await roundTrip(big);
+        expect(back.length).toBe(big.length);
+        expect(createHash('sha256').update(back).digest('hex')).toBe(
+          createHash('sha256').update(big).digest('hex'),
+        );
+
+        child.kill('SIGINT');
+        const [code] = (await once(child, 'exit')) as [number | null];
+        expect(code).toBe(0);
+      } finally {
+        if (child.exitCode === null) child.kill('SIGKILL');
+        echo.close();
+      }
+    },
+  );
+
+  it('a closed remote port: the local connection is closed and the reason printed', async () => {
+    const child = spawn(BERTH_BIN, ['port-forward', envId, '0:4999'], {
+      env: { PATH: process.env.PATH ?? '', ...cliEnv() },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const [, localPort] = await waitForLine(child, /forwarding 127\.0\.0\.1:(\d+) -> \d+/);
+      const reason = waitForLine(child, /port 4999: (.*)/);
+      const sock = connectTcp(Number(localPort), '127.0.0.1');
+      sock.on('error', () => undefined);
+      await once(sock, 'close');
+      expect((await reason)[1]).toContain('502');
+    } finally {
+      child.kill('SIGINT');
+      await once(child, 'exit');
+    }
+  });
+
+  it('another user cannot forward: the command fails with the API’s 404', async () => {
+    const r = await runCli(['port-forward', envId, `0:${app.port}`], {
+      HOME: home,
+      BERTH_URL: s.url,
+      BERTH_TOKEN: member.token!,
+    });
+    expect(r.code).toBe(4);
+    expect(r.stderr).toContain('not found');
   });
 });

@@ -10,6 +10,8 @@ import { secretsCommands } from './commands/secrets.js';
 import { serverCommand } from './commands/server.js';
 import { tokenCommands } from './commands/token.js';
 import { workerCommand } from './commands/worker.js';
+import { portForwardCommand } from './commands/port-forward.js';
+import { portsCommand } from './commands/ports.js';
 
 export function buildProgram(env: Record<string, string | undefined>): Command {
   const ctx = makeCtx(readEnv(env));
@@ -25,6 +27,8 @@ export function buildProgram(env: Record<string, string | undefined>): Command {
   secretsCommands(program, ctx);
   auditCommand(program, ctx);
   attachCommand(program, ctx);
+  portsCommand(program, ctx);
+  portForwardCommand(program, ctx);
   return program;
 }
 

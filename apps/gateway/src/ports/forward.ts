@@ -1,8 +1,9 @@
 import { connect, type Socket } from 'node:net';
 import type { WebSocket } from 'ws';
+import { TCP_EOF_MESSAGE } from '@berth/protocol';
 
 /** Text frame meaning "no more bytes this way" (TCP half-close); binary frames carry data. */
-export const TCP_EOF = 'eof';
+export const TCP_EOF = TCP_EOF_MESSAGE;
 const HIGH_WATER = 1024 * 1024;
 const LOW_WATER = 256 * 1024;
 
