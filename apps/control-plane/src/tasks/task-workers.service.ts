@@ -10,6 +10,8 @@ import type { Registry } from 'prom-client';
 import type { Config } from '../config.js';
 import { CLOCK, CONFIG, METRICS, PG_POOL, type Clock } from '../common/di.js';
 import { startTaskWorkers, type TaskWorkers } from '../worker/task-workers.js';
+import { IdentityService } from '../identity/identity.service.js';
+import { execToken } from '../worker/gateway-runner.js';
 
 export const TASKS_DATABASE_URL = Symbol('TASKS_DATABASE_URL');
 export const TASKS_LOGGER = Symbol('TASKS_LOGGER');
@@ -26,6 +28,7 @@ export class TaskWorkersService implements OnApplicationBootstrap, BeforeApplica
     @Inject(METRICS) private readonly registry: Registry,
     @Inject(TASKS_DATABASE_URL) private readonly databaseUrl: string,
     @Inject(TASKS_LOGGER) private readonly logger: Logger,
+    @Inject(IdentityService) private readonly identity: IdentityService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -36,6 +39,7 @@ export class TaskWorkersService implements OnApplicationBootstrap, BeforeApplica
       logger: this.logger.child({ component: 'task-workers' }),
       clock: this.clock,
       registry: this.registry,
+      signExecToken: (r) => execToken(this.identity, r),
     });
   }
 

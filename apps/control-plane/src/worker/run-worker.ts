@@ -12,6 +12,7 @@ import { createProviders } from '../environments/providers.js';
 import { installationId } from '../server.js';
 import { startEnvironmentWorkers } from '../environments/environment-workers.js';
 import { GatewaySessions } from '../environments/gateway-sessions.js';
+import { execToken } from './gateway-runner.js';
 
 export interface RunningWorker {
   workerId: string;
@@ -42,6 +43,14 @@ export async function runWorker(config: Config, opts: RunWorkerOptions = {}): Pr
   await migrate(databaseUrl);
   const pool = createPool(databaseUrl, 20);
   try {
+    // Environment lifecycle jobs sign gateway configs and task workers sign exec tokens, so the
+    // worker needs the same signing keys as the servers (BERTH_SIGNING_KEYS, or the same key file).
+    const keys = await loadKeys({
+      inline: config.signingKeys,
+      file: config.signingKeyFile,
+      dataDir: config.dataDir,
+    });
+    const identity = new IdentityService(keys, config, opts.clock ?? systemClock);
     const workers = await startTaskWorkers({
       pool,
       databaseUrl,
@@ -49,15 +58,8 @@ export async function runWorker(config: Config, opts: RunWorkerOptions = {}): Pr
       ...(opts.clock ? { clock: opts.clock } : {}),
       ...(opts.runner ? { runner: opts.runner } : {}),
       ...(opts.registry ? { registry: opts.registry } : {}),
+      signExecToken: (r) => execToken(identity, r),
     });
-    // Environment lifecycle jobs too: they sign gateway configs, so the worker needs the same
-    // signing keys as the servers (BERTH_SIGNING_KEYS, or the same key file).
-    const keys = await loadKeys({
-      inline: config.signingKeys,
-      file: config.signingKeyFile,
-      dataDir: config.dataDir,
-    });
-    const identity = new IdentityService(keys, config, opts.clock ?? systemClock);
     const sessions = new GatewaySessions(identity);
     const envWorkers = await startEnvironmentWorkers({
       pool,

@@ -14,14 +14,20 @@ import {
   type TaskRunner,
 } from '@berth/db';
 import type { Registry } from 'prom-client';
+import { GatewayTaskRunner, RoutingTaskRunner, type ExecTokenSigner } from './gateway-runner.js';
 
 export interface TaskWorkersOptions {
   pool: Pool;
   databaseUrl: string;
   logger: QueueLogger;
   clock?: Clock;
-  /** Where tasks run. Until environments and the gateway exist: the in-process fake. */
+  /**
+   * Where tasks run. Default: tasks with an environment through its gateway (needs
+   * `signExecToken`); tasks without one on the FAKE runner (`defaultFakeScript`).
+   */
   runner?: TaskRunner;
+  /** Signs the short-lived `exec` tokens the gateway runner presents. */
+  signExecToken?: ExecTokenSigner;
   /** Registers the queue metrics here (once per registry). */
   registry?: Registry;
   /** Tasks driven at once by this process (each holds a slot while it runs). */
@@ -36,7 +42,8 @@ export interface TaskWorkers {
 }
 
 /**
- * The FAKE stand-in for a real runner, so `berth server` runs tasks end to end today: prints the
+ * The FAKE runner's script for tasks that name no environment (tasks with one run for real in it,
+ * through its gateway; tasks that bring an environment spec get one made for them): prints the
  * command and exits 0. A few commands script it, for demos and tests: `fake:fail` exits 1,
  * `fake:hang` runs until stopped, `fake:lines N` prints N numbered lines.
  */
@@ -60,7 +67,19 @@ const metricsByRegistry = new WeakMap<Registry, QueueMetrics>();
  * a stop. Shared by `berth server` (in-process) and `berth worker` (alone).
  */
 export async function startTaskWorkers(opts: TaskWorkersOptions): Promise<TaskWorkers> {
-  const runner = opts.runner ?? new FakeTaskRunner(defaultFakeScript);
+  const fake = new FakeTaskRunner(defaultFakeScript);
+  const runner =
+    opts.runner ??
+    new RoutingTaskRunner(
+      new GatewayTaskRunner({
+        pool: opts.pool,
+        logger: opts.logger,
+        sign:
+          opts.signExecToken ??
+          (() => Promise.reject(new Error('this worker has no signing keys to reach environments'))),
+      }),
+      fake,
+    );
   let metrics: QueueMetrics | undefined;
   if (opts.registry) {
     metrics = metricsByRegistry.get(opts.registry) ?? registerQueueMetrics(opts.registry, opts.pool);
@@ -110,6 +129,7 @@ export async function startTaskWorkers(opts: TaskWorkersOptions): Promise<TaskWo
     workerId,
     async stop(graceMs = 10_000) {
       await Promise.all(pools.map((p) => p.stop(graceMs)));
+      fake.dispose();
       if (runner instanceof FakeTaskRunner) runner.dispose();
     },
   };
