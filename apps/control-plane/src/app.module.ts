@@ -8,6 +8,7 @@ import { CLOCK, CONFIG, METRICS, PG_POOL, type Clock } from './common/di.js';
 import { AllExceptionsFilter } from './common/exception.filter.js';
 import { AccountsModule } from './accounts/accounts.module.js';
 import { AuthGuard } from './accounts/auth.guard.js';
+import { QuotasModule } from './quotas/quotas.module.js';
 import { MutationRateLimitGuard } from './common/rate-limit.js';
 import { AuditModule } from './audit/audit.module.js';
 import { HealthController } from './health/health.controller.js';
@@ -56,6 +57,7 @@ export class AppModule {
       imports: [
         CoreModule.forRoot(deps),
         AccountsModule,
+        QuotasModule,
         IdentityModule.forRoot(deps.keys),
         LiveModule.forRoot(deps.databaseUrl),
         SecretsModule,

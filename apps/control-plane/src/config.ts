@@ -93,6 +93,9 @@ export const ConfigSchema = z.object({
   mutationRatePerMinute: z.coerce.number().int().min(0).default(600),
   /** How many of them may come at once. */
   mutationRateBurst: z.coerce.number().int().positive().default(300),
+  /** Default quotas (an admin sets per-user ones): environments not ended at once, environment-hours per UTC day; 0 no limit. */
+  quotaMaxEnvironments: z.coerce.number().int().min(0).default(10),
+  quotaEnvHoursPerDay: z.coerce.number().min(0).default(0),
   /** Run task workers in this process (`berth server`); `berth worker` runs them alone. */
   workers: bool.default(true),
 });
@@ -144,6 +147,8 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
       signingKeys: env.BERTH_SIGNING_KEYS,
       interactiveAttach: env.BERTH_INTERACTIVE_ATTACH,
       workers: env.BERTH_WORKERS,
+      quotaMaxEnvironments: env.BERTH_QUOTA_MAX_ENVIRONMENTS,
+      quotaEnvHoursPerDay: env.BERTH_QUOTA_ENV_HOURS_PER_DAY,
       mutationRatePerMinute: env.BERTH_MUTATION_RATE_PER_MINUTE,
       mutationRateBurst: env.BERTH_MUTATION_RATE_BURST,
       webhookKey: env.BERTH_WEBHOOK_KEY,

@@ -7,6 +7,7 @@ import { ApiError, notFound } from '../common/errors.js';
 import { decodeCursor, toPage, type Page } from '../common/pagination.js';
 import type { AuthContext } from '../accounts/auth.types.js';
 import { EnvironmentJobs } from './environment-jobs.port.js';
+import { QuotasService } from '../quotas/quotas.service.js';
 import {
   EnvironmentsRepository,
   type EnvironmentRow,
@@ -32,6 +33,7 @@ export class EnvironmentsService {
     @Inject(EnvironmentsRepository) private readonly envs: EnvironmentsRepository,
     @Inject(EnvironmentJobs) private readonly jobs: EnvironmentJobs,
     @Inject(CONFIG) private readonly config: Config,
+    @Inject(QuotasService) private readonly quotas: QuotasService,
   ) {}
 
   /** With `tx`, inside the caller's transaction (a task that brings its own environment). */
@@ -50,6 +52,10 @@ export class EnvironmentsService {
     const checked = await this.jobs.validateSpec(provider, spec);
     const name = body.name ?? `env-${randomBytes(3).toString('hex')}`;
     const insert = async (tx: Queryable) => {
+      await this.quotas.admitEnvironment(tx, ctx.userId, {
+        cpus: body.resources?.cpu ?? this.config.envDefaultCpus,
+        memoryMb: body.resources?.memoryMb ?? this.config.envDefaultMemoryMb,
+      });
       const created = await this.envs.insert(tx, {
         ownerId: ctx.userId,
         name,
@@ -124,6 +130,7 @@ export class EnvironmentsService {
           `cannot ${action} an environment that is ${row.state}`,
           this.hintFor(action, row.state),
         );
+      if (action === 'start') await this.quotas.admitStart(ctx.userId, tx);
       const next: EnvironmentState =
         action === 'stop' ? 'stopping' : action === 'start' ? 'starting' : 'destroying';
       const updated = await this.envs.setState(tx, id, next, {
