@@ -96,6 +96,8 @@ export const ConfigSchema = z.object({
   /** Default quotas (an admin sets per-user ones): environments not ended at once, environment-hours per UTC day; 0 no limit. */
   quotaMaxEnvironments: z.coerce.number().int().min(0).default(10),
   quotaEnvHoursPerDay: z.coerce.number().min(0).default(0),
+  /** A worker that stops heartbeating (crash, freeze, partition) loses its tasks to the others after this long. */
+  taskLeaseSeconds: z.coerce.number().int().min(2).max(600).default(30),
   /** Run task workers in this process (`berth server`); `berth worker` runs them alone. */
   workers: bool.default(true),
 });
@@ -147,6 +149,7 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
       signingKeys: env.BERTH_SIGNING_KEYS,
       interactiveAttach: env.BERTH_INTERACTIVE_ATTACH,
       workers: env.BERTH_WORKERS,
+      taskLeaseSeconds: env.BERTH_TASK_LEASE_SECONDS,
       quotaMaxEnvironments: env.BERTH_QUOTA_MAX_ENVIRONMENTS,
       quotaEnvHoursPerDay: env.BERTH_QUOTA_ENV_HOURS_PER_DAY,
       mutationRatePerMinute: env.BERTH_MUTATION_RATE_PER_MINUTE,

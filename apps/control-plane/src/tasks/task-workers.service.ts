@@ -40,6 +40,7 @@ export class TaskWorkersService implements OnApplicationBootstrap, BeforeApplica
       clock: this.clock,
       registry: this.registry,
       signExecToken: (r) => execToken(this.identity, r),
+      leaseMs: this.config.taskLeaseSeconds * 1000,
     });
   }
 

@@ -13,6 +13,8 @@ import { installationId } from '../server.js';
 import { startEnvironmentWorkers } from '../environments/environment-workers.js';
 import { GatewaySessions } from '../environments/gateway-sessions.js';
 import { execToken } from './gateway-runner.js';
+import { loadWebhookKey } from '../webhooks/secret.js';
+import { startWebhookWorkers } from '../webhooks/webhook-workers.js';
 
 export interface RunningWorker {
   workerId: string;
@@ -59,6 +61,7 @@ export async function runWorker(config: Config, opts: RunWorkerOptions = {}): Pr
       ...(opts.runner ? { runner: opts.runner } : {}),
       ...(opts.registry ? { registry: opts.registry } : {}),
       signExecToken: (r) => execToken(identity, r),
+      leaseMs: config.taskLeaseSeconds * 1000,
     });
     const sessions = new GatewaySessions(identity);
     const envWorkers = await startEnvironmentWorkers({
@@ -80,10 +83,28 @@ export async function runWorker(config: Config, opts: RunWorkerOptions = {}): Pr
       await workers.stop(0);
       throw err;
     });
+    const webhookWorkers = await startWebhookWorkers({
+      pool,
+      databaseUrl,
+      rootKey: await loadWebhookKey({
+        ...(config.webhookKey ? { inline: config.webhookKey } : {}),
+        dataDir: config.dataDir,
+      }),
+      clock: opts.clock ?? systemClock,
+      logger: logger.child({ component: 'webhook-workers' }),
+      allowPrivate: config.webhookAllowPrivate,
+      timeoutMs: config.webhookTimeoutSeconds * 1000,
+      backoff: { baseMs: config.webhookRetryBaseMs, maxMs: 30 * 60 * 1000 },
+    }).catch(async (err: unknown) => {
+      await envWorkers.stop(0);
+      await workers.stop(0);
+      throw err;
+    });
     logger.info({ workerId: workers.workerId }, 'berth worker running');
     return {
       workerId: workers.workerId,
       async stop(graceMs = 10_000) {
+        await webhookWorkers.stop(graceMs);
         await envWorkers.stop(graceMs);
         await workers.stop(graceMs);
         await pool.end();

@@ -45,12 +45,18 @@ export interface TaskWorkers {
  * The FAKE runner's script for tasks that name no environment (tasks with one run for real in it,
  * through its gateway; tasks that bring an environment spec get one made for them): prints the
  * command and exits 0. A few commands script it, for demos and tests: `fake:fail` exits 1,
- * `fake:hang` runs until stopped, `fake:lines N` prints N numbered lines.
+ * `fake:hang` runs until stopped, `fake:sleep MS` exits 0 after MS ms, `fake:lines N` prints N
+ * numbered lines.
  */
 export function defaultFakeScript(task: RunnableTask): FakeScript {
   const [cmd, arg] = task.command;
   if (cmd === 'fake:fail') return { steps: [{ out: 'failing on purpose\n' }], exitCode: 1 };
   if (cmd === 'fake:hang') return { steps: [{ out: 'running until stopped\n' }], hang: true };
+  if (cmd === 'fake:sleep')
+    return {
+      steps: [{ out: 'sleeping\n' }, { out: 'awake\n', afterMs: Number(arg ?? 1000) || 1000 }],
+      exitCode: 0,
+    };
   if (cmd === 'fake:lines')
     return {
       steps: Array.from({ length: Number(arg ?? 10) || 10 }, (_, i) => ({ out: `line ${i + 1}\n` })),
