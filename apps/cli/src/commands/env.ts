@@ -45,15 +45,32 @@ export async function resolveEnvironment(target: ApiTarget, idOrName: string): P
   throw new CliError(`no environment named ${idOrName}`, 'list yours with: berth env ls', EXIT.notFound);
 }
 
+/** How long a command waits for an environment by default: an image build can take minutes. */
+export const DEFAULT_WAIT = '15m';
+
+/** `90s`, `15m`, `1h` or plain seconds, in milliseconds. */
+export function parseWait(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(text.trim());
+  const n = m ? Number(m[1]) * ({ s: 1, m: 60, h: 3600 }[m[2] ?? 's'] ?? 1) * 1000 : NaN;
+  if (!m || !(n > 0))
+    throw new CliError(
+      `--timeout must be a duration, got ${text}`,
+      'e.g. --timeout 90s, 15m or 1h',
+      EXIT.usage,
+    );
+  return n;
+}
+
 /** Follows an environment's events until it settles, printing each one (the progress display). */
 export async function followEnvironment(
   target: ApiTarget,
   id: string,
-  opts: { quiet?: boolean; until?: (e: EnvironmentDto) => boolean } = {},
+  opts: { quiet?: boolean; until?: (e: EnvironmentDto) => boolean; timeoutMs?: number } = {},
 ): Promise<EnvironmentDto> {
   let after: string | null = null;
   const started = Date.now();
   const until = opts.until ?? ((e: EnvironmentDto) => SETTLED.has(e.state));
+  const deadline = started + (opts.timeoutMs ?? parseWait(DEFAULT_WAIT));
   for (;;) {
     const q: string = after ? `?after=${after}` : '';
     const { data: ev } = await api<{ items: EventDto[] }>(
@@ -70,6 +87,15 @@ export async function followEnvironment(
     }
     const { data } = await api<{ environment: EnvironmentDto }>(target, 'GET', `/api/v1/environments/${id}`);
     if (until(data.environment)) return data.environment;
+    if (Date.now() >= deadline) {
+      const e = data.environment;
+      const waited = Math.round((Date.now() - started) / 1000);
+      throw new CliError(
+        `gave up waiting after ${waited}s: ${e.name} is still ${e.state}${e.stateReason ? ` (${e.stateReason})` : ''}`,
+        `it carries on in the background; check it with \`berth env show ${e.id}\`, or wait longer with --timeout`,
+        EXIT.unavailable,
+      );
+    }
     // The API has no push channel for the CLI yet; half a second keeps the display live enough.
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -106,6 +132,7 @@ export function envCommands(program: Command, ctx: Ctx): void {
     .option('--cpu <n>', 'CPUs')
     .option('--memory <mb>', 'memory in MiB')
     .option('--detach', 'return once the environment is created, without waiting')
+    .option('--timeout <duration>', 'how long to wait for it to be ready (e.g. 90s, 15m, 1h)', DEFAULT_WAIT)
     .option('--json', 'print the environment as JSON')
     .action(
       async (o: {
@@ -118,8 +145,10 @@ export function envCommands(program: Command, ctx: Ctx): void {
         cpu?: string;
         memory?: string;
         detach?: boolean;
+        timeout: string;
         json?: boolean;
       }) => {
+        const timeoutMs = parseWait(o.timeout);
         const target = await ctx.target();
         const resources: Record<string, number> = {};
         if (o.cpu !== undefined) resources.cpu = Number(o.cpu);
@@ -150,7 +179,7 @@ export function envCommands(program: Command, ctx: Ctx): void {
         if (!o.detach) {
           if (!o.json)
             process.stderr.write(`Creating ${e.name} (${e.id}) with the ${e.provider} provider…\n`);
-          e = await followEnvironment(target, e.id, { quiet: o.json === true });
+          e = await followEnvironment(target, e.id, { quiet: o.json === true, timeoutMs });
         }
         if (o.json) printJson(e);
         else
@@ -236,8 +265,10 @@ export function envCommands(program: Command, ctx: Ctx): void {
       .command(`${action} <env>`)
       .description(`${verb} an environment (id or name)`)
       .option('--detach', 'do not wait for it to finish')
+      .option('--timeout <duration>', 'how long to wait for it to finish (e.g. 90s, 15m)', DEFAULT_WAIT)
       .option('--json', 'print as JSON')
-      .action(async (envArg: string, o: { detach?: boolean; json?: boolean }) => {
+      .action(async (envArg: string, o: { detach?: boolean; timeout: string; json?: boolean }) => {
+        const timeoutMs = parseWait(o.timeout);
         const target = await ctx.target();
         const id = await resolveEnvironment(target, envArg);
         const { data } = await api<{ environment: EnvironmentDto; changed: boolean }>(
@@ -251,6 +282,7 @@ export function envCommands(program: Command, ctx: Ctx): void {
           e = await followEnvironment(target, e.id, {
             quiet: o.json === true,
             until: (x) => SETTLED.has(x.state),
+            timeoutMs,
           });
         if (o.json) printJson({ ...e, changed: data.changed });
         else process.stdout.write(`${e.name} ${e.state}\n`);

@@ -63,7 +63,13 @@ export async function startEnvironmentWorkers(
     sweeping ??= reaper
       .sweep()
       .then((r) => {
-        if (r.idleStopped.length + r.expired.length + r.orphansDestroyed.length + r.gone.length)
+        if (
+          r.idleStopped.length +
+          r.expired.length +
+          r.orphansDestroyed.length +
+          r.gone.length +
+          r.deadJobs.length
+        )
           opts.logger.info({ ...r }, 'environment reaper');
       })
       .catch((err: unknown) => opts.logger.warn({ err: (err as Error).message }, 'environment reaper failed'))

@@ -159,6 +159,33 @@ export class EnvironmentsRepository {
     );
   }
 
+  /**
+   * Environments mid-operation whose newest lifecycle job is dead (attempts used up, e.g. by
+   * workers that crashed while holding it) and nothing is queued or running for them any more.
+   */
+  async stuckOnDeadJobs(
+    limit: number,
+  ): Promise<Array<{ id: string; state: EnvironmentState; kind: string; last_error: string | null }>> {
+    const { rows } = await this.db.query<{
+      id: string;
+      state: EnvironmentState;
+      kind: string;
+      last_error: string | null;
+    }>(
+      `SELECT e.id, e.state, j.kind, j.last_error
+       FROM environments e
+       JOIN LATERAL (
+         SELECT kind, state, last_error FROM jobs
+         WHERE kind LIKE 'environment.%' AND payload->>'environmentId' = e.id::text
+         ORDER BY id DESC LIMIT 1
+       ) j ON j.state = 'dead'
+       WHERE e.state IN ('pending', 'provisioning', 'stopping', 'starting', 'destroying')
+       LIMIT $1`,
+      [limit],
+    );
+    return rows;
+  }
+
   async touchActivity(id: string, at: Date): Promise<void> {
     await this.db.query(
       `UPDATE environments SET last_activity_at = greatest(last_activity_at, $2) WHERE id = $1`,

@@ -126,3 +126,34 @@ describe('a stop or destroy while provisioning or starting', { timeout: 60_000 }
     expect(fake.envs.get(id)?.state).toBe('stopped');
   });
 });
+
+describe('a lifecycle job that cannot even load its environment', { timeout: 60_000 }, () => {
+  it('marks the environment failed with the reason instead of leaving it pending', async () => {
+    const { runWorker } = await import('../worker/run-worker.js');
+    const { pino } = await import('pino');
+    const apiOnly = await startTestServer({ BERTH_PROVIDERS: 'fake', BERTH_WORKERS: 'false' });
+    // This worker offers only `local`, so an environment on `fake` is beyond it.
+    const worker = await runWorker(
+      { ...apiOnly.config, providers: ['local'] },
+      { logger: pino({ level: 'silent' }) },
+    );
+    const c = new Client(apiOnly.url);
+    await c.login(ADMIN.email, ADMIN.password);
+    const w = await LiveWaiter.connect(c);
+    try {
+      const id = (await c.post('/api/v1/environments', {})).json.environment.id as string;
+      const r = await w.until(
+        () => c.get(`/api/v1/environments/${id}`),
+        (x) => x.json.environment.state === 'failed',
+      );
+      // Failed by the job itself, at once (a permanent error), not later by the reaper's dead-job sweep.
+      expect(r.json.environment.stateReason).toMatch(
+        /^provisioning failed: provider fake is not enabled on this worker/,
+      );
+    } finally {
+      w.close();
+      await worker.stop();
+      await apiOnly.stop();
+    }
+  });
+});

@@ -55,7 +55,7 @@ export function environmentJobHandlers(deps: LifecycleDeps): JobHandlers<typeof 
   /** Records the failure; a permanent one (or the last attempt) marks the environment failed. */
   async function fail(
     ctx: JobContext,
-    env: EnvironmentRow,
+    id: string,
     action: string,
     err: unknown,
     expect: EnvironmentRow['state'][],
@@ -63,24 +63,42 @@ export function environmentJobHandlers(deps: LifecycleDeps): JobHandlers<typeof 
     const d = describe(err);
     const last = ctx.job.attempts >= ctx.job.max_attempts;
     deps.logger.warn(
-      { environmentId: env.id, action, err: d.message, attempt: ctx.job.attempts },
+      { environmentId: id, action, err: d.message, attempt: ctx.job.attempts },
       'environment job failed',
     );
     if (!d.permanent && !last) {
       await envs.addEvent(
         deps.pool,
-        env.id,
+        id,
         'retry',
         `${action} failed (attempt ${ctx.job.attempts}): ${d.message}; retrying`,
       );
       throw err;
     }
     await ctx.complete(async (tx) => {
-      const cur = await envs.lock(tx, env.id);
+      const cur = await envs.lock(tx, id);
       if (!cur || !expect.includes(cur.state)) return;
-      await envs.setState(tx, env.id, 'failed', { reason: `${action} failed: ${d.message}` });
-      await envs.addEvent(tx, env.id, 'failed', `${action} failed: ${d.message}`, { hint: d.hint });
+      await envs.setState(tx, id, 'failed', { reason: `${action} failed: ${d.message}` });
+      await envs.addEvent(tx, id, 'failed', `${action} failed: ${d.message}`, { hint: d.hint });
     });
+  }
+
+  /**
+   * Runs a job's work with every failure (the load included) recorded against the environment, so
+   * none leaves it stuck in a transitional state once the retries are used up.
+   */
+  async function guarded(
+    ctx: JobContext,
+    id: string,
+    action: string,
+    expect: EnvironmentRow['state'][],
+    work: () => Promise<void>,
+  ): Promise<void> {
+    try {
+      await work();
+    } catch (err) {
+      await fail(ctx, id, action, err, expect);
+    }
   }
 
   /**
@@ -119,19 +137,21 @@ export function environmentJobHandlers(deps: LifecycleDeps): JobHandlers<typeof 
 
   return {
     async 'environment.provision'({ environmentId }, ctx) {
-      const loaded = await load(environmentId);
-      if (!loaded) return;
-      const { env, provider } = loaded;
-      if (env.state !== 'pending' && env.state !== 'provisioning') return;
-      if (env.state === 'pending') {
-        // Conditional: a destroy that came in since the read above must not be overwritten.
-        const moved = await envs.transition(deps.pool, env.id, 'pending', 'provisioning', { reason: null });
-        if (!moved) return;
-        await envs.addEvent(deps.pool, env.id, 'provisioning', `provisioning on ${provider.name}`);
-        Object.assign(env, moved);
-      }
-      let events = 0;
-      try {
+      await guarded(ctx, environmentId, 'provisioning', ['pending', 'provisioning'], async () => {
+        const loaded = await load(environmentId);
+        if (!loaded) return;
+        const { env, provider } = loaded;
+        if (env.state !== 'pending' && env.state !== 'provisioning') return;
+        if (env.state === 'pending') {
+          // Conditional: a destroy that came in since the read above must not be overwritten.
+          const moved = await envs.transition(deps.pool, env.id, 'pending', 'provisioning', {
+            reason: null,
+          });
+          if (!moved) return;
+          await envs.addEvent(deps.pool, env.id, 'provisioning', `provisioning on ${provider.name}`);
+          Object.assign(env, moved);
+        }
+        let events = 0;
         const spec = env.spec as StoredSpec;
         const buildContext = await writeBuildContext(deps.dataDir, env.id, spec);
         const result = await provider.create(
@@ -162,15 +182,13 @@ export function environmentJobHandlers(deps: LifecycleDeps): JobHandlers<typeof 
             gatewayUrl: result.gatewayUrl,
           });
         });
-      } catch (err) {
-        await fail(ctx, env, 'provisioning', err, ['provisioning']);
-      }
+      });
     },
 
     async 'environment.stop'({ environmentId }, ctx) {
-      const loaded = await load(environmentId);
-      if (!loaded || loaded.env.state !== 'stopping') return;
-      try {
+      await guarded(ctx, environmentId, 'stop', ['stopping'], async () => {
+        const loaded = await load(environmentId);
+        if (!loaded || loaded.env.state !== 'stopping') return;
         await loaded.provider.stop(environmentId);
         await ctx.complete(async (tx) => {
           const cur = await envs.lock(tx, environmentId);
@@ -178,15 +196,13 @@ export function environmentJobHandlers(deps: LifecycleDeps): JobHandlers<typeof 
           await envs.setState(tx, environmentId, 'stopped', { gatewayUrl: null });
           await envs.addEvent(tx, environmentId, 'stopped', 'stopped; files in /workspace are kept');
         });
-      } catch (err) {
-        await fail(ctx, loaded.env, 'stop', err, ['stopping']);
-      }
+      });
     },
 
     async 'environment.start'({ environmentId }, ctx) {
-      const loaded = await load(environmentId);
-      if (!loaded || loaded.env.state !== 'starting') return;
-      try {
+      await guarded(ctx, environmentId, 'start', ['starting'], async () => {
+        const loaded = await load(environmentId);
+        if (!loaded || loaded.env.state !== 'starting') return;
         const info = await loaded.provider.start(environmentId);
         if (info.state !== 'ready' || !info.gatewayUrl)
           throw new ProviderError(
@@ -201,15 +217,13 @@ export function environmentJobHandlers(deps: LifecycleDeps): JobHandlers<typeof 
           await envs.setState(tx, environmentId, 'ready', { gatewayUrl: info.gatewayUrl, node: info.node });
           await envs.addEvent(tx, environmentId, 'ready', `started on ${info.node}`);
         });
-      } catch (err) {
-        await fail(ctx, loaded.env, 'start', err, ['starting']);
-      }
+      });
     },
 
     async 'environment.destroy'({ environmentId }, ctx) {
-      const loaded = await load(environmentId);
-      if (!loaded || loaded.env.state !== 'destroying') return;
-      try {
+      await guarded(ctx, environmentId, 'destroy', ['destroying'], async () => {
+        const loaded = await load(environmentId);
+        if (!loaded || loaded.env.state !== 'destroying') return;
         await loaded.provider.destroy(environmentId);
         await removeBuildContext(deps.dataDir, environmentId);
         await ctx.complete(async (tx) => {
@@ -223,9 +237,7 @@ export function environmentJobHandlers(deps: LifecycleDeps): JobHandlers<typeof 
             'destroyed: container or process and files removed',
           );
         });
-      } catch (err) {
-        await fail(ctx, loaded.env, 'destroy', err, ['destroying']);
-      }
+      });
     },
   };
 }

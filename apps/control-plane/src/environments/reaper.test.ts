@@ -101,6 +101,27 @@ describe('environment reaper (injected clock)', () => {
     await state(killed, ['ready']);
   });
 
+  it('marks failed an environment whose lifecycle job died (a worker crashed on its last attempt)', async () => {
+    now = new Date();
+    const id = await ready();
+    // What a worker that died holding the stop job on its last attempt leaves behind once its
+    // lease is reaped: the environment says stopping, the job is dead.
+    await s.pool.query(`UPDATE environments SET state = 'stopping' WHERE id = $1`, [id]);
+    await s.pool.query(
+      `INSERT INTO jobs (kind, payload, state, attempts, max_attempts, last_error)
+       VALUES ('environment.stop', $1, 'dead', 5, 5, 'lease expired: worker w1 held it until then')`,
+      [JSON.stringify({ environmentId: id })],
+    );
+    const r = await reaper().sweep();
+    expect(r.deadJobs).toEqual([id]);
+    const env = await state(id, ['failed']);
+    expect(env.stateReason).toMatch(/stop could not finish .*lease expired: worker w1/);
+    // Failed is not a dead end: start brings it back.
+    await admin.post(`/api/v1/environments/${id}/start`);
+    await state(id, ['ready']);
+    expect((await reaper().sweep()).deadJobs).toEqual([]);
+  });
+
   it('removes provider resources of ours that have no environment; leaves others’ alone', async () => {
     await fake.create({ id: 'orphan-of-ours', ownerId: me });
     await fake.create({ id: 'someone-elses', ownerId: '11111111-2222-4333-8444-555555555555' });

@@ -23,6 +23,8 @@ export interface SweepReport {
   expired: string[];
   orphansDestroyed: string[];
   gone: string[];
+  /** Mid-operation with their lifecycle job dead: marked failed with the job's last error. */
+  deadJobs: string[];
 }
 
 const BATCH = 200;
@@ -37,8 +39,27 @@ export class EnvironmentReaper {
   constructor(private readonly d: ReaperDeps) {}
 
   async sweep(): Promise<SweepReport> {
-    const report: SweepReport = { idleStopped: [], expired: [], orphansDestroyed: [], gone: [] };
+    const report: SweepReport = {
+      idleStopped: [],
+      expired: [],
+      orphansDestroyed: [],
+      gone: [],
+      deadJobs: [],
+    };
     const now = this.d.clock.now();
+    for (const stuck of await this.d.envs.stuckOnDeadJobs(BATCH)) {
+      const action = stuck.kind.replace(/^environment\./, '');
+      const why = (stuck.last_error ?? 'no error recorded').split('\n')[0]!.slice(0, 500);
+      const moved = await this.move(
+        stuck.id,
+        [stuck.state],
+        'failed',
+        undefined,
+        'failed',
+        `${action} could not finish (its job gave up): ${why}; start or destroy it again`,
+      );
+      if (moved) report.deadJobs.push(stuck.id);
+    }
     if (this.d.idleStopMinutes > 0) {
       const cutoff = new Date(now.getTime() - this.d.idleStopMinutes * 60_000);
       for (const env of await this.d.envs.idleSince(cutoff, BATCH)) {
