@@ -12,6 +12,9 @@ import { tokenCommands } from './commands/token.js';
 import { workerCommand } from './commands/worker.js';
 import { portForwardCommand } from './commands/port-forward.js';
 import { portsCommand } from './commands/ports.js';
+import { runCommand } from './commands/run.js';
+import { taskCommands } from './commands/task.js';
+import { debugCommands } from './commands/debug.js';
 
 export function buildProgram(env: Record<string, string | undefined>): Command {
   const ctx = makeCtx(readEnv(env));
@@ -29,6 +32,9 @@ export function buildProgram(env: Record<string, string | undefined>): Command {
   attachCommand(program, ctx);
   portsCommand(program, ctx);
   portForwardCommand(program, ctx);
+  runCommand(program, ctx);
+  taskCommands(program, ctx);
+  debugCommands(program, ctx);
   return program;
 }
 

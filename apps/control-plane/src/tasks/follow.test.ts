@@ -14,7 +14,7 @@ let waiter: LiveWaiter;
 const sockets: Socket[] = [];
 
 beforeAll(async () => {
-  s = await startTestServer({ BERTH_PROVIDERS: 'fake', BERTH_TASK_MAX_CONCURRENT_PER_USER: '2' });
+  s = await startTestServer({ BERTH_PROVIDERS: 'fake,local', BERTH_TASK_MAX_CONCURRENT_PER_USER: '2' });
   admin = new Client(s.url);
   await admin.login(ADMIN.email, ADMIN.password);
   alice = await memberClient(s, admin, 'alice-follow@example.com');
@@ -212,15 +212,18 @@ describe('tasks that bring their own environment', () => {
   const envState = (id: string) => alice.get(`/api/v1/environments/${id}`);
 
   it('creates the environment with the task, owned by the same user, and destroys it when the task ends', async () => {
+    // A real (local) environment: the runner waits for it to be ready and runs the command in it.
     const r = await alice.post('/api/v1/tasks', {
-      command: ['fake:lines', '2'],
-      environment: { provider: 'fake', name: 'for-a-task' },
+      command: ['sh', '-c', 'echo from the task'],
+      environment: { provider: 'local', name: 'for-a-task' },
     });
     expect(r.status).toBe(201);
     const envId = r.json.environment.id as string;
     expect(r.json.task.environmentId).toBe(envId);
-    expect(r.json.environment).toMatchObject({ name: 'for-a-task', provider: 'fake' });
-    await taskDone(r.json.task.id as string);
+    expect(r.json.environment).toMatchObject({ name: 'for-a-task', provider: 'local' });
+    const ended = (await taskDone(r.json.task.id as string)).json.task.state as string;
+    expect(ended).toBe('succeeded');
+    expect((await alice.get(`/api/v1/tasks/${r.json.task.id}/logs`)).json.data).toBe('from the task\n');
     const gone = await waiter.until(
       () => envState(envId),
       (x) => x.json.environment.state === 'destroyed',
@@ -228,20 +231,20 @@ describe('tasks that bring their own environment', () => {
     expect(gone.json.environment.state).toBe('destroyed');
     const ev = await alice.get(`/api/v1/environments/${envId}/events`);
     expect(ev.json.items.map((e: { message: string }) => e.message)).toContain(
-      'destroy requested: its task ended (succeeded)',
+      `destroy requested: its task ended (${ended})`,
     );
     // The debug view has the environment's side too.
     const d = await alice.get(`/api/v1/tasks/${r.json.task.id}/debug`);
     expect(d.json.task.id).toBe(r.json.task.id);
-    expect(d.json.timeline.at(-1).to).toBe('succeeded');
+    expect(d.json.timeline.at(-1).to).toBe(ended);
     expect(d.json.environment.record.id).toBe(envId);
     expect(d.json.environment.events.items.length).toBeGreaterThan(0);
   });
 
   it('keep: true leaves the environment when the task ends', async () => {
     const r = await alice.post('/api/v1/tasks', {
-      command: ['fake:lines', '1'],
-      environment: { provider: 'fake', keep: true },
+      command: ['sh', '-c', 'true'],
+      environment: { provider: 'local', keep: true },
     });
     const envId = r.json.environment.id as string;
     await taskDone(r.json.task.id as string);

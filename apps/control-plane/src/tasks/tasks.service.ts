@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
 import {
   createTask,
   getOwnedTask,
@@ -57,16 +58,23 @@ export interface TaskLogPage {
 
 /** Tasks belong to their creator. Rules live here; SQL lives in @berth/db's task repository. */
 @Injectable()
-export class TasksService {
+export class TasksService implements OnModuleInit {
+  /** The environments module's own service (with whatever it depends on), found at start. */
+  private environments!: EnvironmentsService;
+
   constructor(
     @Inject(PG_POOL) private readonly pool: Pool,
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(TASK_LIMITS) private readonly limits: TaskLimits,
     @Inject(CONFIG) private readonly config: Config,
-    @Inject(EnvironmentsService) private readonly environments: EnvironmentsService,
+    @Inject(ModuleRef) private readonly moduleRef: ModuleRef,
     @Inject(LiveService) private readonly live: LiveService,
     @Inject(PROVIDERS) private readonly providers: ProviderRegistry,
   ) {}
+
+  onModuleInit(): void {
+    this.environments = this.moduleRef.get(EnvironmentsService, { strict: false });
+  }
 
   /**
    * Creates the task, its first event, its start message and the job that drives it in one

@@ -1,0 +1,175 @@
+import { createInterface } from 'node:readline';
+import type { Command } from 'commander';
+import { api, type ApiTarget } from '../api.js';
+import type { Ctx } from '../context.js';
+import { CliError, EXIT } from '../errors.js';
+import { printJson } from '../output.js';
+import { resolveEnvironment } from './env.js';
+import { exitCodeFor, followTask, type TaskDto } from './task.js';
+
+interface RunOptions {
+  env?: string;
+  provider?: string;
+  image?: string;
+  repo?: string;
+  ref?: string;
+  keep?: boolean;
+  timeout?: string;
+  setenv: string[];
+  detach?: boolean;
+  json?: boolean;
+}
+
+/** What `berth run` ends with when the user detaches (the task goes on). */
+export const EXIT_DETACHED = 130;
+
+function howToResume(id: string): string {
+  return `the task goes on. Follow it: berth task logs -f ${id}\nCancel it: berth task cancel ${id}\n`;
+}
+
+/**
+ * Asks on the terminal; a second Ctrl-C while asking means detach. `onOpen` receives a way to
+ * close the question if the task ends before it is answered.
+ */
+function askCancelOrDetach(onOpen: (close: () => void) => void): Promise<'cancel' | 'detach'> {
+  return new Promise((resolve) => {
+    const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+    onOpen(() => rl.close());
+    let answered = false;
+    const done = (a: 'cancel' | 'detach') => {
+      if (answered) return;
+      answered = true;
+      rl.close();
+      resolve(a);
+    };
+    rl.on('SIGINT', () => done('detach'));
+    rl.on('close', () => done('detach'));
+    const ask = () =>
+      rl.question('\ncancel the task or detach? [c/d] ', (a) => {
+        const x = a.trim().toLowerCase();
+        if (x === 'c' || x === 'cancel') done('cancel');
+        else if (x === 'd' || x === 'detach') done('detach');
+        else ask();
+      });
+    ask();
+  });
+}
+
+async function createTask(target: ApiTarget, argv: string[], o: RunOptions): Promise<TaskDto> {
+  const spec = o.provider || o.image || o.repo;
+  if (o.env && spec)
+    throw new CliError(
+      '--env runs in an existing environment; --provider/--image/--repo make a new one',
+      'give one or the other',
+      EXIT.usage,
+    );
+  const env: Record<string, string> = {};
+  for (const kv of o.setenv) {
+    const i = kv.indexOf('=');
+    if (i <= 0) throw new CliError(`-e ${kv}: expected NAME=VALUE`, 'e.g. -e CI=1', EXIT.usage);
+    env[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  const timeout = o.timeout === undefined ? undefined : Number(o.timeout);
+  if (timeout !== undefined && !(Number.isInteger(timeout) && timeout > 0))
+    throw new CliError('--timeout must be a whole number of seconds', 'e.g. --timeout 600', EXIT.usage);
+  const body = {
+    command: argv,
+    ...(Object.keys(env).length ? { env } : {}),
+    ...(timeout ? { timeoutSeconds: timeout } : {}),
+    ...(o.env ? { environmentId: await resolveEnvironment(target, o.env) } : {}),
+    ...(spec
+      ? {
+          environment: {
+            ...(o.provider ? { provider: o.provider } : {}),
+            ...(o.image ? { image: o.image } : {}),
+            ...(o.repo ? { repo: { url: o.repo, ...(o.ref ? { ref: o.ref } : {}) } } : {}),
+            ...(o.keep ? { keep: true } : {}),
+          },
+        }
+      : {}),
+  };
+  const { data } = await api<{ task: TaskDto }>(target, 'POST', '/api/v1/tasks', body);
+  return data.task;
+}
+
+export function runCommand(program: Command, ctx: Ctx): void {
+  program
+    .command('run')
+    .description(
+      'run a command as a task, print its output as it comes and exit with its exit code ' +
+        '(Ctrl-C: cancel or detach)',
+    )
+    .argument('<command...>', 'the program and its arguments (put them after --)')
+    .option('--env <env>', 'run in this environment of yours (id or name)')
+    .option('--provider <name>', 'run in a new environment from this provider (destroyed afterwards)')
+    .option('--image <image>', 'image of the new environment')
+    .option('--repo <url>', 'git repository cloned into the new environment')
+    .option('--ref <ref>', 'branch, tag or commit of --repo')
+    .option('--keep', 'keep the new environment after the task ends')
+    .option('--timeout <seconds>', 'stop the task after this long')
+    .option('-e, --setenv <NAME=VALUE>', 'an environment variable for the command (repeatable)', collect, [])
+    .option('--detach', 'print the task id and return at once')
+    .option('--json', 'with --detach: print the task as JSON')
+    .action(async (argv: string[], o: RunOptions) => {
+      const target = await ctx.target();
+      const task = await createTask(target, argv, o);
+      if (o.detach) {
+        if (o.json) printJson(task);
+        else process.stdout.write(`${task.id}\n`);
+        return;
+      }
+      process.stderr.write(`task ${task.id}\n`);
+      const ac = new AbortController();
+      let detached = false;
+      let asking = false;
+      let ended = false;
+      let closePrompt: (() => void) | undefined;
+      const onSigint = () => {
+        if (asking) return;
+        if (!process.stdin.isTTY) {
+          detached = true;
+          ac.abort();
+          return;
+        }
+        asking = true;
+        void askCancelOrDetach((close) => (closePrompt = close)).then(async (choice) => {
+          asking = false;
+          closePrompt = undefined;
+          if (ended) return; // the task ended while we asked: nothing to choose
+          if (choice === 'detach') {
+            detached = true;
+            ac.abort();
+            return;
+          }
+          await api(target, 'POST', `/api/v1/tasks/${task.id}/cancel`).catch((err: unknown) =>
+            process.stderr.write(`could not cancel: ${(err as Error).message}\n`),
+          );
+          process.stderr.write('canceling…\n');
+        });
+      };
+      process.on('SIGINT', onSigint);
+      let end;
+      try {
+        end = await followTask(target, task.id, (b) => process.stdout.write(b), ac.signal);
+      } finally {
+        ended = true;
+        process.off('SIGINT', onSigint);
+        closePrompt?.();
+      }
+      if (detached || !end) {
+        process.stderr.write(`\ndetached from task ${task.id}: ${howToResume(task.id)}`);
+        process.exitCode = EXIT_DETACHED;
+        return;
+      }
+      if (end.state !== 'succeeded')
+        process.stderr.write(
+          `task ${task.id} ${end.state}${end.exitCode !== null ? ` (exit ${end.exitCode})` : ''}; ` +
+            `see: berth task show ${task.id}\n`,
+        );
+      process.exitCode = exitCodeFor(end.state, end.exitCode);
+    });
+}
+
+function collect(v: string, acc: string[]): string[] {
+  return [...acc, v];
+}

@@ -1,0 +1,56 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
+import {
+  ADMIN,
+  Client,
+  memberClient,
+  startTestServer,
+  type TestServer,
+} from '../../apps/control-plane/src/testing/server.js';
+import { runCli } from '../helpers/cli.js';
+
+// Through the real gateway runner: a task in a local environment runs as a real process.
+let s: TestServer;
+let dir: string;
+let alice: Client;
+let aliceEnv: Record<string, string>;
+let waiter: LiveWaiter;
+
+beforeAll(async () => {
+  s = await startTestServer({ BERTH_PROVIDERS: 'local' });
+  dir = await mkdtemp(join(tmpdir(), 'berth-cli-run-'));
+  const admin = new Client(s.url);
+  await admin.login(ADMIN.email, ADMIN.password);
+  alice = await memberClient(s, admin, 'alice-run@example.com');
+  aliceEnv = { HOME: dir, BERTH_URL: s.url, BERTH_TOKEN: alice.token! };
+  waiter = await LiveWaiter.connect(alice);
+});
+afterAll(async () => {
+  waiter.close();
+  await s.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('berth run in a real environment', () => {
+  it("`berth run --env <local env> -- sh -c 'exit 3'` prints the output and exits 3", async () => {
+    const e = await alice.post('/api/v1/environments', { provider: 'local', name: 'exit-code' });
+    expect(e.status).toBe(201);
+    const ready = await waiter.until(
+      () => alice.get(`/api/v1/environments/${e.json.environment.id}`),
+      (r) => ['ready', 'failed'].includes(r.json.environment.state as string),
+    );
+    expect(ready.json.environment.state).toBe('ready');
+    const r = await runCli(
+      ['run', '--env', 'exit-code', '--', 'sh', '-c', 'echo out; echo err >&2; exit 3'],
+      aliceEnv,
+    );
+    expect(r.stdout).toContain('out\n');
+    expect(r.code).toBe(3);
+    const ok = await runCli(['run', '--env', 'exit-code', '--', 'sh', '-c', 'seq 1 2000'], aliceEnv);
+    expect(ok.stdout).toBe(Array.from({ length: 2000 }, (_, i) => `${i + 1}\n`).join(''));
+    expect(ok.code).toBe(0);
+  });
+});
