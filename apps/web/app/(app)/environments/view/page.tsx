@@ -5,6 +5,7 @@ import { useSearchParams } from 'next/navigation';
 import { Suspense, useEffect, useRef, useState } from 'react';
 import { EnvActionButtons, useEnvActions } from '@/components/env-actions';
 import { EnvStateBadge, describeSpec, isBusy } from '@/components/env-ui';
+import { EnvPorts } from '@/components/env-ports';
 import { ErrorNotice, Loadable, Loading } from '@/components/status';
 import { ApiError, api, toApiError, type Environment, type EnvironmentEvent } from '@/lib/api';
 import { formatDateTime } from '@/lib/format';
@@ -243,6 +244,7 @@ function EnvDetail({ id }: { id: string }) {
           </section>
 
           {e.state === 'ready' ? <Sessions env={e} nudge={nudge} /> : null}
+          {e.state === 'ready' ? <EnvPorts env={e} nudge={nudge} /> : null}
           <Events env={e} nudge={nudge} />
           {actions.dialog}
         </div>
