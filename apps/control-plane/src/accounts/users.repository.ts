@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { Pool } from '@berth/db';
+import { transaction, type Pool } from '@berth/db';
 import { PG_POOL } from '../common/di.js';
 import type { PageKey } from '../common/pagination.js';
 
@@ -83,9 +83,23 @@ export class UsersRepository {
     return rows[0];
   }
 
-  async delete(id: string): Promise<boolean> {
-    const { rowCount } = await this.db.query(`DELETE FROM users WHERE id = $1`, [id]);
-    return (rowCount ?? 0) > 0;
+  /**
+   * Deletes the user unless they still have environments that are not destroyed (their rows would
+   * cascade away while the containers keep running). The user row is locked first, so an
+   * environment created meanwhile (its foreign key takes a share lock on it) cannot slip in.
+   */
+  async deleteUnlessEnvironments(id: string): Promise<{ deleted: boolean; liveEnvironments: string[] }> {
+    return transaction(this.db, async (tx) => {
+      const { rowCount } = await tx.query(`SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, [id]);
+      if (!rowCount) return { deleted: false, liveEnvironments: [] };
+      const { rows } = await tx.query<{ name: string }>(
+        `SELECT name FROM environments WHERE owner_id = $1 AND destroyed_at IS NULL ORDER BY name`,
+        [id],
+      );
+      if (rows.length) return { deleted: false, liveEnvironments: rows.map((r) => r.name) };
+      await tx.query(`DELETE FROM users WHERE id = $1`, [id]);
+      return { deleted: true, liveEnvironments: [] };
+    });
   }
 
   async countAdmins(): Promise<number> {

@@ -87,6 +87,18 @@ export class UsersService {
     if (!row) throw notFound('user', id);
     if (row.role === 'admin' && (await this.users.countAdmins()) <= 1)
       throw new ApiError(409, 'last_admin', 'cannot delete the last admin', 'make another user admin first');
-    await this.users.delete(id);
+    // Refuse rather than destroy: destroying would throw away the files in their workspaces.
+    const r = await this.users.deleteUnlessEnvironments(id);
+    if (r.liveEnvironments.length) {
+      const names = r.liveEnvironments.slice(0, 10).join(', ');
+      const more = r.liveEnvironments.length > 10 ? ` and ${r.liveEnvironments.length - 10} more` : '';
+      throw new ApiError(
+        409,
+        'user_has_environments',
+        `${row.email} still has ${r.liveEnvironments.length} environment(s): ${names}${more}`,
+        'destroy their environments first (`berth env rm <name>` as that user), then delete the user',
+      );
+    }
+    if (!r.deleted) throw notFound('user', id);
   }
 }
