@@ -35,7 +35,7 @@ afterAll(async () => {
 });
 
 describe('berth run in a real environment', () => {
-  it("`berth run --env <local env> -- sh -c 'exit 3'` prints the output and exits 3", async () => {
+  it("`berth run --env <local env> -- sh -c 'exit 3'` prints the output and exits 3; --tty gives it a terminal", async () => {
     const e = await alice.post('/api/v1/environments', { provider: 'local', name: 'exit-code' });
     expect(e.status).toBe(201);
     const ready = await waiter.until(
@@ -52,5 +52,12 @@ describe('berth run in a real environment', () => {
     const ok = await runCli(['run', '--env', 'exit-code', '--', 'sh', '-c', 'seq 1 2000'], aliceEnv);
     expect(ok.stdout).toBe(Array.from({ length: 2000 }, (_, i) => `${i + 1}\n`).join(''));
     expect(ok.code).toBe(0);
+
+    // --tty runs it under a pseudo-terminal; without it, stdout is a pipe.
+    const probe = ['sh', '-c', 'if test -t 1; then echo tty; else echo pipe; fi'];
+    const tty = await runCli(['run', '--env', 'exit-code', '--tty', '--', ...probe], aliceEnv);
+    expect(tty.stdout.trim()).toBe('tty');
+    const pipe = await runCli(['run', '--env', 'exit-code', '--', ...probe], aliceEnv);
+    expect(pipe.stdout).toBe('pipe\n');
   });
 });

@@ -15,6 +15,7 @@ interface RunOptions {
   ref?: string;
   keep?: boolean;
   timeout?: string;
+  tty?: boolean;
   setenv: string[];
   detach?: boolean;
   json?: boolean;
@@ -75,6 +76,12 @@ async function createTask(target: ApiTarget, argv: string[], o: RunOptions): Pro
   const body = {
     command: argv,
     ...(Object.keys(env).length ? { env } : {}),
+    ...(o.tty
+      ? {
+          tty: true,
+          ...(process.stdout.columns ? { cols: process.stdout.columns, rows: process.stdout.rows } : {}),
+        }
+      : {}),
     ...(timeout ? { timeoutSeconds: timeout } : {}),
     ...(o.env ? { environmentId: await resolveEnvironment(target, o.env) } : {}),
     ...(spec
@@ -107,6 +114,7 @@ export function runCommand(program: Command, ctx: Ctx): void {
     .option('--ref <ref>', 'branch, tag or commit of --repo')
     .option('--keep', 'keep the new environment after the task ends')
     .option('--timeout <seconds>', 'stop the task after this long')
+    .option('-t, --tty', 'run it under a pseudo-terminal (colours, line buffering; output merged)')
     .option('-e, --setenv <NAME=VALUE>', 'an environment variable for the command (repeatable)', collect, [])
     .option('--detach', 'print the task id and return at once')
     .option('--json', 'with --detach: print the task as JSON')

@@ -18,6 +18,11 @@ export const CreateTaskBody = z
       .optional(),
     /** Seconds from when a worker picks the task up; capped by the server's global maximum. */
     timeoutSeconds: z.number().int().positive().optional(),
+    /** Run under a pseudo-terminal (output merged, line discipline) instead of pipes. */
+    tty: z.boolean().optional(),
+    /** Terminal size for `tty`. */
+    cols: z.number().int().min(1).max(1000).optional(),
+    rows: z.number().int().min(1).max(1000).optional(),
     /** Run in this existing environment of yours... */
     environmentId: z.string().uuid().optional(),
     /** ...or in a new one made from this spec (same fields as POST /api/v1/environments). */

@@ -46,3 +46,18 @@ export async function usableEnvironment(
   );
   return rows[0];
 }
+
+/**
+ * Adds terminal settings to the task's `start` control message, in the transaction that wrote
+ * it (before any worker can deliver it): the gateway reads them from there.
+ */
+export async function setStartOptions(
+  tx: Queryable,
+  taskId: string,
+  opts: { tty: true; cols?: number; rows?: number },
+): Promise<void> {
+  await tx.query(
+    `UPDATE task_messages SET body = body || $2::jsonb WHERE task_id = $1 AND kind = 'start' AND acked_at IS NULL`,
+    [taskId, JSON.stringify(opts)],
+  );
+}

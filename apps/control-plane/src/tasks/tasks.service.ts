@@ -27,6 +27,7 @@ import {
   idempotencyKeyUsed,
   lockUserTaskAdmission,
   markDestroyEnvironment,
+  setStartOptions,
   usableEnvironment,
 } from './tasks.repository.js';
 import {
@@ -134,6 +135,12 @@ export class TasksService implements OnModuleInit {
         },
         this.clock.now(),
       );
+      if (made.created && body.tty)
+        await setStartOptions(tx, made.task.id, {
+          tty: true,
+          ...(body.cols ? { cols: body.cols } : {}),
+          ...(body.rows ? { rows: body.rows } : {}),
+        });
       if (made.created && environment && !body.environment?.keep)
         await markDestroyEnvironment(tx, made.task.id);
       return { ...made, ...(environment ? { environment } : {}) };
