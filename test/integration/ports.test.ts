@@ -272,8 +272,15 @@ describe('sharing', () => {
       (await fetch(`http://127.0.0.1:${gateway.port}/ports/${app.port}/`, { headers: { cookie } })).status,
     ).toBe(201);
 
-    // Back to owner only: new visits by others are refused at once.
-    await admin.req('PUT', `/api/v1/environments/${envId}/ports/${app.port}/sharing`, { sharing: 'owner' });
+    // Back to owner only: new visits by others are refused at once, and so is the browser that
+    // opened it while it was public (the gateway was told to drop its cookies).
+    const back = await admin.req('PUT', `/api/v1/environments/${envId}/ports/${app.port}/sharing`, {
+      sharing: 'owner',
+    });
+    expect(back.json).toMatchObject({ sharing: 'owner', previous: 'public', openBrowsersRevoked: true });
+    expect(
+      (await fetch(`http://127.0.0.1:${gateway.port}/ports/${app.port}/`, { headers: { cookie } })).status,
+    ).toBe(401);
     expect((await visit()).status).toBe(401);
     expect((await visit(member)).status).toBe(404);
 

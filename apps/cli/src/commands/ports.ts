@@ -80,17 +80,21 @@ export function portsCommand(program: Command, ctx: Ctx): void {
               `if you mean it: berth ports ${envArg} ${port} --share public --yes`,
               EXIT.usage,
             );
-          const { data } = await api<{ sharing: PortSharing; previous: PortSharing; previewUrl: string }>(
-            target,
-            'PUT',
-            `${base}/${port}/sharing`,
-            { sharing: level.data },
-          );
+          const { data } = await api<{
+            sharing: PortSharing;
+            previous: PortSharing;
+            previewUrl: string;
+            openBrowsersRevoked: boolean | null;
+          }>(target, 'PUT', `${base}/${port}/sharing`, { sharing: level.data });
           if (o.json) return printJson(data);
           process.stdout.write(
             `port ${port}: ${SHARING_LABEL[data.sharing]} (was ${SHARING_LABEL[data.previous]})\n`,
           );
           process.stdout.write(`link: ${data.previewUrl}\n`);
+          if (data.openBrowsersRevoked === false)
+            process.stderr.write(
+              'warning: the environment did not answer; browsers that already opened the port keep it for up to an hour\n',
+            );
           return;
         }
         const { data } = await api<PortOpen>(target, 'POST', `${base}/${port}/open`, {});

@@ -11,6 +11,7 @@ import { IdentityService } from '../identity/identity.service.js';
 import { PortsRepository } from './ports.repository.js';
 
 const TICKET_TTL_SECONDS = 60;
+const RANK: Record<PortSharing, number> = { owner: 0, authenticated: 1, public: 2 };
 /** Gateway query parameter a browser trades for the port cookie (see apps/gateway/src/ports). */
 export const TICKET_PARAM = 'berth_ticket';
 
@@ -110,9 +111,18 @@ export class PortsService {
     port: number,
     sharing: PortSharing,
     actor: Pick<AuditEntry, 'ip' | 'requestId' | 'tokenId' | 'actorEmail'>,
-  ): Promise<{ port: number; sharing: PortSharing; previous: PortSharing; previewUrl: string }> {
+  ): Promise<{
+    port: number;
+    sharing: PortSharing;
+    previous: PortSharing;
+    previewUrl: string;
+    /** Lowered: whether browsers that opened it before were cut off now (false: within the hour). */
+    openBrowsersRevoked: boolean | null;
+  }> {
     const env = await this.owned(ctx, environmentId);
     const previous = await this.ports.setSharing(env.id, port, sharing, ctx.userId);
+    const lowered = RANK[sharing] < RANK[previous];
+    const openBrowsersRevoked = lowered ? await this.revokeCookies(env, port) : null;
     if (previous !== sharing)
       await this.audit.record({
         ...actor,
@@ -121,9 +131,40 @@ export class PortsService {
         result: 200,
         targetType: 'port',
         targetId: String(port),
-        details: { environmentId: env.id, port, from: previous, to: sharing },
+        details: {
+          environmentId: env.id,
+          port,
+          from: previous,
+          to: sharing,
+          ...(lowered ? { openBrowsersRevoked } : {}),
+        },
       });
-    return { port, sharing, previous, previewUrl: this.previewUrl(env.id, port) };
+    return { port, sharing, previous, previewUrl: this.previewUrl(env.id, port), openBrowsersRevoked };
+  }
+
+  /**
+   * Tells the gateway to stop honouring cookies it issued for the port. A stopped environment
+   * has no cookies to honour (a restarted gateway has a new key), so that counts as done.
+   */
+  private async revokeCookies(env: EnvironmentRow, port: number): Promise<boolean> {
+    if (env.state !== 'ready' || !env.gateway_url) return true;
+    try {
+      const { token } = await this.identity.signGatewayToken({
+        environmentId: env.id,
+        userId: env.owner_id,
+        scope: 'exec',
+        port,
+        ttlSeconds: 30,
+      });
+      const res = await fetch(`${env.gateway_url.replace(/\/+$/, '')}/ports/${port}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${token}` },
+        signal: AbortSignal.timeout(5000),
+      });
+      return res.status === 204;
+    } catch {
+      return false;
+    }
   }
 
   /**

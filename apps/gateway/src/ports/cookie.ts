@@ -8,6 +8,8 @@ export interface PortGrant {
   port: number;
   /** Seconds since the epoch. */
   exp: number;
+  /** Milliseconds since the epoch; a revocation refuses cookies minted before it. */
+  iat: number;
 }
 
 /**
@@ -17,6 +19,8 @@ export interface PortGrant {
  */
 export class PortCookies {
   private readonly key = randomBytes(32);
+  /** Port → time (ms) before which its cookies no longer count (sharing was lowered). */
+  private readonly revokedBefore = new Map<number, number>();
 
   constructor(private readonly environmentId: string) {}
 
@@ -26,7 +30,9 @@ export class PortCookies {
   }
 
   mint(grant: PortGrant): string {
-    const body = Buffer.from(JSON.stringify([grant.sub, grant.port, grant.exp])).toString('base64url');
+    const body = Buffer.from(JSON.stringify([grant.sub, grant.port, grant.exp, grant.iat])).toString(
+      'base64url',
+    );
     return `${body}.${this.mac(body)}`;
   }
 
@@ -41,11 +47,17 @@ export class PortCookies {
       const v: unknown = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
       if (!Array.isArray(v) || typeof v[0] !== 'string' || v[1] !== port || typeof v[2] !== 'number')
         return undefined;
-      if (v[2] <= nowS) return undefined;
-      return { sub: v[0], port, exp: v[2] };
+      if (v[2] <= nowS || typeof v[3] !== 'number') return undefined;
+      if (v[3] <= (this.revokedBefore.get(port) ?? 0)) return undefined;
+      return { sub: v[0], port, exp: v[2], iat: v[3] };
     } catch {
       return undefined;
     }
+  }
+
+  /** Every cookie for `port` minted until now stops working. */
+  revoke(port: number, nowMs = Date.now()): void {
+    this.revokedBefore.set(port, nowMs);
   }
 
   private mac(body: string): string {

@@ -193,6 +193,32 @@ describe('port preview over HTTP', () => {
   });
 });
 
+describe('revocation', () => {
+  it('DELETE /ports/<port> with a control-plane token ends existing cookies; a new ticket works again', async () => {
+    const { cookie } = await openPort(app.port);
+    const other = await openPort(app.port + 1);
+    const del = (token?: string) =>
+      fetch(`${gw.http}/ports/${app.port}`, {
+        method: 'DELETE',
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+      });
+    expect((await del()).status).toBe(401);
+    // A preview ticket (what any visitor of a shared port holds) cannot revoke.
+    expect((await del(await ticket(app.port))).status).toBe(401);
+    expect((await del(await gw.signer.sign({ scope: 'exec', port: app.port + 1 }))).status).toBe(401);
+    expect((await fetch(`${gw.http}/ports/${app.port}/`, { headers: { cookie } })).status).toBe(200);
+    expect((await del(await gw.signer.sign({ scope: 'exec', port: app.port }))).status).toBe(204);
+    expect((await fetch(`${gw.http}/ports/${app.port}/`, { headers: { cookie } })).status).toBe(401);
+    // Other ports keep their cookies.
+    const r = await fetch(`${gw.http}/ports/${app.port + 1}/`, { headers: { cookie: other.cookie } });
+    expect(r.status).not.toBe(401);
+    const again = await openPort(app.port);
+    expect((await fetch(`${gw.http}/ports/${app.port}/`, { headers: { cookie: again.cookie } })).status).toBe(
+      200,
+    );
+  });
+});
+
 describe('no open proxy', () => {
   it('refuses absolute-form targets, CONNECT and the gateway’s own port; Host cannot pick the address', async () => {
     const { cookie } = await openPort(app.port);

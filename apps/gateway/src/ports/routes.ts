@@ -141,7 +141,7 @@ export function createPortRoutes(d: Deps): PortRoutes {
       );
     }
     const exp = Math.floor(Date.now() / 1000) + PORT_COOKIE_TTL_S;
-    const value = cookies.mint({ sub: claims.sub, port: r.port, exp });
+    const value = cookies.mint({ sub: claims.sub, port: r.port, exp, iat: Date.now() });
     const secure = req.headers['x-forwarded-proto'] === 'https' ? '; Secure' : '';
     d.log.info('port opened', { port: r.port, sub: claims.sub });
     res.writeHead(303, {
@@ -156,6 +156,28 @@ export function createPortRoutes(d: Deps): PortRoutes {
   function granted(r: Route, req: IncomingMessage): boolean {
     const name = cookies.name(r.port);
     return parseCookies(req.headers.cookie).some(([k, v]) => k === name && cookies.verify(v, r.port));
+  }
+
+  /**
+   * `DELETE /ports/<port>` from the control plane (scope `exec`, `port` claim) when a port's
+   * sharing is lowered: browsers that opened it before must come back through Berth.
+   */
+  async function revoke(req: IncomingMessage, res: ServerResponse, port: number): Promise<void> {
+    const h = req.headers.authorization;
+    try {
+      if (!h?.startsWith('Bearer ')) throw new Error('missing bearer token');
+      const claims = await d.verifier.verify(h.slice(7), 'exec');
+      if (claims.port !== port) throw new Error(`token is for port ${claims.port ?? 'none'}`);
+    } catch (err) {
+      res.writeHead(401, { 'content-type': 'application/json' });
+      return void res.end(
+        JSON.stringify({ error: { code: 'unauthorized', message: (err as Error).message } }),
+      );
+    }
+    cookies.revoke(port);
+    d.log.info('port cookies revoked', { port });
+    res.writeHead(204);
+    res.end();
   }
 
   async function listPorts(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -190,6 +212,14 @@ export function createPortRoutes(d: Deps): PortRoutes {
       if (path === '/ports' && req.method === 'GET' && !hostRe.test(req.headers.host ?? '')) {
         listPorts(req, res).catch(() => page(res, 500, 'Error', 'could not read the listening ports'));
         return true;
+      }
+      const revokePort = req.method === 'DELETE' && /^\/ports\/(\d{1,5})$/.exec(path ?? '');
+      if (revokePort && !hostRe.test(req.headers.host ?? '')) {
+        const port = validPort(revokePort[1]);
+        if (port) {
+          revoke(req, res, port).catch(() => page(res, 500, 'Error', 'could not revoke'));
+          return true;
+        }
       }
       const r = route(req);
       if (r === undefined) return false;
