@@ -170,6 +170,16 @@ describe('following a task’s output', () => {
     expect(await ended).toMatchObject({ state: 'succeeded', exitCode: 0 });
     expect(got.map((g) => g.data).join('')).toBe(lines(200));
     for (let i = 1; i < got.length; i++) expect(got[i]!.offset).toBe(got[i - 1]!.nextOffset);
+
+    // From an offset, after the end: the rest, then the end again.
+    sock.off('task:output');
+    sock.off('task:end');
+    const rest: string[] = [];
+    sock.on('task:output', (m: { data: string }) => rest.push(m.data));
+    const again = new Promise((resolve) => sock.once('task:end', resolve));
+    expect(await sock.emitWithAck('task:follow', { taskId: id, offset: 1000 })).toEqual({ ok: true });
+    await again;
+    expect(rest.join('')).toBe(lines(200).slice(1000));
   });
 
   it("a member cannot read, follow, cancel or debug another user's task: 404 everywhere", async () => {

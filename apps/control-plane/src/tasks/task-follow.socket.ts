@@ -12,6 +12,9 @@ const FollowRequest = z.strictObject({
   encoding: z.enum(['utf8', 'base64']).default('utf8'),
 });
 
+/** Each follow holds a database reader; one connection may not hold an unbounded number. */
+const MAX_FOLLOWS_PER_SOCKET = 32;
+
 type Ack = (
   answer: { ok: true } | { ok: false; error: { code: string; message: string; hint: string } },
 ) => void;
@@ -51,6 +54,17 @@ export class TaskFollowSocket implements OnModuleInit {
         return;
       }
       const { taskId, offset, encoding } = req.data;
+      if (!follows.has(taskId) && follows.size >= MAX_FOLLOWS_PER_SOCKET) {
+        reply({
+          ok: false,
+          error: {
+            code: 'too_many_follows',
+            message: `this connection already follows ${follows.size} tasks`,
+            hint: 'send task:unfollow for tasks you no longer watch',
+          },
+        });
+        return;
+      }
       follows.get(taskId)?.abort();
       const ac = new AbortController();
       follows.set(taskId, ac);
