@@ -33,6 +33,8 @@ export const EnvironmentSpec = z
         'lowercase letters, digits, "_", "." and "-", at most 63 characters',
       ),
     ownerId: z.string().min(1),
+    /** The Berth installation that made it; labels the container so only that one reaps it. */
+    installation: z.string().min(1).optional(),
     /** An image reference; the operator's base image when absent. */
     image: z.string().min(1).optional(),
     /** A host directory holding berth.yaml and/or .devcontainer/devcontainer.json to derive an image from. */

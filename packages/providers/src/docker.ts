@@ -17,6 +17,7 @@ import { healthz, pollUntil } from './wait.js';
 export const LABEL_ENV = 'dev.berth.env';
 export const LABEL_OWNER = 'dev.berth.owner';
 export const LABEL_SPEC = 'dev.berth.spec-hash';
+export const LABEL_INSTALLATION = 'dev.berth.installation';
 const GATEWAY_PORT = 7681;
 // Per id, so an image snapshotted from another environment does not look provisioned.
 const marker = (id: string): string => `/var/tmp/berth-provisioned-${id}`;
@@ -125,7 +126,12 @@ export class DockerProvider implements EnvironmentProvider {
       Entrypoint: ['/opt/berth/bin/node'],
       Cmd: ['/opt/berth/gateway/gateway.mjs'],
       Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
-      Labels: { [LABEL_ENV]: spec.id, [LABEL_OWNER]: spec.ownerId, [LABEL_SPEC]: specHash },
+      Labels: {
+        [LABEL_ENV]: spec.id,
+        [LABEL_OWNER]: spec.ownerId,
+        [LABEL_SPEC]: specHash,
+        ...(spec.installation ? { [LABEL_INSTALLATION]: spec.installation } : {}),
+      },
       ExposedPorts: Object.fromEntries(ports.map((p) => [`${p}/tcp`, {}])),
       HostConfig: {
         Binds: [
@@ -225,6 +231,7 @@ export class DockerProvider implements EnvironmentProvider {
     return all.map((c) => ({
       id: c.Labels[LABEL_ENV] ?? '',
       ownerId: c.Labels[LABEL_OWNER],
+      installation: c.Labels[LABEL_INSTALLATION],
       state: c.State === 'running' ? 'ready' : c.State === 'created' ? 'provisioning' : 'stopped',
     }));
   }
@@ -270,7 +277,7 @@ export class DockerProvider implements EnvironmentProvider {
     return this.installedRuntimes;
   }
 
-  private async node(): Promise<string> {
+  async node(): Promise<string> {
     this.nodeName ??= ((await this.docker.info()) as { Name: string }).Name;
     return this.nodeName;
   }

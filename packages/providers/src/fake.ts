@@ -89,7 +89,12 @@ export class FakeProvider implements EnvironmentProvider {
 
   async list(): Promise<ListedEnvironment[]> {
     await Promise.resolve();
-    return [...this.envs.entries()].map(([id, e]) => ({ id, ownerId: e.spec.ownerId, state: e.state }));
+    return [...this.envs.entries()].map(([id, e]) => ({
+      id,
+      ownerId: e.spec.ownerId,
+      installation: e.spec.installation,
+      state: e.state,
+    }));
   }
 
   async snapshot(id: string, name?: string): Promise<{ image: string }> {

@@ -27,6 +27,7 @@ export interface LocalProviderOptions {
 interface Meta {
   id: string;
   ownerId: string;
+  installation?: string;
   /** What the operator asked for last: running or stopped. A dead pid while `running` means failed. */
   desired: 'running' | 'stopped';
   pid?: number;
@@ -120,7 +121,13 @@ export class LocalProvider implements EnvironmentProvider {
           );
         }
       }
-      const meta: Meta = { id: spec.id, ownerId: spec.ownerId, desired: 'stopped', spec };
+      const meta: Meta = {
+        id: spec.id,
+        ownerId: spec.ownerId,
+        ...(spec.installation ? { installation: spec.installation } : {}),
+        desired: 'stopped',
+        spec,
+      };
       await this.writeMeta(meta);
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
@@ -218,13 +225,17 @@ export class LocalProvider implements EnvironmentProvider {
     return { ...base, state: 'ready', gatewayUrl: `http://${this.urlHost()}:${meta.port}` };
   }
 
+  async node(): Promise<string> {
+    return Promise.resolve(hostname());
+  }
+
   async list(): Promise<ListedEnvironment[]> {
     const names = await readdir(join(this.opts.dataDir, 'envs')).catch(() => [] as string[]);
     const out: ListedEnvironment[] = [];
     for (const id of names) {
       const info = await this.inspect(id);
       const meta = await this.readMeta(id);
-      out.push({ id, ownerId: meta?.ownerId, state: info.state });
+      out.push({ id, ownerId: meta?.ownerId, installation: meta?.installation, state: info.state });
     }
     return out;
   }

@@ -25,6 +25,8 @@ export interface CreateResult extends EnvironmentInfo {
 export interface ListedEnvironment {
   id: string;
   ownerId?: string;
+  /** The installation label it was created with (absent on ones made before labels existed). */
+  installation?: string;
   state: EnvironmentInfo['state'];
 }
 
@@ -39,5 +41,7 @@ export interface EnvironmentProvider {
   destroy(id: string): Promise<void>;
   inspect(id: string): Promise<EnvironmentInfo>;
   list(): Promise<ListedEnvironment[]>;
+  /** The machine this provider's environments run on, when it is one machine (docker, local). */
+  node?(): Promise<string>;
   snapshot?(id: string, name?: string): Promise<{ image: string }>;
 }

@@ -26,17 +26,21 @@ export interface EnvironmentWorkersOptions {
 export async function startEnvironmentWorkers(
   opts: EnvironmentWorkersOptions,
 ): Promise<{ stop(graceMs?: number): Promise<void> }> {
+  const envs = new EnvironmentsRepository(opts.pool);
+  // Written by every server and worker at start (before this), so it is there to read.
+  const installation = await envs.installationId();
   const pool = new WorkerPool({
     pool: opts.pool,
     url: opts.databaseUrl,
     catalog: EnvironmentJobCatalog,
     handlers: environmentJobHandlers({
       pool: opts.pool,
-      envs: new EnvironmentsRepository(opts.pool),
+      envs,
       providers: opts.providers,
       gateway: opts.gateway,
       dataDir: opts.dataDir,
       logger: opts.logger,
+      ...(installation ? { installation } : {}),
     }),
     concurrency: opts.concurrency ?? 4,
     logger: opts.logger,
@@ -45,7 +49,6 @@ export async function startEnvironmentWorkers(
     ...(opts.clock ? { clock: opts.clock } : {}),
   });
   await pool.start();
-  const envs = new EnvironmentsRepository(opts.pool);
   const jobs = new QueueEnvironmentJobs(opts.providers);
   const reaper = new EnvironmentReaper({
     pool: opts.pool,
@@ -57,6 +60,7 @@ export async function startEnvironmentWorkers(
     enqueue: (tx, kind, id) => jobs.enqueue(tx, kind, id),
     attachedClients: opts.attachedClients,
     logger: opts.logger,
+    installation,
   });
   let sweeping: Promise<unknown> | undefined;
   const timer = setInterval(() => {

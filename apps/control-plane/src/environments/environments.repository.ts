@@ -236,11 +236,20 @@ export class EnvironmentsRepository {
   }
 
   /** Ids of environments of a provider that should exist there (not destroyed). */
-  async liveIds(provider: string): Promise<Map<string, EnvironmentRow['state']>> {
-    const { rows } = await this.db.query<{ id: string; state: EnvironmentRow['state'] }>(
-      `SELECT id, state FROM environments WHERE provider = $1 AND destroyed_at IS NULL`,
+  async installationId(): Promise<string | undefined> {
+    const { rows } = await this.db.query<{ value: string }>(
+      `SELECT value FROM metadata WHERE key = 'installation_id'`,
+    );
+    return rows[0]?.value;
+  }
+
+  async liveIds(
+    provider: string,
+  ): Promise<Map<string, { state: EnvironmentRow['state']; node: string | null }>> {
+    const { rows } = await this.db.query<{ id: string; state: EnvironmentRow['state']; node: string | null }>(
+      `SELECT id, state, node FROM environments WHERE provider = $1 AND destroyed_at IS NULL`,
       [provider],
     );
-    return new Map(rows.map((r) => [r.id, r.state]));
+    return new Map(rows.map((r) => [r.id, { state: r.state, node: r.node }]));
   }
 }

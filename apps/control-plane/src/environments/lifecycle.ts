@@ -13,6 +13,8 @@ export interface LifecycleDeps {
   gateway: () => EnvironmentSpec['gateway'];
   dataDir: string;
   logger: QueueLogger;
+  /** This installation's id (metadata), labelled on what providers create so only we reap it. */
+  installation?: string;
 }
 
 const MAX_PROGRESS_EVENTS = 500;
@@ -155,7 +157,7 @@ export function environmentJobHandlers(deps: LifecycleDeps): JobHandlers<typeof 
         const spec = env.spec as StoredSpec;
         const buildContext = await writeBuildContext(deps.dataDir, env.id, spec);
         const result = await provider.create(
-          toProviderSpec(env.id, env.owner_id, spec, deps.gateway(), buildContext),
+          toProviderSpec(env.id, env.owner_id, spec, deps.gateway(), buildContext, deps.installation),
           {
             onProgress: (p) => {
               events += 1;

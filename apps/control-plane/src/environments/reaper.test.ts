@@ -11,7 +11,14 @@ let s: TestServer;
 let admin: Client;
 let live: LiveWaiter;
 let me: string;
-const fake = new FakeProvider();
+/** One machine, like docker or local: it can only vouch for environments on its own node. */
+class NodeFake extends FakeProvider {
+  node() {
+    return Promise.resolve('fake-node');
+  }
+}
+const fake = new NodeFake();
+let installation: string;
 let now = new Date();
 const clock = { now: () => now };
 let attached = 0;
@@ -29,6 +36,7 @@ function reaper(opts: { idle?: number; lifetime?: number } = {}) {
     enqueue: (tx, kind, id) => jobs.enqueue(tx, kind, id),
     attachedClients: () => Promise.resolve(attached),
     logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
+    installation,
   });
 }
 
@@ -52,6 +60,7 @@ beforeAll(async () => {
   await admin.login(ADMIN.email, ADMIN.password);
   live = await LiveWaiter.connect(admin);
   me = (await admin.get('/api/v1/me')).json.user.id as string;
+  installation = (await new EnvironmentsRepository(s.pool).installationId())!;
 });
 afterAll(async () => {
   live.close();
@@ -122,12 +131,29 @@ describe('environment reaper (injected clock)', () => {
     expect((await reaper().sweep()).deadJobs).toEqual([]);
   });
 
-  it('removes provider resources of ours that have no environment; leaves others’ alone', async () => {
-    await fake.create({ id: 'orphan-of-ours', ownerId: me });
-    await fake.create({ id: 'someone-elses', ownerId: '11111111-2222-4333-8444-555555555555' });
+  it('removes only provider resources labelled with this installation that have no environment', async () => {
+    await fake.create({ id: 'orphan-of-ours', ownerId: me, installation });
+    // Same owner id (a copy of our database behind another Berth on this host), other installation.
+    await fake.create({ id: 'other-installation', ownerId: me, installation: 'someone-else' });
+    await fake.create({ id: 'unlabelled', ownerId: me });
     const r = await reaper().sweep();
-    expect(r.orphansDestroyed).toContain('orphan-of-ours');
+    expect(r.orphansDestroyed).toEqual(['orphan-of-ours']);
     expect(fake.envs.has('orphan-of-ours')).toBe(false);
-    expect(fake.envs.has('someone-elses')).toBe(true);
+    expect(fake.envs.has('other-installation')).toBe(true);
+    expect(fake.envs.has('unlabelled')).toBe(true);
+  });
+
+  it('labels what it creates with the installation id', async () => {
+    const id = await ready();
+    expect(fake.envs.get(id)?.spec.installation).toBe(installation);
+  });
+
+  it('does not call gone an environment that runs on another node', async () => {
+    now = new Date();
+    const id = await ready();
+    await s.pool.query(`UPDATE environments SET node = 'other-host' WHERE id = $1`, [id]);
+    fake.envs.delete(id); // this worker's provider cannot see it: it is not on this machine
+    expect((await reaper().sweep()).gone).not.toContain(id);
+    expect((await admin.get(`/api/v1/environments/${id}`)).json.environment.state).toBe('ready');
   });
 });

@@ -16,6 +16,8 @@ export interface ReaperDeps {
   /** Clients attached to the environment's terminals right now (asks its gateway). */
   attachedClients: (env: EnvironmentRow) => Promise<number>;
   logger: QueueLogger;
+  /** This installation's id: only provider resources labelled with it are ever reaped. */
+  installation: string | undefined;
 }
 
 export interface SweepReport {
@@ -118,8 +120,10 @@ export class EnvironmentReaper {
         continue;
       }
       for (const orphan of found.orphans) {
-        // Only what this installation made: its owner is one of our users. Another Berth on the
-        // same Docker host keeps its containers.
+        // Only what this installation made: labelled with our installation id (another Berth on
+        // the same Docker host keeps its containers; unlabelled ones predate labels and are left
+        // alone), and owned by one of our users.
+        if (!this.d.installation || orphan.installation !== this.d.installation) continue;
         if (!orphan.ownerId || !(await this.isOurUser(orphan.ownerId))) continue;
         await provider
           .destroy(orphan.id)
@@ -129,8 +133,12 @@ export class EnvironmentReaper {
         report.orphansDestroyed.push(orphan.id);
       }
       const gone = new Set(found.missing);
-      for (const [id, state] of live) {
+      // A worker on another machine sees only its own Docker or processes: an environment that
+      // runs elsewhere is not gone just because this one cannot see it.
+      const here = await provider.node?.().catch(() => undefined);
+      for (const [id, { state, node }] of live) {
         if (state !== 'ready' && state !== 'stopped') continue;
+        if (here && node && node !== here) continue;
         let why: string | undefined;
         if (gone.has(id)) why = 'its container or process is gone (removed outside Berth)';
         else if (state === 'ready') {

@@ -43,6 +43,7 @@ export function toProviderSpec(
   spec: StoredSpec,
   gateway: EnvironmentSpec['gateway'],
   buildContext?: string,
+  installation?: string,
 ): EnvironmentSpec {
   const resources: NonNullable<EnvironmentSpec['resources']> = {};
   if (spec.resources?.cpu !== undefined) resources.cpus = spec.resources.cpu;
@@ -57,6 +58,7 @@ export function toProviderSpec(
     ...(Object.keys(resources).length ? { resources } : {}),
     ...(buildContext ? { buildContext } : {}),
     ...(gateway ? { gateway } : {}),
+    ...(installation ? { installation } : {}),
   };
 }
 

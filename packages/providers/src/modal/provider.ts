@@ -242,7 +242,14 @@ export class ModalProvider implements EnvironmentProvider {
     const out = new Map<string, ListedEnvironment>();
     for (const sb of await this.sandboxes({})) {
       const id = sb.tags[TAG_ENV];
-      if (id) out.set(id, { id, ownerId: sb.tags[TAG_OWNER], state: 'ready' });
+      // Listed by this installation's tag and app, so every one is ours.
+      if (id)
+        out.set(id, {
+          id,
+          ownerId: sb.tags[TAG_OWNER],
+          installation: this.opts.installation,
+          state: 'ready',
+        });
     }
     const files = await readdir(this.opts.stateDir).catch(() => [] as string[]);
     for (const f of files.filter((n) => n.endsWith('.json'))) {
@@ -253,6 +260,7 @@ export class ModalProvider implements EnvironmentProvider {
         out.set(id, {
           id,
           ownerId: state.ownerId,
+          installation: this.opts.installation,
           state: state.desired === 'stopped' ? 'stopped' : 'failed',
         });
     }
