@@ -136,6 +136,7 @@ export class GatewayTaskRunner implements TaskRunner {
   async *output(task: RunnableTask, offset: number, signal: AbortSignal): AsyncIterable<OutputEvent> {
     let at = offset;
     let failures = 0;
+    let refusals = 0;
     const acker = this.startAcker(task, signal);
     try {
       for (;;) {
@@ -155,7 +156,13 @@ export class GatewayTaskRunner implements TaskRunner {
                 : `the environment's gateway no longer has the task's output from offset ${at}: ${text.slice(0, 200)}`,
             );
           }
+          if (res.status === 401 && ++refusals >= 5)
+            throw new TaskRunFailure(
+              `the environment's gateway refuses this control plane's tokens (${(await res.text()).slice(0, 200)}); ` +
+                'its signing keys or public URL changed since the environment was created: recreate the environment',
+            );
           if (!res.ok || !res.body) throw new Error(`gateway answered ${res.status}`);
+          refusals = 0;
           const dec = new ExecFrameDecoder();
           for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
             clearTimeout(idleTimer);
