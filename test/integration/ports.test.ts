@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import { connect as connectTcp, createServer as createTcpServer, type AddressInfo } from 'node:net';
@@ -308,6 +308,14 @@ describe('sharing', () => {
       `SELECT target_id FROM audit_log WHERE route = 'POST /api/v1/environments/:id/ports/:port/open' AND result = 200`,
     );
     expect(apiOpens.map((a) => a.target_id)).toContain(String(app.port));
+
+    // Tickets and port cookies reach neither the control plane's log nor the gateway's.
+    const gatewayLog = await readFile(join(dir, 'gateway.log'), 'utf8');
+    expect(gatewayLog).toContain('port opened');
+    for (const text of [s.logs.join('\n'), gatewayLog]) {
+      expect(text).not.toMatch(/berth_ticket=ey/);
+      expect(text).not.toContain(cookie.split('=')[1]!);
+    }
   });
 });
 

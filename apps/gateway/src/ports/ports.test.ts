@@ -244,6 +244,13 @@ describe('no open proxy', () => {
     expect(tricked).toMatch(/^HTTP\/1\.1 200/);
     expect(app.seen.at(-1)?.headers['x-forwarded-host']).toBe('10.0.0.1:80');
     expect(app.seen.map((s) => s.url)).toEqual(['/x']);
+    // Upgrades other than WebSocket are refused: they would turn into an unfiltered pipe.
+    const h2c = await raw(
+      gw.gateway.port,
+      `GET /ports/${app.port}/ HTTP/1.1\r\nHost: x\r\nCookie: ${cookie}\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n`,
+    );
+    expect(h2c).toMatch(/^HTTP\/1\.1 400/);
+    expect(app.seen.map((s) => s.url)).toEqual(['/x']);
   });
 });
 

@@ -275,6 +275,8 @@ export function createPortRoutes(d: Deps): PortRoutes {
       if (r === 'redirect') return (refuse('404 Not Found'), true);
       if (refusedSelf(r.port)) return (refuse('403 Forbidden'), true);
       if (!granted(r, req)) return (refuse('401 Unauthorized'), true);
+      // Only WebSocket: after another upgrade (h2c…) the raw pipe would carry requests unfiltered.
+      if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return (refuse('400 Bad Request'), true);
       track(socket);
       proxyUpgrade(req, socket, head, r, track);
       return true;
