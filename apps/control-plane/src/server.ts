@@ -162,7 +162,13 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     } else if (bootstrap.kind === 'token-expired') {
       announce(`No admin yet and the one-time bootstrap link is no longer valid: ${bootstrap.hint}`);
     }
-    announce(`Berth control plane listening on ${url}`);
+    const bound = `http://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${port}`;
+    // Behind a proxy the public URL is not where this process listens: say both.
+    announce(
+      config.publicUrlDerived
+        ? `Berth control plane listening on ${url}`
+        : `Berth control plane listening on ${bound} (public URL ${url})`,
+    );
     return { url, port, databaseUrl, bootstrap, app, pool, close: closeAll };
   } catch (err) {
     await closeAll();
