@@ -53,6 +53,11 @@ describe('berth run in a real environment', () => {
     expect(ok.stdout).toBe(Array.from({ length: 2000 }, (_, i) => `${i + 1}\n`).join(''));
     expect(ok.code).toBe(0);
 
+    // A failure says why, when the server knows.
+    const missing = await runCli(['run', '--env', 'exit-code', '--', 'no-such-program-here'], aliceEnv);
+    expect(missing.code).toBe(127);
+    expect(missing.stderr).toMatch(/failed \(exit 127\); see: berth task show \S+\n  .*command not found/);
+
     // --tty runs it under a pseudo-terminal; without it, stdout is a pipe.
     const probe = ['sh', '-c', 'if test -t 1; then echo tty; else echo pipe; fi'];
     const tty = await runCli(['run', '--env', 'exit-code', '--tty', '--', ...probe], aliceEnv);

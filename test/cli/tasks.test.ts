@@ -174,6 +174,7 @@ describe('berth debug task', () => {
     const r = await runCli(['run', '--provider', 'local', '--', 'sh', '-c', 'echo debug me'], aliceEnv);
     const id = r.stderr.match(/task ([0-9a-f-]{36})/)![1]!;
     expect(r.stdout).toBe('debug me\n');
+    expect(r.stderr).toMatch(/^task \S+ in a new environment env-\S+ \(\S+\)\n/);
     expect(r.code).toBe(0);
     const out = join(dir, 'bundle.tar.gz');
     const d = await runCli(['debug', 'task', id, '-o', out], aliceEnv);

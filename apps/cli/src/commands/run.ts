@@ -56,7 +56,46 @@ function askCancelOrDetach(onOpen: (close: () => void) => void): Promise<'cancel
   });
 }
 
-async function createTask(target: ApiTarget, argv: string[], o: RunOptions): Promise<TaskDto> {
+/**
+ * While a new environment is made for the task (image build, clone…), its steps go to stderr,
+ * so a long build is not a silent wait. Stops at the first output, or when the environment
+ * settles, or on `signal`.
+ */
+async function showEnvironmentProgress(target: ApiTarget, envId: string, signal: AbortSignal): Promise<void> {
+  let after: string | null = null;
+  const started = Date.now();
+  while (!signal.aborted) {
+    const q: string = after ? `?after=${after}` : '';
+    const { data } = await api<{ items: Array<{ id: string; at: string; kind: string; message: string }> }>(
+      target,
+      'GET',
+      `/api/v1/environments/${envId}/events${q}`,
+    );
+    for (const e of data.items) {
+      if (signal.aborted) return;
+      process.stderr.write(
+        `  ${((Date.parse(e.at) - started) / 1000).toFixed(1).padStart(6)}s  env ${e.kind.padEnd(10)} ${e.message}\n`,
+      );
+      after = e.id;
+    }
+    const { data: env } = await api<{ environment: { state: string } }>(
+      target,
+      'GET',
+      `/api/v1/environments/${envId}`,
+    );
+    if (['ready', 'failed', 'destroying', 'destroyed'].includes(env.environment.state)) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 500);
+      signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    });
+  }
+}
+
+async function createTask(
+  target: ApiTarget,
+  argv: string[],
+  o: RunOptions,
+): Promise<{ task: TaskDto; environment?: { id: string; name: string } }> {
   const spec = o.provider || o.image || o.repo;
   if (o.env && spec)
     throw new CliError(
@@ -95,8 +134,13 @@ async function createTask(target: ApiTarget, argv: string[], o: RunOptions): Pro
         }
       : {}),
   };
-  const { data } = await api<{ task: TaskDto }>(target, 'POST', '/api/v1/tasks', body);
-  return data.task;
+  const { data } = await api<{ task: TaskDto; environment?: { id: string; name: string } }>(
+    target,
+    'POST',
+    '/api/v1/tasks',
+    body,
+  );
+  return data;
 }
 
 export function runCommand(program: Command, ctx: Ctx): void {
@@ -120,14 +164,19 @@ export function runCommand(program: Command, ctx: Ctx): void {
     .option('--json', 'with --detach: print the task as JSON')
     .action(async (argv: string[], o: RunOptions) => {
       const target = await ctx.target();
-      const task = await createTask(target, argv, o);
+      const { task, environment } = await createTask(target, argv, o);
       if (o.detach) {
         if (o.json) printJson(task);
         else process.stdout.write(`${task.id}\n`);
         return;
       }
-      process.stderr.write(`task ${task.id}\n`);
+      process.stderr.write(
+        `task ${task.id}${environment ? ` in a new environment ${environment.name} (${environment.id})` : ''}\n`,
+      );
       const ac = new AbortController();
+      const progress = new AbortController();
+      if (environment)
+        void showEnvironmentProgress(target, environment.id, progress.signal).catch(() => undefined);
       let detached = false;
       let asking = false;
       let ended = false;
@@ -158,8 +207,17 @@ export function runCommand(program: Command, ctx: Ctx): void {
       process.on('SIGINT', onSigint);
       let end;
       try {
-        end = await followTask(target, task.id, (b) => process.stdout.write(b), ac.signal);
+        end = await followTask(
+          target,
+          task.id,
+          (b) => {
+            progress.abort();
+            process.stdout.write(b);
+          },
+          ac.signal,
+        );
       } finally {
+        progress.abort();
         ended = true;
         process.off('SIGINT', onSigint);
         closePrompt?.();
@@ -169,11 +227,17 @@ export function runCommand(program: Command, ctx: Ctx): void {
         process.exitCode = EXIT_DETACHED;
         return;
       }
-      if (end.state !== 'succeeded')
+      if (end.state !== 'succeeded') {
         process.stderr.write(
           `task ${task.id} ${end.state}${end.exitCode !== null ? ` (exit ${end.exitCode})` : ''}; ` +
             `see: berth task show ${task.id}\n`,
         );
+        // Why, when the server knows (environment gone, command not found…).
+        const why = await api<{ task: TaskDto }>(target, 'GET', `/api/v1/tasks/${task.id}`).catch(
+          () => undefined,
+        );
+        if (why?.data.task.error) process.stderr.write(`  ${why.data.task.error}\n`);
+      }
       process.exitCode = exitCodeFor(end.state, end.exitCode);
     });
 }
