@@ -80,6 +80,14 @@ export const ConfigSchema = z.object({
     .default(24 * 3600),
   /** Tasks one user may have queued or running at once; a new one past it is refused (429). 0: no limit. */
   taskMaxConcurrentPerUser: z.coerce.number().int().min(0).default(20),
+  /** Wildcard domain for port previews (`<port>-<envid>.<domain>`); unset: path routing on the gateway. */
+  portsDomain: z
+    .string()
+    .regex(
+      /^(?=.{1,200}$)([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$/i,
+      'must be a DNS domain like preview.example.com',
+    )
+    .optional(),
   /** Operator switch: when false, nobody can open or attach to a terminal (tasks still run). */
   interactiveAttach: bool.default(true),
   /** Webhooks: root key their signing secrets derive from (base64, 32+ bytes; shared by all replicas). */
@@ -148,6 +156,7 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
       secureCookies: env.BERTH_SECURE_COOKIES,
       signingKeys: env.BERTH_SIGNING_KEYS,
       interactiveAttach: env.BERTH_INTERACTIVE_ATTACH,
+      portsDomain: env.BERTH_PORTS_DOMAIN,
       workers: env.BERTH_WORKERS,
       taskLeaseSeconds: env.BERTH_TASK_LEASE_SECONDS,
       quotaMaxEnvironments: env.BERTH_QUOTA_MAX_ENVIRONMENTS,

@@ -210,8 +210,17 @@ export class PortsService {
     return { kind: 'redirect', url: this.gatewayPreviewUrl(env as ReadyEnv, port, token) };
   }
 
+  /**
+   * Path routing on the gateway by default; with BERTH_PORTS_DOMAIN each port is its own origin
+   * (`<port>-<env>.<domain>`, which the operator's wildcard proxy sends to the gateway).
+   */
   private gatewayPreviewUrl(env: ReadyEnv, port: number, token: string): string {
-    return `${env.gateway_url.replace(/\/+$/, '')}/ports/${port}/?${TICKET_PARAM}=${encodeURIComponent(token)}`;
+    const ticket = `${TICKET_PARAM}=${encodeURIComponent(token)}`;
+    if (this.config.portsDomain) {
+      const scheme = new URL(this.config.publicUrl).protocol;
+      return `${scheme}//${port}-${env.id}.${this.config.portsDomain.toLowerCase()}/?${ticket}`;
+    }
+    return `${env.gateway_url.replace(/\/+$/, '')}/ports/${port}/?${ticket}`;
   }
 
   private async ticket(env: ReadyEnv, userId: string, port: number, access: 'preview' | 'forward') {
