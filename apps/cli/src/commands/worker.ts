@@ -17,10 +17,32 @@ export function workerCommand(program: Command, ctx: Ctx): void {
       '10',
     )
     .action(async (opts: { grace: string }) => {
-      const { loadConfig, runWorker, ConfigError } = await import('@berth/control-plane');
+      const { loadConfig, runWorker, ConfigError, loadKeys, MissingKeysError } =
+        await import('@berth/control-plane');
       let worker;
       try {
         const config = loadConfig(ctx.env.raw, {});
+        // Tokens a worker signs (gateway tickets, exec tokens) must verify like the servers' own:
+        // same issuer, same keys. A worker never makes keys of its own.
+        if (config.publicUrlDerived)
+          throw new CliError(
+            'berth worker needs BERTH_PUBLIC_URL',
+            'set it to the URL your `berth server`s are reached at (the issuer of the tokens they sign)',
+            EXIT.usage,
+          );
+        await loadKeys({
+          inline: config.signingKeys,
+          file: config.signingKeyFile,
+          dataDir: config.dataDir,
+          create: false,
+        }).catch((err: unknown) => {
+          if (!(err instanceof MissingKeysError)) throw err;
+          throw new CliError(
+            `berth worker needs the servers' signing keys: ${err.message}`,
+            `set BERTH_SIGNING_KEYS to the same JSON as your servers, or BERTH_SIGNING_KEY_FILE to a copy of the server's key file (by default ~/.berth/keys/signing-keys.json on the server)`,
+            EXIT.usage,
+          );
+        });
         worker = await runWorker(config);
       } catch (err) {
         if (err instanceof ConfigError) throw new CliError(err.message, err.hint, EXIT.usage);
