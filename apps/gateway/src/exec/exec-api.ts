@@ -187,8 +187,13 @@ export function createExecApi(
         if (data.length === 0) break;
         if (!res.write(encodeExecOutput(at, data)))
           await new Promise<void>((resolve) => {
-            res.once('drain', resolve);
-            stop.addEventListener('abort', () => resolve(), { once: true });
+            const done = () => {
+              res.off('drain', done);
+              stop.removeEventListener('abort', done);
+              resolve();
+            };
+            res.once('drain', done);
+            stop.addEventListener('abort', done, { once: true });
           });
         at += data.length;
         continue;
