@@ -320,3 +320,39 @@ describe('operator limits', () => {
     await carol.post(`/api/v1/tasks/${b.json.task.id}/cancel`);
   });
 });
+
+describe('without workers (an API-only replica)', () => {
+  it('canceling a queued task that brought an environment destroys the environment in the same transaction', async () => {
+    const api = await startTestServer({ BERTH_PROVIDERS: 'fake', BERTH_WORKERS: 'false' });
+    try {
+      const root = new Client(api.url);
+      await root.login(ADMIN.email, ADMIN.password);
+      const dave = await memberClient(api, root, 'dave-queued@example.com');
+      const r = await dave.post('/api/v1/tasks', { command: ['x'], environment: { provider: 'fake' } });
+      const envId = r.json.environment.id as string;
+      expect(r.json.task.state).toBe('queued');
+      expect((await dave.get(`/api/v1/environments/${envId}`)).json.environment.state).toBe('pending');
+      const c = await dave.post(`/api/v1/tasks/${r.json.task.id}/cancel`);
+      expect(c.json.task.state).toBe('canceled');
+      // Nothing runs here: what the cancel's transaction did is all there is to see.
+      const env = (await dave.get(`/api/v1/environments/${envId}`)).json.environment;
+      expect(env.state).toBe('destroying');
+      const ev = await dave.get(`/api/v1/environments/${envId}/events`);
+      expect(ev.json.items.at(-1).message).toBe('destroy requested: its task ended (canceled)');
+      // With keep, a cancel leaves the environment alone.
+      const keepers = await Promise.all(
+        [1, 2].map(() =>
+          dave.post('/api/v1/tasks', { command: ['x'], environment: { provider: 'fake', keep: true } }),
+        ),
+      );
+      expect(keepers.map((k) => k.status)).toEqual([201, 201]);
+      for (const k of keepers) await dave.post(`/api/v1/tasks/${k.json.task.id}/cancel`);
+      for (const k of keepers)
+        expect((await dave.get(`/api/v1/environments/${k.json.environment.id}`)).json.environment.state).toBe(
+          'pending',
+        );
+    } finally {
+      await api.stop();
+    }
+  });
+});
