@@ -304,10 +304,20 @@ describe('sharing', () => {
     );
     expect(opens.some((o) => o.user_id === memberId && o.result === 404)).toBe(true);
     // API opens are in the audit trail too (the audit middleware), with the port as target.
-    const apiOpens = await sql<{ target_id: string }>(
-      `SELECT target_id FROM audit_log WHERE route = 'POST /api/v1/environments/:id/ports/:port/open' AND result = 200`,
+    const apiOpens = await sql<{ target_id: string; target_type: string; details: Record<string, unknown> }>(
+      `SELECT target_id, target_type, details FROM audit_log
+       WHERE action = 'ports.open' AND route = 'POST /api/v1/environments/:id/ports/:port/open' AND result = 200`,
     );
-    expect(apiOpens.map((a) => a.target_id)).toContain(String(app.port));
+    expect(apiOpens.map((a) => [a.target_type, a.target_id, a.details.environmentId])).toContainEqual([
+      'port',
+      String(app.port),
+      envId,
+    ]);
+    const sets = await sql<{ result: number }>(
+      `SELECT result FROM audit_log WHERE action = 'ports.sharing.set'`,
+    );
+    expect(sets.map((r) => r.result)).toContain(404); // the member's attempt
+    expect((await sql(`SELECT 1 FROM audit_log WHERE action = 'ports.forward'`)).length).toBeGreaterThan(0);
 
     // Tickets and port cookies reach neither the control plane's log nor the gateway's.
     const gatewayLog = await readFile(join(dir, 'gateway.log'), 'utf8');

@@ -28,6 +28,10 @@ const API = '/api/v1';
 const ALIASES: Record<string, string> = {
   'POST /api/v1/environments/:id/terminals': 'terminals.open',
   'POST /api/v1/environments/:id/terminals/:sessionId/tickets': 'terminals.attach',
+  // Port tickets (docs/ports.md); visits of a preview link are recorded as ports.open too.
+  'POST /api/v1/environments/:id/ports/:port/open': 'ports.open',
+  'POST /api/v1/environments/:id/ports/:port/forward': 'ports.forward',
+  'PUT /api/v1/environments/:id/ports/:port/sharing': 'ports.sharing.set',
 };
 // Body fields worth keeping: short enum-like values (a terminal role, a user's new role).
 const KEPT_BODY_FIELDS = ['role'];
