@@ -181,7 +181,9 @@ function suite(provider: 'local' | 'docker', env: () => Record<string, string>) 
     expect(page.status).toBe(200);
     expect(page.headers.get('x-env-app')).toBe('yes');
     expect(await page.text()).toBe('hello from inside /hi?x=1');
+    const t0 = performance.now();
     const big = Buffer.from(await (await fetch(`${base}big`, { headers: { cookie } })).arrayBuffer());
+    console.log(`[ports] ${provider}: 10 MB preview download in ${Math.round(performance.now() - t0)} ms`);
     expect(big.length).toBe(10 * 1024 * 1024);
     expect(createHash('sha256').update(big).digest('hex')).toBe(BIG_SHA);
 
