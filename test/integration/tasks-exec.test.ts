@@ -226,6 +226,21 @@ describe('tasks in a local environment, through the gateway', () => {
     const r = await mallory.post('/api/v1/tasks', { environmentId: envId, command: ['id'] });
     expect(r.status).toBe(404);
   });
+  it('stopping the environment under a running task fails it with the reason, not running forever', async () => {
+    const t = await run({ command: ['sh', '-c', 'echo started; exec sleep 987654'] });
+    await untilNotice(s.db.url, async () => (await storedLog(admin, t.id)).toString() === 'started\n');
+    expect((await admin.post(`/api/v1/environments/${envId}/stop`)).status).toBeLessThan(300);
+    const done = await finished(admin, live, t.id);
+    expect(done.state).toBe('failed');
+    expect(done.error).toMatch(
+      /environment \S+ went (stopping|stopped) while the task ran|gateway was stopped/,
+    );
+    expect(running(['sleep', '987654'])).toEqual([]);
+    expect((await storedLog(admin, t.id)).toString()).toBe('started\n');
+    expect((await settleEnv(admin, live, envId)).state).toBe('stopped');
+    expect((await admin.post(`/api/v1/environments/${envId}/start`)).status).toBeLessThan(300);
+    expect((await settleEnv(admin, live, envId)).state).toBe('ready');
+  });
 });
 
 describe.skipIf(process.env.BERTH_SKIP_DOCKER === '1')('tasks in a docker environment', () => {

@@ -92,7 +92,10 @@ export class GatewayTaskRunner implements TaskRunner {
       if (!env) throw new TaskRunFailure(`environment ${task.environmentId} does not exist`);
       if (env.state === 'ready' && env.gateway_url) return env;
       const why = env.state_reason ? `: ${env.state_reason}` : '';
-      if (!WAITING.includes(env.state) || !wait)
+      if (!wait)
+        // Past prepare the task was started there: the environment went away under it.
+        throw new TaskRunFailure(`environment ${env.id} went ${env.state} while the task ran${why}`);
+      if (!WAITING.includes(env.state))
         throw new TaskRunFailure(
           env.state === 'stopped' || env.state === 'stopping'
             ? `environment ${env.id} is ${env.state}; start it and run the task again`
