@@ -32,6 +32,20 @@ export const ConfigSchema = z.object({
   /** Secure cookies need HTTPS; on by default when the public URL is https. */
   secureCookies: bool.optional(),
   /**
+   * Which proxies' X-Forwarded-For to believe (Express `trust proxy`): `false`, `true`, a hop
+   * count, or addresses/subnets/`loopback`/`uniquelocal`, comma-separated. The client address
+   * it yields is what the audit log records and rate limits count.
+   */
+  trustProxy: z
+    .string()
+    .default('loopback')
+    .transform((v): boolean | number | string => {
+      const t = v.trim();
+      if (t === 'false') return false;
+      if (t === 'true') return true;
+      return /^\d+$/.test(t) ? Number(t) : t;
+    }),
+  /**
    * Private signing keys (JSON array of Ed25519 JWKs, newest first). Several control planes
    * must share them; when unset, a key file under the data dir is created on first start.
    */
@@ -154,6 +168,7 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
       loginRateLimit: env.BERTH_LOGIN_RATE_LIMIT,
       loginRateWindowSeconds: env.BERTH_LOGIN_RATE_WINDOW_SECONDS,
       secureCookies: env.BERTH_SECURE_COOKIES,
+      trustProxy: env.BERTH_TRUST_PROXY,
       signingKeys: env.BERTH_SIGNING_KEYS,
       interactiveAttach: env.BERTH_INTERACTIVE_ATTACH,
       portsDomain: env.BERTH_PORTS_DOMAIN,

@@ -122,7 +122,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       }),
       { bodyParser: false, logger: new PinoNestLogger(logger), abortOnError: false },
     );
-    app.set('trust proxy', 'loopback');
+    app.set('trust proxy', config.trustProxy); // BERTH_TRUST_PROXY: whose X-Forwarded-For to believe
     app.disable('x-powered-by');
     app.use(httpLogger(logger));
     app.use(httpMetrics(registry));

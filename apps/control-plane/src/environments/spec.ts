@@ -19,6 +19,7 @@ export type StoredSpec = Omit<CreateEnvironmentBody, 'name' | 'provider'>;
  * are within the operator's maximums. Every problem is a 400 naming the field, with a hint.
  */
 export function checkSpec(spec: StoredSpec, policy: SpecPolicy): StoredSpec {
+  if (spec.repo) checkRepoUrl(spec.repo.url);
   try {
     if (spec.berthYaml !== undefined) parseBerthYaml(spec.berthYaml);
     if (spec.devcontainer !== undefined) parseDevcontainer(spec.devcontainer);
@@ -60,6 +61,39 @@ export function toProviderSpec(
     ...(gateway ? { gateway } : {}),
     ...(installation ? { installation } : {}),
   };
+}
+
+const SCP_LIKE = /^([A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+:(?!\/\/)[^\s]+$/;
+
+/**
+ * Repositories come over https:// or ssh (`ssh://…` or `git@host:path`) only: no file:// or
+ * local paths (they would read the host's disk), and no credentials in the URL, where they
+ * would be stored with the environment and shown in its events.
+ */
+export function checkRepoUrl(url: string): void {
+  const bad = (message: string) =>
+    new ApiError(
+      400,
+      'invalid_repo_url',
+      `repo.url: ${message}`,
+      'use https://host/owner/repo.git or git@host:owner/repo.git; for a private repository keep the credentials out of the URL and give them as a secret (docs/secrets.md)',
+    );
+  if (url.startsWith('-')) throw bad('must not start with "-"');
+  if (SCP_LIKE.test(url) && !/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+    if (/^[^@]*:[^@]*@/.test(url)) throw bad('must not contain a password');
+    return;
+  }
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw bad('is not a URL');
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'ssh:')
+    throw bad(`${u.protocol.replace(/:$/, '')} URLs are not allowed, only https:// or ssh`);
+  if (!u.hostname) throw bad('has no host');
+  if (u.password || (u.protocol === 'https:' && u.username))
+    throw bad('must not contain a user name, token or password');
 }
 
 /** An inline devcontainer.json becomes a build context directory the providers read. */

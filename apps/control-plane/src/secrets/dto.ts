@@ -15,7 +15,11 @@ export const PutSettingsBody = z.strictObject({
     .string()
     .url()
     .max(512)
-    .refine((u) => /^https?:\/\//.test(u), { message: 'must be an http(s) URL' }),
+    .refine((u) => /^https?:\/\//.test(u), { message: 'must be an http(s) URL' })
+    // Stored and shown back in settings: a user:password@ part would be a credential in plain view.
+    .refine((u) => URL.canParse(u) && !new URL(u).username && !new URL(u).password, {
+      message: 'must not contain a user name or password; Berth logs in to Vault with its own JWT',
+    }),
   authMount: VaultPath.default('jwt'),
   role: z.string().min(1).max(128),
   audience: z.string().min(1).max(256),
