@@ -57,7 +57,7 @@ export interface TaskLogPage {
   complete: boolean;
 }
 
-/** Tasks belong to their creator. Rules live here; SQL lives in @berth/db's task repository. */
+/** Tasks belong to their creator. Rules here; SQL in @berth/db (engine) and ./tasks.repository.ts. */
 @Injectable()
 export class TasksService implements OnModuleInit {
   /** The environments module's own service (with whatever it depends on), found at start. */
