@@ -10,7 +10,9 @@ import {
   startTestServer,
   type TestServer,
 } from '../../apps/control-plane/src/testing/server.js';
-import { runCli } from '../helpers/cli.js';
+import { createServer, connect, type Socket } from 'node:net';
+import { spawn } from 'node:child_process';
+import { BERTH_BIN, runCli, waitForExit } from '../helpers/cli.js';
 
 // Through the real gateway runner: a task in a local environment runs as a real process.
 let s: TestServer;
@@ -64,5 +66,51 @@ describe('berth run in a real environment', () => {
     expect(tty.stdout.trim()).toBe('tty');
     const pipe = await runCli(['run', '--env', 'exit-code', '--', ...probe], aliceEnv);
     expect(pipe.stdout).toBe('pipe\n');
+  });
+
+  it('a dropped connection while following is resumed from the last byte: nothing lost, nothing twice', async () => {
+    // Between the CLI and the server: a proxy that can cut every open connection.
+    const open = new Set<Socket>();
+    let accepted = 0;
+    const target = new URL(s.url);
+    const proxy = createServer((c) => {
+      accepted++;
+      const u = connect(Number(target.port), target.hostname);
+      open.add(c).add(u);
+      c.pipe(u).pipe(c);
+      for (const x of [c, u])
+        x.on('error', () => undefined).on('close', () => {
+          open.delete(x);
+          c.destroy();
+          u.destroy();
+        });
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const port = (proxy.address() as { port: number }).port;
+    try {
+      const child = spawn(
+        BERTH_BIN,
+        ['run', '--env', 'exit-code', '--', 'sh', '-c', 'for i in $(seq 1 40); do echo $i; sleep 0.05; done'],
+        { env: { PATH: process.env.PATH ?? '', ...aliceEnv, BERTH_URL: `http://127.0.0.1:${port}` } },
+      );
+      let out = '';
+      let cut = false;
+      let acceptedAtCut = 0;
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (!cut && out.includes('\n5\n')) {
+          cut = true;
+          acceptedAtCut = accepted;
+          for (const x of open) x.destroy();
+        }
+      });
+      expect((await waitForExit(child)).code).toBe(0);
+      expect(cut).toBe(true);
+      expect(accepted).toBeGreaterThan(acceptedAtCut); // it did reconnect
+      expect(out).toBe(Array.from({ length: 40 }, (_, i) => `${i + 1}\n`).join(''));
+    } finally {
+      for (const x of open) x.destroy();
+      await new Promise((r) => proxy.close(r));
+    }
   });
 });
