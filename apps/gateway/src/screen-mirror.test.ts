@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { HeadlessScreen } from '@berth/terminal';
-import { ScreenMirror, skipToTail } from './screen-mirror.js';
+import { ScreenMirror, skipToTail, tailOfChunks } from './screen-mirror.js';
 
 function rng(seed: number): () => number {
   let s = seed;
@@ -41,14 +41,20 @@ function stream(seed: number, withEscapes: boolean): Buffer {
   return Buffer.from(parts.join(''));
 }
 
-async function compare(data: Buffer, seed: number): Promise<void> {
+async function compare(data: Buffer, seed: number, maxHold?: number): Promise<void> {
   const r = rng(seed + 1);
   const reference = new HeadlessScreen(80, 24);
   let parsedAll: () => void = () => undefined;
   const done = new Promise<void>((resolve) => (parsedAll = resolve));
-  const mirror: ScreenMirror = new ScreenMirror(80, 24, 1000, () => {
-    if (mirror.parsedOffset === data.length) parsedAll();
-  });
+  const mirror: ScreenMirror = new ScreenMirror(
+    80,
+    24,
+    1000,
+    () => {
+      if (mirror.parsedOffset === data.length) parsedAll();
+    },
+    maxHold,
+  );
   for (let at = 0; at < data.length;) {
     const n = Math.min(data.length - at, 1 + Math.floor(r() * 70_000));
     mirror.feed(data.subarray(at, at + n));
@@ -69,10 +75,13 @@ async function compare(data: Buffer, seed: number): Promise<void> {
 describe('ScreenMirror', () => {
   it('skipping bulk plain text leaves the same screen and cursor as parsing all of it', async () => {
     for (const seed of [1, 2]) await compare(stream(seed, false), seed);
+    // The gateway holds up to a quarter of the ring (256 KiB by default) before parsing.
+    await compare(stream(3, false), 3, 256 * 1024);
   });
 
   it('stays exact when escapes (scroll regions, insert mode, alternate screen) are mixed in', async () => {
     for (const seed of [4, 5]) await compare(stream(seed, true), seed);
+    await compare(stream(6, true), 6, 256 * 1024);
   });
 
   it('cuts only after a CRLF with enough line feeds after it', () => {
@@ -81,5 +90,23 @@ describe('ScreenMirror', () => {
     expect(Buffer.from(tail!).toString()).toBe('\r\n' + 'a\r\n'.repeat(49));
     expect(skipToTail(Buffer.from('a\n'.repeat(100)), 49)).toBeUndefined();
     expect(skipToTail(Buffer.from('a\r\n'.repeat(10)), 49)).toBeUndefined();
+  });
+
+  it('cuts a batch of chunks where it would cut their concatenation', () => {
+    const r = rng(7);
+    for (let round = 0; round < 50; round++) {
+      const data = stream(round, false).subarray(0, 2000 + Math.floor(r() * 60_000));
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < data.length;) {
+        const n = 1 + Math.floor(r() * 5000);
+        chunks.push(data.subarray(at, at + n));
+        at += n;
+      }
+      const whole = skipToTail(data, 49);
+      const cut = tailOfChunks(chunks, 49);
+      expect(cut === undefined ? undefined : Buffer.from(cut)).toEqual(
+        whole === undefined ? undefined : Buffer.from(whole),
+      );
+    }
   });
 });

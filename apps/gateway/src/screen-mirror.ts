@@ -93,13 +93,14 @@ export class ScreenMirror {
     clearTimeout(this.holdTimer);
     this.holdTimer = undefined;
     if (this.held.length === 0) return;
-    const batch = this.held.length === 1 ? this.held[0]! : Buffer.concat(this.held);
+    const held = this.held;
     this.held = [];
     this.heldBytes = 0;
     // Bulk plain text (logs, base64, cat): only its last screenfuls decide what the screen shows,
-    // so the rest is not parsed; xterm parses ~15 MB/s, well below what a PTY delivers.
+    // so the rest is not parsed (xterm parses ~15 MB/s, well below what a PTY delivers), nor even
+    // copied: only the chunks holding the tail are joined.
     const skip = this.stateChanges === 0 && this.plain;
-    this.submit(skip ? (skipToTail(batch, 2 * this.term.rows + 1) ?? batch) : batch, this.heldUpTo);
+    this.submit((skip ? tailOfChunks(held, 2 * this.term.rows + 1) : undefined) ?? join(held), this.heldUpTo);
   }
 
   /** `changeState` marks writes after which the mode state must be looked at again. */
@@ -161,6 +162,26 @@ export function isPlainText(data: Uint8Array): boolean {
     if ((b < 0x20 || b > 0x7e) && b !== 10 && b !== 13) return false;
   }
   return true;
+}
+
+function join(chunks: Uint8Array[]): Uint8Array {
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
+/**
+ * `skipToTail` over the concatenation of `chunks`, joining only the last chunks that hold enough
+ * line feeds (a 256 KiB batch of 4 KiB reads needs one or two of them).
+ */
+export function tailOfChunks(chunks: Uint8Array[], lines: number): Uint8Array | undefined {
+  let seen = 0;
+  let from = chunks.length;
+  while (from > 0 && seen <= lines) {
+    const c = chunks[--from]!;
+    for (let i = 0; i < c.length; i++) if (c[i] === 10) seen++;
+  }
+  // The cut must also find a CRLF before those lines and skip something; else look at them all.
+  const tail = from > 0 ? skipToTail(join(chunks.slice(from)), lines) : undefined;
+  return tail ?? skipToTail(join(chunks), lines);
 }
 
 /**

@@ -49,6 +49,7 @@ export interface SessionOptions {
 export type SessionState = 'running' | 'exited' | 'closed';
 
 const KILL_GRACE_MS = 2000;
+const EMPTY = new Uint8Array(0);
 
 /** Emits `pause` (true/false) when flow control stops or restarts reading the PTY. */
 export class Session extends EventEmitter<{ pause: [boolean] }> {
@@ -84,7 +85,7 @@ export class Session extends EventEmitter<{ pause: [boolean] }> {
       opts.rows,
       1000,
       () => this.onMirrorParsed(),
-      Math.min(64 * 1024, Math.floor(opts.ringBytes / 4)),
+      Math.min(256 * 1024, Math.floor(opts.ringBytes / 4)),
     );
     const [file, ...args] = opts.command;
     this.proc = pty.spawn(file ?? '/bin/sh', args, {
@@ -272,22 +273,29 @@ export class Session extends EventEmitter<{ pause: [boolean] }> {
 
   private flushOutput(): void {
     this.flushScheduled = false;
-    if (this.pending.length === 0) return;
-    const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
+    const chunks = this.pending;
+    if (chunks.length === 0) return;
     this.pending = [];
     const offset = this.ring.endOffset;
+    // The reads are copied once, straight into the frame that every client is sent; the ring
+    // copies from it and the mirror keeps a view of it.
+    let total = 0;
+    for (const c of chunks) total += c.byteLength;
+    const frame = encodeOutput(offset, EMPTY, Buffer.allocUnsafe(OUTPUT_HEADER_BYTES + total));
+    let at = OUTPUT_HEADER_BYTES;
+    for (const c of chunks) {
+      frame.set(c, at);
+      at += c.byteLength;
+    }
+    const data = frame.subarray(OUTPUT_HEADER_BYTES);
     this.ring.push(data);
     this.mirror.feed(data);
-    if (this.clients.size > 0) {
-      // One frame for every client; sent as soon as the PTY read returns, no timer.
-      const frame = encodeOutput(offset, data, Buffer.allocUnsafe(OUTPUT_HEADER_BYTES + data.byteLength));
-      const end = this.ring.endOffset;
-      for (const c of this.clients) {
-        if (c.mode !== 'live') continue;
-        c.send(frame);
-        c.sentOffset = end;
-        this.checkFlow(c);
-      }
+    const end = this.ring.endOffset;
+    for (const c of this.clients) {
+      if (c.mode !== 'live') continue;
+      c.send(frame);
+      c.sentOffset = end;
+      this.checkFlow(c);
     }
     // xterm parses slower than a PTY can write; never let it fall further behind than the ring
     // reaches, or a snapshot could not be continued with exact bytes.
