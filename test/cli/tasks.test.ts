@@ -193,7 +193,10 @@ describe('berth debug task', () => {
     expect(env.record).toMatchObject({ id: task.environmentId, provider: 'local' });
     const events = JSON.parse(await readFile(join(root, 'environment-events.json'), 'utf8'));
     expect(events.items.map((e: { kind: string }) => e.kind)).toContain('created');
-    expect(await readFile(join(root, 'timeline.txt'), 'utf8')).toMatch(/^queued/m);
+    // The environment's steps are drawn under the task's provisioning, which waited for them.
+    expect(await readFile(join(root, 'timeline.txt'), 'utf8')).toMatch(
+      /^queued +\|.*\n^provisioning +\|.*\n^  env provisioning +\|[ █]+\| +\d+\.\ds\n^running/m,
+    );
     expect(await readFile(join(root, 'README.txt'), 'utf8')).toContain('gateway log');
   });
 });

@@ -61,9 +61,15 @@ function askCancelOrDetach(onOpen: (close: () => void) => void): Promise<'cancel
  * so a long build is not a silent wait. Stops at the first output, or when the environment
  * settles, or on `signal`.
  */
-async function showEnvironmentProgress(target: ApiTarget, envId: string, signal: AbortSignal): Promise<void> {
+async function showEnvironmentProgress(
+  target: ApiTarget,
+  envId: string,
+  since: string,
+  signal: AbortSignal,
+): Promise<void> {
   let after: string | null = null;
-  const started = Date.now();
+  // Times count from the task's creation, on the server's clock like the events.
+  const started = Date.parse(since);
   while (!signal.aborted) {
     const q: string = after ? `?after=${after}` : '';
     const { data } = await api<{ items: Array<{ id: string; at: string; kind: string; message: string }> }>(
@@ -176,7 +182,9 @@ export function runCommand(program: Command, ctx: Ctx): void {
       const ac = new AbortController();
       const progress = new AbortController();
       if (environment)
-        void showEnvironmentProgress(target, environment.id, progress.signal).catch(() => undefined);
+        void showEnvironmentProgress(target, environment.id, task.createdAt, progress.signal).catch(
+          () => undefined,
+        );
       let detached = false;
       let asking = false;
       let ended = false;

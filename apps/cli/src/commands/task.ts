@@ -165,6 +165,7 @@ export function taskPhases(
   const t0 = phases[0]?.start ?? Date.parse(task.createdAt);
   const tEnd = task.finishedAt ? Date.parse(task.finishedAt) : now;
   // Consecutive events of one kind make one step; it lasts until the next step begins.
+  const envPhases: Phase[] = [];
   const steps = envEvents.filter(
     (e) => !['created', 'destroy', 'destroyed', 'stop', 'stopped'].includes(e.kind),
   );
@@ -175,9 +176,16 @@ export function taskPhases(
     const next = steps[j + 1];
     const end = next ? Date.parse(next.at) : Math.max(start, Date.parse(steps[j]!.at));
     if (start <= tEnd && steps[i]!.kind !== 'ready')
-      phases.push({ name: `  env ${steps[i]!.kind}`, start: Math.max(start, t0), end: Math.min(end, tEnd) });
+      envPhases.push({
+        name: `  env ${steps[i]!.kind}`,
+        start: Math.max(start, t0),
+        end: Math.min(end, tEnd),
+      });
     i = j + 1;
   }
+  // The environment's steps sit under the task's provisioning, which waited for them.
+  const at = phases.findIndex((p) => p.name === 'provisioning');
+  phases.splice(at < 0 ? phases.length : at + 1, 0, ...envPhases);
   return phases;
 }
 
