@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -37,12 +37,36 @@ interface TaskJson {
   logBytes: number;
 }
 
-async function settleEnv(c: Client, live: LiveWaiter, id: string): Promise<{ state: string }> {
+async function settleEnv(
+  c: Client,
+  live: LiveWaiter,
+  id: string,
+  states = ['ready', 'stopped', 'destroyed', 'failed'],
+): Promise<{ state: string }> {
   const r = await live.until(
     () => c.get(`/api/v1/environments/${id}`),
-    (x) => ['ready', 'stopped', 'destroyed', 'failed'].includes(x.json?.environment?.state as string),
+    (x) => states.includes(x.json?.environment?.state as string),
   );
   return r.json.environment as { state: string };
+}
+
+/**
+ * Kills the gateways of local environments under `dataDir` (they outlive the control plane on
+ * purpose), for a test that failed before it could destroy them.
+ */
+async function killLocalGateways(dataDir: string): Promise<void> {
+  const envs = join(dataDir, 'local', 'envs');
+  for (const id of await readdir(envs).catch(() => [] as string[])) {
+    const meta = await readFile(join(envs, id, 'meta.json'), 'utf8').catch(() => undefined);
+    const pid = meta ? (JSON.parse(meta) as { pid?: number }).pid : undefined;
+    if (pid) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
 }
 
 async function task(c: Client, id: string): Promise<TaskJson> {
@@ -161,8 +185,9 @@ describe('tasks in a local environment, through the gateway', () => {
   afterAll(async () => {
     if (envId) {
       await admin.del(`/api/v1/environments/${envId}`);
-      await settleEnv(admin, live, envId);
+      await settleEnv(admin, live, envId, ['destroyed', 'failed']);
     }
+    if (s) await killLocalGateways(s.dataDir);
     live?.close();
     await s?.stop();
   });
@@ -304,7 +329,7 @@ describe.skipIf(process.env.BERTH_SKIP_DOCKER === '1')('tasks in a docker enviro
       expect(procs).not.toContain('987653');
 
       await admin.del(`/api/v1/environments/${envId}`);
-      await settleEnv(admin, live, envId);
+      await settleEnv(admin, live, envId, ['destroyed', 'failed']);
     },
   );
 });
@@ -318,6 +343,7 @@ describe('a control plane killed while a task prints', () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await Promise.all(children.map(waitForExit));
     children.length = 0;
+    if (home) await killLocalGateways(join(home, 'berth'));
     await db?.drop();
     if (home) await rm(home, { recursive: true, force: true });
   });
@@ -391,7 +417,7 @@ describe('a control plane killed while a task prints', () => {
         expect(log.length).toBe(written.length + '\ndone\n'.length);
         expect(sha(log)).toBe(sha(Buffer.concat([written, Buffer.from('\ndone\n')])));
         await c2.del(`/api/v1/environments/${envId}`);
-        await settleEnv(c2, live, envId);
+        await settleEnv(c2, live, envId, ['destroyed', 'failed']);
       } finally {
         live.close();
       }
