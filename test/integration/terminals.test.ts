@@ -14,7 +14,7 @@ import {
   startTestServer,
   type TestServer,
 } from '../../apps/control-plane/src/testing/server.js';
-import { BERTH_BIN } from '../helpers/cli.js';
+import { BERTH_BIN, runCli } from '../helpers/cli.js';
 
 /**
  * The ticket path end to end: the control plane signs, a real gateway (in-process, real PTYs)
@@ -224,6 +224,28 @@ describe('berth attach', () => {
     await a.see(/\n42\r*\n/);
     a.p.write('exit 3\r');
     expect(await a.exited).toBe(3);
+  });
+
+  it('typing then ~. in one chunk: what was typed is sent before detaching', async () => {
+    const a = await attach([]);
+    await a.see(/[$#] $/);
+    a.p.write('echo typed-$((3+4))\r~.');
+    expect(await a.exited).toBe(0);
+    const m = a.screen().match(/--session (\S+)\]/);
+    const b = await attach(['--session', m![1]!]);
+    await b.see(/typed-7/);
+    b.p.write('exit 0\r');
+    expect(await b.exited).toBe(0);
+  });
+
+  it('input from a pipe: its end ends the session with the shell’s exit code', async () => {
+    const token = (await admin.post('/api/v1/tokens', { name: 'attach-pipe' })).json.token as string;
+    const env = { HOME: dir, BERTH_URL: s.url, BERTH_TOKEN: token };
+    const ok = await runCli(['attach', envId], env, 'echo piped-$((1+1))\n');
+    expect(ok.stdout).toContain('piped-2');
+    expect(ok.code).toBe(0);
+    const failed = await runCli(['attach', envId], env, 'false\n');
+    expect(failed.code).toBe(1);
   });
 
   it('~. detaches and leaves the session running', async () => {

@@ -13,27 +13,32 @@ interface Ticket {
   role: 'driver' | 'observer';
 }
 
-const ENTER = 0x0d;
+const CR = 0x0d;
+const LF = 0x0a;
 const TILDE = 0x7e;
 const DOT = 0x2e;
+const EOT = 0x04;
+/** After stdin ends and ^D is sent, how long the remote side gets to exit before we just leave. */
+const EOF_GRACE_MS = 10_000;
 
 /**
- * ssh-style escapes: `~.` right after Enter (or at the start) detaches and leaves the session
- * running. Returns the bytes to forward, or 'detach'.
+ * ssh-style escapes: `~.` at the start of a line (the very start, or right after `\r` or `\n`)
+ * detaches and leaves the session running. Returns the bytes to forward, and whether to detach
+ * after forwarding them (what was typed before the escape in the same chunk is still sent).
  */
 export class EscapeScanner {
   private atLineStart = true;
   private pendingTilde = false;
 
-  feed(chunk: Buffer): Buffer | 'detach' {
+  feed(chunk: Buffer): { data: Buffer; detach: boolean } {
     const out: number[] = [];
     for (const b of chunk) {
       if (this.pendingTilde) {
         this.pendingTilde = false;
-        if (b === DOT) return 'detach';
+        if (b === DOT) return { data: Buffer.from(out), detach: true };
         if (b !== TILDE) out.push(TILDE); // `~~` sends one tilde
         out.push(b);
-        this.atLineStart = b === ENTER;
+        this.atLineStart = b === CR || b === LF;
         continue;
       }
       if (this.atLineStart && b === TILDE) {
@@ -41,9 +46,9 @@ export class EscapeScanner {
         continue;
       }
       out.push(b);
-      this.atLineStart = b === ENTER || b === 0x0a;
+      this.atLineStart = b === CR || b === LF;
     }
-    return Buffer.from(out);
+    return { data: Buffer.from(out), detach: false };
   }
 }
 
@@ -117,15 +122,24 @@ export function attachCommand(program: Command, ctx: Ctx): void {
       const scanner = new EscapeScanner();
       let detached = false;
       stdin.on('data', (chunk: Buffer) => {
+        if (detached) return;
         const r = scanner.feed(chunk);
-        if (r === 'detach') {
+        if (r.data.length) client.write(r.data);
+        if (r.detach) {
           detached = true;
           client.close();
-          return;
         }
-        if (r.length) client.write(r);
       });
-      stdin.on('end', () => client.close());
+      // Input ended (a pipe or file, or ^D at a local non-terminal): like ssh, pass the end on
+      // (^D, which the shell at a prompt reads as end of input) and take the remote exit code.
+      // Something that ignores it does not keep us here for ever.
+      let inputEnded = false;
+      stdin.on('end', () => {
+        if (detached) return;
+        inputEnded = true;
+        client.write(Buffer.from([EOT]));
+        setTimeout(() => client.close(), EOF_GRACE_MS).unref();
+      });
       const onResize = () => client.resize(stdout.columns || 80, stdout.rows || 24);
       process.on('SIGWINCH', onResize);
       const close = await client.closed;
@@ -140,6 +154,12 @@ export function attachCommand(program: Command, ctx: Ctx): void {
       }
       if (exitCode !== undefined) {
         process.exitCode = exitCode;
+        return;
+      }
+      if (inputEnded) {
+        process.stderr.write(
+          `[berth: input ended; the session keeps running: berth attach ${env} --session ${client.sessionId ?? ''}]\n`,
+        );
         return;
       }
       throw new CliError(
