@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { HeadlessScreen } from '@berth/terminal';
-import { ScreenMirror, skipToTail, tailOfChunks } from './screen-mirror.js';
+import { isPlainText, ScreenMirror, skipToTail, tailOfChunks } from './screen-mirror.js';
 
 function rng(seed: number): () => number {
   let s = seed;
@@ -108,5 +108,28 @@ describe('ScreenMirror', () => {
         whole === undefined ? undefined : Buffer.from(whole),
       );
     }
+  });
+
+  it('tells plain text (printable ASCII, CR, LF) from anything else, at every byte value and alignment', () => {
+    const plain = (b: number): boolean => (b >= 0x20 && b <= 0x7e) || b === 10 || b === 13;
+    const base = Buffer.from('x'.repeat(20));
+    for (let b = 0; b < 256; b++) {
+      for (let pos = 0; pos < 12; pos++) {
+        const data = Buffer.from(base);
+        data[pos] = b;
+        // Views starting at every offset mod 4, of several lengths, as PTY reads and frames are.
+        for (let from = 0; from < 4; from++)
+          for (const to of [pos + 1, pos + 4, 20])
+            expect([b, pos, from, to, isPlainText(data.subarray(from, to))]).toEqual([
+              b,
+              pos,
+              from,
+              to,
+              pos < from || pos >= to || plain(b),
+            ]);
+      }
+    }
+    expect(isPlainText(Buffer.from('base64+/=\r\nline two\r\n'))).toBe(true);
+    expect(isPlainText(new Uint8Array(0))).toBe(true);
   });
 });

@@ -155,12 +155,36 @@ export class ScreenMirror {
   }
 }
 
-/** Printable ASCII, CR and LF only: such bytes change no terminal mode. */
+const EMPTY_WORDS = new Uint32Array(0);
+const plainByte = (b: number): boolean => (b >= 0x20 && b <= 0x7e) || b === 10 || b === 13;
+
+/**
+ * Printable ASCII, CR and LF only: such bytes change no terminal mode. Every output byte passes
+ * through here, so it looks at four at a time: a word is looked at byte by byte only when one of
+ * its bytes is below 0x20 (the subtraction borrows into that byte's top bit), is 0x7f (the
+ * addition carries into it) or has its top bit set; in text that is the words holding CR or LF.
+ */
 export function isPlainText(data: Uint8Array): boolean {
-  for (let i = 0; i < data.length; i++) {
-    const b = data[i]!;
-    if ((b < 0x20 || b > 0x7e) && b !== 10 && b !== 13) return false;
+  const len = data.length;
+  let i = 0;
+  const head = Math.min(len, (4 - (data.byteOffset & 3)) & 3);
+  for (; i < head; i++) if (!plainByte(data[i]!)) return false;
+  const words = i < len ? (len - i) >>> 2 : 0;
+  const w32 = words > 0 ? new Uint32Array(data.buffer, data.byteOffset + i, words) : EMPTY_WORDS;
+  for (let k = 0; k < words; k++) {
+    const w = w32[k]!;
+    if (((w - 0x20202020) | (w + 0x01010101) | w) & 0x80808080) {
+      const at = i + k * 4;
+      if (
+        !plainByte(data[at]!) ||
+        !plainByte(data[at + 1]!) ||
+        !plainByte(data[at + 2]!) ||
+        !plainByte(data[at + 3]!)
+      )
+        return false;
+    }
   }
+  for (i += words * 4; i < len; i++) if (!plainByte(data[i]!)) return false;
   return true;
 }
 
