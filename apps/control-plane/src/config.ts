@@ -120,6 +120,10 @@ export const ConfigSchema = z.object({
   quotaEnvHoursPerDay: z.coerce.number().min(0).default(0),
   /** A worker that stops heartbeating (crash, freeze, partition) loses its tasks to the others after this long. */
   taskLeaseSeconds: z.coerce.number().int().min(2).max(600).default(30),
+  /** OpenTelemetry: traces go to `<endpoint>/v1/traces` (OTLP/HTTP JSON) when set; off otherwise. */
+  otelEndpoint: z.string().url().optional(),
+  otelHeaders: z.string().optional(),
+  otelServiceName: z.string().min(1).default('berth-control-plane'),
   /** Run task workers in this process (`berth server`); `berth worker` runs them alone. */
   workers: bool.default(true),
 });
@@ -173,6 +177,11 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
       interactiveAttach: env.BERTH_INTERACTIVE_ATTACH,
       portsDomain: env.BERTH_PORTS_DOMAIN,
       workers: env.BERTH_WORKERS,
+      otelEndpoint: env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+        ? env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT.replace(/\/v1\/traces\/?$/, '')
+        : env.OTEL_EXPORTER_OTLP_ENDPOINT,
+      otelHeaders: env.OTEL_EXPORTER_OTLP_HEADERS,
+      otelServiceName: env.OTEL_SERVICE_NAME,
       taskLeaseSeconds: env.BERTH_TASK_LEASE_SECONDS,
       quotaMaxEnvironments: env.BERTH_QUOTA_MAX_ENVIRONMENTS,
       quotaEnvHoursPerDay: env.BERTH_QUOTA_ENV_HOURS_PER_DAY,

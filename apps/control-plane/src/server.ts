@@ -27,6 +27,7 @@ import { createProviders } from './environments/providers.js';
 import type { EnvironmentProvider } from '@berth/providers';
 import { webApp } from './web/static.js';
 import { auditTrail } from './audit/audit.middleware.js';
+import { httpTracing, parseOtlpHeaders, startTracing } from './common/tracing.js';
 import { AuditService } from './audit/audit.service.js';
 
 export interface RunningServer {
@@ -85,6 +86,16 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     cleanup.length = 0;
   };
   try {
+    if (config.otelEndpoint) {
+      // First in, last out: spans of the whole shutdown are still exported.
+      const tracing = startTracing({
+        endpoint: config.otelEndpoint,
+        headers: parseOtlpHeaders(config.otelHeaders),
+        serviceName: config.otelServiceName,
+        serviceVersion: '0.1.0',
+      });
+      cleanup.push(() => tracing.shutdown());
+    }
     let databaseUrl = config.databaseUrl;
     if (!databaseUrl) {
       const embedded: EmbeddedDatabase = await startEmbeddedPostgres({
@@ -124,6 +135,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     );
     app.set('trust proxy', config.trustProxy); // BERTH_TRUST_PROXY: whose X-Forwarded-For to believe
     app.disable('x-powered-by');
+    app.use(httpTracing());
     app.use(httpLogger(logger));
     app.use(httpMetrics(registry));
     app.use(auditTrail(app.get(AuditService))); // every mutating /api/v1 call, failures included

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { EnvironmentProvider, SpecPolicy } from '@berth/providers';
 import type { Config } from '../config.js';
+import { tracedProvider } from '../common/tracing.js';
 
 export const PROVIDERS = Symbol('PROVIDERS');
 
@@ -71,6 +72,7 @@ export async function createProviders(
       );
     } else throw new Error(`provider ${name} is not available in this build`);
   }
+  for (const [name, provider] of map) map.set(name, tracedProvider(name, provider));
   return {
     names: [...map.keys()],
     defaultName: config.providers[0]!,

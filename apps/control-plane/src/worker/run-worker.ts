@@ -15,6 +15,7 @@ import { GatewaySessions } from '../environments/gateway-sessions.js';
 import { execToken } from './gateway-runner.js';
 import { loadWebhookKey } from '../webhooks/secret.js';
 import { startWebhookWorkers } from '../webhooks/webhook-workers.js';
+import { parseOtlpHeaders, startTracing, type Tracing } from '../common/tracing.js';
 
 export interface RunningWorker {
   workerId: string;
@@ -41,6 +42,14 @@ export async function runWorker(config: Config, opts: RunWorkerOptions = {}): Pr
       'point it at the Postgres your `berth server` uses (an embedded one is private to its server)',
     );
   const logger = opts.logger ?? createLogger(config.logLevel);
+  const tracing: Tracing | undefined = config.otelEndpoint
+    ? startTracing({
+        endpoint: config.otelEndpoint,
+        headers: parseOtlpHeaders(config.otelHeaders),
+        serviceName: config.otelServiceName,
+        serviceVersion: '0.1.0',
+      })
+    : undefined;
   // Forward-only and advisory-locked: safe beside servers starting at the same time.
   await migrate(databaseUrl);
   const pool = createPool(databaseUrl, 20);
@@ -108,11 +117,13 @@ export async function runWorker(config: Config, opts: RunWorkerOptions = {}): Pr
         await envWorkers.stop(graceMs);
         await workers.stop(graceMs);
         await pool.end();
+        await tracing?.shutdown();
         logger.info({ workerId: workers.workerId }, 'berth worker stopped');
       },
     };
   } catch (err) {
     await pool.end();
+    await tracing?.shutdown();
     throw err;
   }
 }

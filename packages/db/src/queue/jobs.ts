@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type { JobCatalogShape } from '@berth/protocol';
 import type { Queryable } from '../pool.js';
 import * as SQL from './sql.js';
+import { activeTraceParent } from './tracing.js';
 
 export interface Clock {
   now(): Date;
@@ -21,6 +22,8 @@ export interface JobRow {
   locked_until: Date | null;
   last_error: string | null;
   created_at: Date;
+  /** W3C traceparent of the span that enqueued it, when tracing is on. */
+  trace_parent?: string | null;
 }
 
 export interface EnqueueOptions {
@@ -83,6 +86,7 @@ export async function enqueueJobs<C extends JobCatalogShape>(
     priorities,
     maxAttempts,
     keys,
+    activeTraceParent(),
   ]);
   return rows.map((r) => r.id);
 }

@@ -5,12 +5,12 @@
 
 export const NOTIFY_CHANNEL = 'berth_jobs';
 
-export const JOB_COLUMNS = `id, kind, payload, state, priority, run_at, attempts, max_attempts, locked_by, locked_until, last_error, created_at`;
+export const JOB_COLUMNS = `id, kind, payload, state, priority, run_at, attempts, max_attempts, locked_by, locked_until, last_error, created_at, trace_parent`;
 
-/** $1 kinds[], $2 payloads jsonb[], $3 run_at[], $4 priority[], $5 max_attempts[], $6 dedupe_key[] */
+/** $1 kinds[], $2 payloads jsonb[], $3 run_at[], $4 priority[], $5 max_attempts[], $6 dedupe_key[], $7 traceparent */
 export const ENQUEUE = `
-  INSERT INTO jobs (kind, payload, run_at, priority, max_attempts, dedupe_key)
-  SELECT k, p, coalesce(r, now()), pr, ma, dk
+  INSERT INTO jobs (kind, payload, run_at, priority, max_attempts, dedupe_key, trace_parent)
+  SELECT k, p, coalesce(r, now()), pr, ma, dk, $7::text
   FROM unnest($1::text[], $2::jsonb[], $3::timestamptz[], $4::smallint[], $5::integer[], $6::text[])
     AS t(k, p, r, pr, ma, dk)
   ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND state <> 'dead' DO NOTHING

@@ -23,6 +23,7 @@ import {
 } from './jobs.js';
 import { JobListener, silentLogger, type QueueLogger } from './listener.js';
 import type { QueueMetrics } from './metrics.js';
+import { withJobSpan } from './tracing.js';
 
 export interface JobContext {
   job: JobRow;
@@ -283,7 +284,7 @@ export class WorkerPool<C extends JobCatalogShape> {
       const parsed = schema.safeParse(job.payload);
       if (!parsed.success)
         throw new PermanentJobError(`invalid payload for ${job.kind}: ${parsed.error.message}`);
-      await handler(parsed.data, ctx);
+      await withJobSpan(job, () => handler(parsed.data, ctx));
       if (completedInTx) {
         this.observe(entry, 'completed');
         this.opts.onEvent?.({ type: 'completed', job });
