@@ -268,6 +268,49 @@ describe('tasks in a local environment, through the gateway', () => {
   });
 });
 
+describe('a gateway killed under a running task', () => {
+  let s: TestServer;
+  let admin: Client;
+  let live: LiveWaiter;
+
+  beforeAll(async () => {
+    // The reaper notices a dead gateway on its next round; one second keeps the test short.
+    s = await startTestServer({ BERTH_PROVIDERS: 'local', BERTH_ENV_REAP_SECONDS: '1' });
+    admin = new Client(s.url);
+    await admin.login(ADMIN.email, ADMIN.password);
+    admin.token = (await admin.post('/api/v1/tokens', { name: 'gw-kill' })).json.token;
+    live = await LiveWaiter.connect(admin);
+  });
+
+  afterAll(async () => {
+    if (s) await killLocalGateways(s.dataDir);
+    live?.close();
+    await s?.stop();
+  });
+
+  it('fails the task with the reason instead of leaving it running', async () => {
+    const r = await admin.post('/api/v1/environments', { name: 'gw-kill' });
+    const envId = r.json.environment.id as string;
+    expect((await settleEnv(admin, live, envId)).state).toBe('ready');
+    const created = await admin.post('/api/v1/tasks', {
+      environmentId: envId,
+      command: ['sh', '-c', 'echo started; exec sleep 987655'],
+    });
+    const id = (created.json.task ?? created.json).id as string;
+    await untilNotice(s.db.url, async () => (await storedLog(admin, id)).toString() === 'started\n');
+    const meta = JSON.parse(await readFile(join(s.dataDir, 'local', 'envs', envId, 'meta.json'), 'utf8')) as {
+      pid: number;
+    };
+    process.kill(-meta.pid, 'SIGKILL');
+    const done = await finished(admin, live, id);
+    expect(done.state).toBe('failed');
+    expect(done.error).toMatch(/went failed while the task ran.*gateway process is gone/);
+    expect((await storedLog(admin, id)).toString()).toBe('started\n');
+    await admin.del(`/api/v1/environments/${envId}`);
+    await settleEnv(admin, live, envId, ['destroyed']);
+  });
+});
+
 describe.skipIf(process.env.BERTH_SKIP_DOCKER === '1')('tasks in a docker environment', () => {
   let s: TestServer;
   let admin: Client;
