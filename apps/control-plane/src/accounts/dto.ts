@@ -22,6 +22,8 @@ export const CreateUserBody = z.strictObject({
 export const UpdateUserBody = z.strictObject({
   role: RoleSchema.optional(),
   password: Password.optional(),
+  /** Required to change your own password (a stolen session or token alone cannot). */
+  currentPassword: z.string().min(1).max(1024).optional(),
   displayName: z.string().trim().min(1).max(100).nullable().optional(),
 });
 export const CreateTokenBody = z.strictObject({

@@ -4,7 +4,7 @@ import { ApiError, forbidden, notFound } from '../common/errors.js';
 import { decodeCursor, toPage, type Page, type PageQuery } from '../common/pagination.js';
 import type { AuthContext } from './auth.types.js';
 import { toUserDto, type CreateUserBody, type UpdateUserBody, type UserDto } from './dto.js';
-import { hashPassword } from './passwords.js';
+import { hashPassword, verifyPassword } from './passwords.js';
 import { SessionsRepository } from './sessions.repository.js';
 import { UsersRepository } from './users.repository.js';
 
@@ -64,6 +64,22 @@ export class UsersService {
       if (ctx.role !== 'admin') throw forbidden('only an admin can change roles', 'ask an admin');
       if (current.role === 'admin' && (await this.users.countAdmins()) <= 1)
         throw new ApiError(409, 'last_admin', 'this is the last admin', 'make another user admin first');
+    }
+    if (body.password !== undefined && id === ctx.userId) {
+      // Your own password: prove you know the current one. An admin resetting someone else's
+      // needs no such proof (the audit log records who did it: users.update on that user).
+      if (body.currentPassword === undefined)
+        throw new ApiError(
+          400,
+          'current_password_required',
+          'changing your password needs your current password',
+          'send it as currentPassword; if you forgot it, ask an admin to reset it',
+        );
+      if (!(await verifyPassword(current.password_hash, body.currentPassword)))
+        throw forbidden(
+          'the current password is wrong',
+          'try again; if you forgot it, ask an admin to reset it',
+        );
     }
     const patch: { role?: 'admin' | 'member'; passwordHash?: string; displayName?: string | null } = {};
     if (body.role !== undefined && body.role !== current.role) patch.role = body.role;
