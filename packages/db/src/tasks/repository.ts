@@ -89,6 +89,8 @@ export interface NewTask {
   environmentId?: string | null;
   idempotencyKey?: string | null;
   requestHash?: string | null;
+  /** Run it in a pseudo-terminal rather than with pipes (carried in the `start` message). */
+  tty?: boolean;
 }
 
 /**
@@ -133,7 +135,13 @@ export async function createTask(
     LIVE_CHANNEL,
     JSON.stringify({ kind: 'task', id: task.id, owner: task.owner_id, state: 'queued' }),
   ]);
-  await appendControlMessage(tx, task.id, 'start', { command: t.command }, { deliver: false });
+  await appendControlMessage(
+    tx,
+    task.id,
+    'start',
+    { command: t.command, ...(t.tty ? { tty: true } : {}) },
+    { deliver: false },
+  );
   await enqueueJob(tx, JobCatalog, 'task.run', { taskId: task.id });
   return { task, created: true };
 }

@@ -175,6 +175,15 @@ describe('tasks on the job engine (fake runner)', () => {
     expect(past).toMatchObject({ offset: Buffer.byteLength(full), nextOffset: Buffer.byteLength(full) });
   });
 
+  it('a tty task carries tty in its start message', async () => {
+    const { task } = await transaction(pool, (tx) =>
+      createTask(tx, { ownerId: owner, command: ['top'], timeoutSeconds: 60, tty: true }, new Date()),
+    );
+    expect((await listMessages(pool, task.id)).map((m) => m.body)).toEqual([{ command: ['top'], tty: true }]);
+    const plain = (await create(['ls'])).task;
+    expect((await listMessages(pool, plain.id)).map((m) => m.body)).toEqual([{ command: ['ls'] }]);
+  });
+
   it('a runner failure fails the task with its reason and keeps the output read; 127 gets a hint', async () => {
     runner.dispose();
     runner = new FailingRunner((t) => scripts.get(t.command[0]!) ?? { steps: [{ out: 'hello\n' }] });
