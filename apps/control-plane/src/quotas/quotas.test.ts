@@ -109,6 +109,21 @@ describe('quotas', () => {
     expect((await admin.get('/api/v1/me/quotas')).json.usage.envHoursToday).toBeGreaterThanOrEqual(2);
   });
 
+  it('a per-user maxTasks quota limits tasks queued or running at once', async () => {
+    await admin.req('PUT', `/api/v1/users/${memberId}/quotas`, { maxTasks: 1 });
+    const first = await member.post('/api/v1/tasks', { command: ['fake:hang'] });
+    expect(first.status).toBe(201);
+    const second = await member.post('/api/v1/tasks', { command: ['fake:hang'] });
+    expect(second.status).toBe(429);
+    expect(second.json.error).toMatchObject({
+      code: 'too_many_tasks',
+      details: { quota: 'maxTasks', limit: 1, used: 1 },
+    });
+    expect(second.json.error.message).toContain('quota maxTasks');
+    expect((await member.get('/api/v1/me/quotas')).json.usage.tasks).toBe(1);
+    await member.post(`/api/v1/tasks/${first.json.task.id}/cancel`);
+  });
+
   it('only an admin sets quotas; a member reads only their own', async () => {
     const self = await member.req('PUT', `/api/v1/users/${memberId}/quotas`, { maxEnvironments: 100 });
     expect(self.status).toBe(403);

@@ -38,6 +38,7 @@ import {
   type TaskDto,
   type TaskEventDto,
 } from './dto.js';
+import { QuotasService } from '../quotas/quotas.service.js';
 
 export const TASK_LIMITS = Symbol('TASK_LIMITS');
 export interface TaskLimits {
@@ -71,6 +72,7 @@ export class TasksService implements OnModuleInit {
     @Inject(ModuleRef) private readonly moduleRef: ModuleRef,
     @Inject(LiveService) private readonly live: LiveService,
     @Inject(PROVIDERS) private readonly providers: ProviderRegistry,
+    @Inject(QuotasService) private readonly quotas: QuotasService,
   ) {}
 
   onModuleInit(): void {
@@ -100,7 +102,8 @@ export class TasksService implements OnModuleInit {
     if (body.environmentId && !(await usableEnvironment(this.pool, ctx.userId, body.environmentId)))
       throw notFound('environment', body.environmentId);
     const requestHash = createHash('sha256').update(JSON.stringify(body)).digest('hex');
-    const max = this.config.taskMaxConcurrentPerUser;
+    // The user's quota (an admin may set it per user) over BERTH_TASK_MAX_CONCURRENT_PER_USER.
+    const max = (await this.quotas.effective(ctx.userId)).maxTasks;
     const result = await transaction(this.pool, async (tx) => {
       // Creates of one user are serialised: the count below holds, and a retry racing its
       // original cannot make a second environment.
@@ -113,9 +116,9 @@ export class TasksService implements OnModuleInit {
         throw new ApiError(
           429,
           'too_many_tasks',
-          `you have ${active} tasks queued or running; this Berth allows ${max} at once`,
-          'wait for some to finish (berth task ls), cancel the ones you do not need (berth task cancel ID), or ask the operator to raise BERTH_TASK_MAX_CONCURRENT_PER_USER',
-          { active, max },
+          `quota maxTasks: you have ${active} tasks queued or running; you may have ${max} at once`,
+          'wait for some to finish (berth task ls), cancel the ones you do not need (berth task cancel ID), or ask an admin to raise your quota (PUT /api/v1/users/:id/quotas {maxTasks})',
+          { quota: 'maxTasks', limit: max, used: active, active, max },
         );
       let environment: EnvironmentDto | undefined;
       if (body.environment && !replay) {
