@@ -434,3 +434,22 @@ describe('berth ports and berth port-forward', () => {
     expect(r.stderr).toContain('not found');
   });
 });
+
+describe('preview links under a flood', () => {
+  it('are braked per client like mutating calls (429 with Retry-After)', async () => {
+    const limited = await startTestServer({
+      BERTH_MUTATION_RATE_PER_MINUTE: '1',
+      BERTH_MUTATION_RATE_BURST: '2',
+    });
+    try {
+      const link = `${limited.url}/p/00000000-0000-4000-8000-000000000000/80`;
+      const codes = [];
+      for (let i = 0; i < 3; i++) codes.push((await fetch(link, { redirect: 'manual' })).status);
+      expect(codes).toEqual([401, 401, 429]);
+      const r = await fetch(link, { redirect: 'manual' });
+      expect(r.headers.get('retry-after')).toMatch(/^\d+$/);
+    } finally {
+      await limited.stop();
+    }
+  });
+});

@@ -5,6 +5,9 @@ import { Public, type AuthedRequest } from '../accounts/auth.guard.js';
 import { AuthService } from '../accounts/auth.service.js';
 import { SESSION_COOKIE, type AuthContext } from '../accounts/auth.types.js';
 import { actorOf } from '../audit/audit.service.js';
+import type { Config } from '../config.js';
+import { CLOCK, CONFIG, type Clock } from '../common/di.js';
+import { TokenBuckets } from '../common/rate-limit.js';
 import { Uuid } from '../common/validation.js';
 import { PortsService } from './ports.service.js';
 
@@ -41,10 +44,18 @@ ${link ? `<p><a href="${escapeHtml(link.href)}">${escapeHtml(link.label)}</a></p
 @ApiExcludeController()
 @Controller('p')
 export class PreviewController {
+  /** Each visit signs a ticket and writes an audit row, so anonymous floods are braked per address. */
+  private readonly buckets: TokenBuckets | undefined;
+
   constructor(
     @Inject(PortsService) private readonly ports: PortsService,
     @Inject(AuthService) private readonly auth: AuthService,
-  ) {}
+    @Inject(CONFIG) config: Config,
+    @Inject(CLOCK) clock: Clock,
+  ) {
+    if (config.mutationRatePerMinute > 0)
+      this.buckets = new TokenBuckets(config.mutationRatePerMinute, config.mutationRateBurst, clock);
+  }
 
   @Public()
   @Get(':envId/:port')
@@ -56,6 +67,13 @@ export class PreviewController {
   ) {
     const port = /^\d{1,5}$/.test(raw) ? Number(raw) : 0;
     const viewer = await this.viewer(req);
+    const wait = this.buckets?.take(
+      viewer ? `user:${viewer.userId}` : `ip:${req.ip ?? req.socket.remoteAddress}`,
+    );
+    if (wait) {
+      res.set('retry-after', String(wait));
+      return page(res, 429, 'Too many requests', `Try again in ${wait} s.`);
+    }
     if (!Uuid.safeParse(envId).success || port < 1 || port > 65535) {
       return page(res, 404, 'Not found', 'There is no such preview link.');
     }
