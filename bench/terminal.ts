@@ -188,13 +188,20 @@ async function berthTarget(): Promise<Target> {
       });
       clients.add(client);
       const fns: ((chunk: Buffer | string) => void)[] = [];
+      // Output can arrive in the same socket read as the session info, i.e. before `ready()`'s
+      // continuation runs and anyone listens: keep it for the first listener.
+      const early: Buffer[] = [];
       client.onOutput((data) => {
+        if (fns.length === 0) early.push(Buffer.from(data));
         for (const fn of fns) fn(data as Buffer);
       });
       await client.ready();
       return {
         write: (data) => client.write(data),
-        onData: (fn) => void fns.push(fn),
+        onData: (fn) => {
+          fns.push(fn);
+          if (fns.length === 1) for (const chunk of early.splice(0)) fn(chunk);
+        },
         close: () => {
           clients.delete(client);
           client.close();
