@@ -2,6 +2,7 @@ import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'n
 import { isAbsolute, join, resolve } from 'node:path';
 import { EXEC_SIGNALS, ExecStartBody, type ExecControlMessage } from '@berth/protocol';
 import { DiskLog } from './disk-log.js';
+import { loadSecrets, maskStream, secretsFailure, StartSecrets, type LaunchSecrets } from './secrets.js';
 import { processStartTime, signalGroup, spawnTask, type TaskExit, type TaskProcess } from './task-process.js';
 
 /** What survives a gateway restart, in `<dataDir>/exec/<task>/state.json`. */
@@ -49,6 +50,10 @@ export class ExecTask {
   private paused = false;
   private killTimer: NodeJS.Timeout | undefined;
   private readonly waiters = new Set<() => void>();
+  /** Set while the task's secrets are read from Vault: the process is not spawned yet. */
+  private loading = false;
+  private stopWhileLoading = false;
+  private secrets: LaunchSecrets | undefined;
 
   private constructor(
     readonly state: ExecTaskState,
@@ -145,6 +150,42 @@ export class ExecTask {
       return this.failToStart(`berth: working directory ${cwd} does not exist\n`);
     const env = { ...this.deps.env, ...(body.env ?? {}) };
     if (this.state.tty) env.TERM ??= 'xterm-256color';
+    if (raw.secrets === undefined) return this.spawn(body, cwd, env);
+    const secrets = StartSecrets.safeParse(raw.secrets);
+    if (!secrets.success)
+      return this.failLaunch(
+        `invalid secrets in the start message: ${secrets.error.issues[0]?.path.join('.') ?? ''} ${secrets.error.issues[0]?.message ?? ''}`,
+      );
+    // Read before the spawn: a Vault that is down or says no fails the launch, not the program.
+    this.loading = true;
+    loadSecrets(secrets.data).then(
+      (got) => {
+        this.loading = false;
+        this.secrets = got;
+        if (this.finished || this.stopWhileLoading) {
+          void this.revokeSecrets();
+          if (!this.finished) this.onExit({ code: 143, signal: 'SIGTERM' });
+          return;
+        }
+        this.spawn(body, cwd, { ...env, ...got.values }, got.values);
+      },
+      (err: unknown) => {
+        this.loading = false;
+        if (!this.finished) this.failLaunch(secretsFailure(err));
+      },
+    );
+  }
+
+  private spawn(
+    body: ExecStartBody,
+    cwd: string,
+    env: Record<string, string>,
+    secretValues?: Record<string, string>,
+  ): void {
+    // The output log only ever gets masked bytes; the masker holds back a value's possible start
+    // until the next chunk shows whether it completes, and flushes the rest at the exit.
+    const mask = secretValues ? maskStream(secretValues) : undefined;
+    mask?.on('data', (d: Buffer) => this.onData(d));
     const proc = spawnTask({
       command: body.command,
       env,
@@ -152,8 +193,13 @@ export class ExecTask {
       tty: this.state.tty,
       ...(body.cols ? { cols: body.cols } : {}),
       ...(body.rows ? { rows: body.rows } : {}),
-      onData: (d) => this.onData(d),
-      onExit: (e) => this.onExit(e),
+      onData: mask ? (d) => void mask.write(d) : (d) => this.onData(d),
+      onExit: mask
+        ? (e) => {
+            mask.once('end', () => this.onExit(e));
+            mask.end();
+          }
+        : (e) => this.onExit(e),
     });
     this.proc = proc;
     if (proc.pid > 0) {
@@ -168,8 +214,33 @@ export class ExecTask {
     this.onExit({ code: 126, signal: null });
   }
 
+  /**
+   * The task cannot be launched (its secrets could not be read): no process ran, so there is no
+   * exit code; the reason goes to the log and, as a `lost` frame, to the control plane, which
+   * fails the task with it.
+   */
+  private failLaunch(reason: string): void {
+    this.onData(Buffer.from(`berth: ${reason}\n`));
+    this.state.lost = reason;
+    this.onExit({ code: null, signal: null });
+  }
+
+  /** Revokes the launch's Vault token; a failure is only worth a warning (its TTL ends it). */
+  private async revokeSecrets(): Promise<void> {
+    const s = this.secrets;
+    this.secrets = undefined;
+    if (!s) return;
+    await s.revoke().catch((err: unknown) =>
+      this.deps.warn('revoking the Vault token failed; it expires with its TTL', {
+        taskId: this.state.id,
+        err: (err as Error).message,
+      }),
+    );
+  }
+
   /** SIGTERM to the group now, SIGKILL after the grace period if anything of it still runs. */
   stop(): void {
+    if (this.loading) this.stopWhileLoading = true;
     if (this.finished || !this.proc) return;
     const proc = this.proc;
     // A paused reader would keep a process blocked on a full pipe from ever seeing the signal's
@@ -193,6 +264,7 @@ export class ExecTask {
     this.log.closeFd();
     if (this.state.acked >= this.log.end) this.log.dropBefore(this.state.acked, true);
     this.persist();
+    void this.revokeSecrets();
     this.wake();
   }
 
@@ -241,12 +313,18 @@ export class ExecTask {
     this.proc?.signal('SIGTERM');
     const proc = this.proc;
     if (proc) setTimeout(() => proc.signal('SIGKILL'), 2000).unref();
+    else void this.revokeSecrets();
     this.wake();
   }
 
   private persist(): void {
     const file = join(this.deps.dir, 'state.json');
-    writeFileSync(`${file}.tmp`, JSON.stringify(this.state), { mode: 0o600 });
-    renameSync(`${file}.tmp`, file);
+    try {
+      writeFileSync(`${file}.tmp`, JSON.stringify(this.state), { mode: 0o600 });
+      renameSync(`${file}.tmp`, file);
+    } catch (err) {
+      // Called from process events too: a full or removed disk must not take the gateway down.
+      this.deps.warn('could not save task state', { taskId: this.state.id, err: (err as Error).message });
+    }
   }
 }

@@ -210,6 +210,8 @@ describe('gateway exec API', () => {
     const out = await read(g2, id);
     expect(out.data.toString()).toBe('before\n');
     expect(out.end).toEqual({ type: 'lost', reason: expect.stringMatching(/gateway restarted/) });
+    // The first gateway (its parent, in this test process) sees the SIGKILL the second one sent.
+    expect((await read(g1, id)).end).toEqual({ type: 'exit', code: 137, signal: 'SIGKILL' });
     expect(alive(pid)).toBe(false);
   });
 
