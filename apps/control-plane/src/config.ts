@@ -104,6 +104,8 @@ export const ConfigSchema = z.object({
     .optional(),
   /** Operator switch: when false, nobody can open or attach to a terminal (tasks still run). */
   interactiveAttach: bool.default(true),
+  /** How often live sockets re-check their session or token (revocations also trigger it at once). */
+  liveRecheckSeconds: z.coerce.number().int().positive().default(60),
   /** Webhooks: root key their signing secrets derive from (base64, 32+ bytes; shared by all replicas). */
   webhookKey: z.string().min(1).optional(),
   /** Let webhooks reach loopback and private networks (off: a user's URL cannot probe the control plane's network). */
@@ -175,6 +177,7 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
       trustProxy: env.BERTH_TRUST_PROXY,
       signingKeys: env.BERTH_SIGNING_KEYS,
       interactiveAttach: env.BERTH_INTERACTIVE_ATTACH,
+      liveRecheckSeconds: env.BERTH_LIVE_RECHECK_SECONDS,
       portsDomain: env.BERTH_PORTS_DOMAIN,
       workers: env.BERTH_WORKERS,
       otelEndpoint: env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT

@@ -62,6 +62,19 @@ export class AuthService {
     if (ctx.sessionId) await this.sessions.delete(ctx.sessionId);
   }
 
+  /**
+   * Whether what a long-lived connection (a live socket) authenticated with still stands: the
+   * session not ended or expired, the token not revoked or expired, the user not deleted.
+   */
+  async stillValid(ctx: AuthContext): Promise<boolean> {
+    const now = this.clock.now();
+    const credential =
+      ctx.via === 'session'
+        ? ctx.sessionId !== undefined && (await this.sessions.isActive(ctx.sessionId, now))
+        : ctx.tokenId !== undefined && (await this.tokens.isActive(ctx.tokenId, now));
+    return credential && (await this.users.findById(ctx.userId)) !== undefined;
+  }
+
   /** Resolves a bearer token or a session cookie to the caller; anything else is a 401. */
   async authenticate(bearer: string | undefined, cookie: string | undefined): Promise<AuthContext> {
     const now = this.clock.now();

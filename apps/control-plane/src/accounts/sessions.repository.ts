@@ -28,11 +28,26 @@ export class SessionsRepository {
     return rows[0];
   }
 
+  async isActive(id: string, now: Date): Promise<boolean> {
+    const { rowCount } = await this.db.query(`SELECT 1 FROM sessions WHERE id = $1 AND expires_at > $2`, [
+      id,
+      now,
+    ]);
+    return (rowCount ?? 0) > 0;
+  }
+
   async delete(id: string): Promise<void> {
-    await this.db.query(`DELETE FROM sessions WHERE id = $1`, [id]);
+    const { rowCount } = await this.db.query(`DELETE FROM sessions WHERE id = $1`, [id]);
+    if (rowCount) await notifyRevoked(this.db);
   }
 
   async deleteForUser(userId: string): Promise<void> {
-    await this.db.query(`DELETE FROM sessions WHERE user_id = $1`, [userId]);
+    const { rowCount } = await this.db.query(`DELETE FROM sessions WHERE user_id = $1`, [userId]);
+    if (rowCount) await notifyRevoked(this.db);
   }
+}
+
+/** Tells every replica's live sockets to re-check their credentials now (see LiveService). */
+export async function notifyRevoked(db: Pool): Promise<void> {
+  await db.query(`SELECT pg_notify('berth_live', '{"kind":"revoked"}')`);
 }

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Pool } from '@berth/db';
 import { PG_POOL } from '../common/di.js';
 import type { PageKey } from '../common/pagination.js';
+import { notifyRevoked } from './sessions.repository.js';
 
 export interface TokenRow {
   id: string;
@@ -84,11 +85,20 @@ export class TokensRepository {
     return rows[0];
   }
 
+  async isActive(id: string, now: Date): Promise<boolean> {
+    const { rowCount } = await this.db.query(
+      `SELECT 1 FROM api_tokens WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)`,
+      [id, now],
+    );
+    return (rowCount ?? 0) > 0;
+  }
+
   async revoke(userId: string, id: string, now: Date): Promise<boolean> {
     const { rowCount } = await this.db.query(
       `UPDATE api_tokens SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL`,
       [id, userId, now],
     );
+    if (rowCount) await notifyRevoked(this.db);
     return (rowCount ?? 0) > 0;
   }
 }

@@ -24,6 +24,9 @@ export type LiveChange = z.infer<typeof LiveChange>;
 
 export const DATABASE_URL = Symbol('DATABASE_URL');
 
+/** A session ended or a token was revoked somewhere: every replica re-checks its sockets. */
+const Revoked = z.object({ kind: z.literal('revoked') });
+
 /** Anything that names a task: its state changed, or a chunk of its output was stored. */
 const TaskNotice = z.object({ kind: z.enum(['task', 'task_output']), id: z.string() });
 
@@ -41,6 +44,9 @@ export class LiveService implements OnApplicationBootstrap, OnModuleDestroy {
   private subscriber: Subscriber | undefined;
   private readonly taskWatchers = new Map<string, Set<() => void>>();
   private readonly connectionHandlers: ConnectionHandler[] = [];
+  private recheckTimer: NodeJS.Timeout | undefined;
+  private rechecking: Promise<number> | undefined;
+  private recheckAgain = false;
 
   constructor(
     @Inject(HttpAdapterHost) private readonly host: HttpAdapterHost,
@@ -85,6 +91,10 @@ export class LiveService implements OnApplicationBootstrap, OnModuleDestroy {
       } catch {
         return;
       }
+      if (Revoked.safeParse(json).success) {
+        void this.revalidate().catch(() => undefined);
+        return;
+      }
       const notice = TaskNotice.safeParse(json);
       if (notice.success) for (const w of [...(this.taskWatchers.get(notice.data.id) ?? [])]) w();
       const change = LiveChange.safeParse(json);
@@ -97,6 +107,45 @@ export class LiveService implements OnApplicationBootstrap, OnModuleDestroy {
     this.subscriber.events.on('error', () => undefined);
     await this.subscriber.connect();
     await this.subscriber.listenTo(LIVE_CHANNEL);
+    // What no notice announces (a session or token expiring, a deleted user) is caught here.
+    this.recheckTimer = setInterval(
+      () => void this.revalidate().catch(() => undefined),
+      this.config.liveRecheckSeconds * 1000,
+    );
+    this.recheckTimer.unref();
+  }
+
+  /**
+   * Re-checks the credential of every socket on this replica and disconnects (after a `revoked`
+   * event saying why) those whose session ended or token was revoked or expired, on the injected
+   * clock. Returns how many were disconnected. Calls during a run make one more run after it.
+   */
+  async revalidate(): Promise<number> {
+    if (this.rechecking) {
+      this.recheckAgain = true;
+      return this.rechecking;
+    }
+    const run = async (): Promise<number> => {
+      let dropped = 0;
+      do {
+        this.recheckAgain = false;
+        const sockets = [...(this.io?.of('/events').sockets.values() ?? [])];
+        for (const socket of sockets) {
+          const ctx = socket.data.auth as AuthContext | undefined;
+          if (!ctx || socket.disconnected) continue;
+          const ok = await this.auth.stillValid(ctx).catch(() => true); // a DB hiccup is not a logout
+          if (ok) continue;
+          socket.emit('revoked', {
+            reason: ctx.via === 'session' ? 'your session has ended' : 'the token was revoked or expired',
+          });
+          socket.disconnect(true);
+          dropped += 1;
+        }
+      } while (this.recheckAgain);
+      return dropped;
+    };
+    this.rechecking = run().finally(() => (this.rechecking = undefined));
+    return this.rechecking;
   }
 
   /**
@@ -135,6 +184,8 @@ export class LiveService implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   async onModuleDestroy(): Promise<void> {
+    clearInterval(this.recheckTimer);
+    await this.rechecking?.catch(() => undefined);
     const io = this.io;
     if (io) await new Promise<void>((resolve) => void io.close(() => resolve()));
     this.io = undefined;
