@@ -11,7 +11,7 @@ import type { Config } from '../config.js';
 import { CLOCK, CONFIG, METRICS, PG_POOL, type Clock } from '../common/di.js';
 import { startTaskWorkers, type TaskWorkers } from '../worker/task-workers.js';
 import { IdentityService } from '../identity/identity.service.js';
-import { execToken } from '../worker/gateway-runner.js';
+import { execToken, workloadToken } from '../worker/gateway-runner.js';
 
 export const TASKS_DATABASE_URL = Symbol('TASKS_DATABASE_URL');
 export const TASKS_LOGGER = Symbol('TASKS_LOGGER');
@@ -40,6 +40,7 @@ export class TaskWorkersService implements OnApplicationBootstrap, BeforeApplica
       clock: this.clock,
       registry: this.registry,
       signExecToken: (r) => execToken(this.identity, r),
+      signWorkload: (r) => workloadToken(this.identity, r),
       leaseMs: this.config.taskLeaseSeconds * 1000,
     });
   }

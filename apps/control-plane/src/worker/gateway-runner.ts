@@ -8,7 +8,7 @@ import {
   type TaskRunner,
 } from '@berth/db';
 import { ExecFrameDecoder, type ExecMessagesReply } from '@berth/protocol';
-import type { IdentityService } from '../identity/identity.service.js';
+import type { IdentityService, WorkloadIdentityRequest } from '../identity/identity.service.js';
 
 /** Signs a short-lived `exec` token for one task on one environment (IdentityService in the app). */
 export type ExecTokenSigner = (r: {
@@ -17,9 +17,14 @@ export type ExecTokenSigner = (r: {
   taskId: string;
 }) => Promise<string>;
 
+/** Signs a per-launch workload-identity JWT for the user's own Vault (IdentityService in the app). */
+export type WorkloadSigner = (r: WorkloadIdentityRequest) => Promise<string>;
+
 export interface GatewayRunnerOptions {
   pool: Pool;
   sign: ExecTokenSigner;
+  /** Needed only for owners with secret settings; without it their tasks fail with the reason. */
+  signWorkload?: WorkloadSigner;
   logger: QueueLogger;
   /** How often prepare re-reads an environment that is still being provisioned or started. */
   pollMs?: number;
@@ -36,7 +41,21 @@ interface TaskEnvironment {
   state_reason: string | null;
   gateway_url: string | null;
   node: string | null;
+  provider: string;
 }
+
+interface SecretSettings {
+  vault_address: string;
+  auth_mount: string;
+  role: string;
+  audience: string;
+  namespace: string | null;
+  ca_cert: string | null;
+  kv_mount: string;
+}
+
+/** How long the launch's JWT is good for: the gateway logs in with it right away. */
+const WORKLOAD_TTL_SECONDS = 300;
 
 const WAITING = ['pending', 'provisioning', 'starting'];
 
@@ -83,7 +102,7 @@ export class GatewayTaskRunner implements TaskRunner {
   ): Promise<TaskEnvironment> {
     for (;;) {
       const { rows } = await this.opts.pool.query<TaskEnvironment>(
-        `SELECT e.id, e.owner_id, e.state, e.state_reason, e.gateway_url, e.node
+        `SELECT e.id, e.owner_id, e.state, e.state_reason, e.gateway_url, e.node, e.provider
          FROM tasks t JOIN environments e ON e.id = t.environment_id AND e.owner_id = t.owner_id
          WHERE t.id = $1`,
         [task.id],
@@ -122,9 +141,15 @@ export class GatewayTaskRunner implements TaskRunner {
     signal: AbortSignal,
   ): Promise<{ appliedSeq: number }> {
     const env = await this.environment(task, signal, false);
-    // The start carries the task's env from its row (never stored on the gateway's disk).
+    // The start carries the task's env from its row (never stored on the gateway's disk), and
+    // the owner's Vault references with a fresh JWT: added to what is sent, never to the stored
+    // message, so nothing credential-like reaches Postgres.
+    const start = messages.find((m) => m.kind === 'start');
+    const secrets = start ? await this.launchSecrets(env, task) : undefined;
     const body = messages.map((m) =>
-      m.kind === 'start' ? { seq: m.seq, kind: m.kind, body: { ...m.body, env: task.env } } : m,
+      m.kind === 'start'
+        ? { seq: m.seq, kind: m.kind, body: { ...m.body, env: task.env, ...(secrets ? { secrets } : {}) } }
+        : m,
     );
     const res = await fetch(`${env.gateway_url}/exec/tasks/${task.id}/messages`, {
       method: 'POST',
@@ -134,6 +159,64 @@ export class GatewayTaskRunner implements TaskRunner {
     });
     if (!res.ok) throw new Error(`gateway answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
     return { appliedSeq: ((await res.json()) as ExecMessagesReply).appliedSeq };
+  }
+
+  /**
+   * The `secrets` section of a start: the owner's Vault settings and references, and a
+   * workload-identity JWT minted for this launch (sub = the owner, aud = their audience).
+   * Undefined for owners with no settings or no references: their tasks run as before.
+   */
+  private async launchSecrets(
+    env: TaskEnvironment,
+    task: RunnableTask,
+  ): Promise<Record<string, unknown> | undefined> {
+    const { rows } = await this.opts.pool.query<SecretSettings>(
+      `SELECT vault_address, auth_mount, role, audience, namespace, ca_cert, kv_mount
+       FROM secret_settings WHERE user_id = $1`,
+      [env.owner_id],
+    );
+    const s = rows[0];
+    if (!s) return undefined;
+    const refs = await this.opts.pool.query<{
+      env_name: string;
+      path: string;
+      key: string;
+      mount: string | null;
+    }>(`SELECT env_name, path, key, mount FROM secret_refs WHERE user_id = $1 ORDER BY env_name`, [
+      env.owner_id,
+    ]);
+    if (refs.rows.length === 0) return undefined;
+    if (!this.opts.signWorkload)
+      throw new TaskRunFailure(
+        "this worker cannot sign workload identities, so the task owner's secrets cannot be read",
+      );
+    const jwt = await this.opts.signWorkload({
+      userId: env.owner_id,
+      audience: s.audience,
+      environmentId: env.id,
+      taskId: task.id,
+      provider: env.provider,
+      // Tasks do not record where they were launched from yet; every launch goes through the API.
+      launchSource: 'api',
+      ttlSeconds: WORKLOAD_TTL_SECONDS,
+    });
+    return {
+      vault: {
+        address: s.vault_address,
+        authMount: s.auth_mount,
+        role: s.role,
+        kvMount: s.kv_mount,
+        ...(s.namespace ? { namespace: s.namespace } : {}),
+        ...(s.ca_cert ? { caCert: s.ca_cert } : {}),
+      },
+      jwt,
+      refs: refs.rows.map((r) => ({
+        env: r.env_name,
+        path: r.path,
+        key: r.key,
+        ...(r.mount ? { mount: r.mount } : {}),
+      })),
+    };
   }
 
   async *output(task: RunnableTask, offset: number, signal: AbortSignal): AsyncIterable<OutputEvent> {
@@ -281,4 +364,9 @@ export async function execToken(
     ttlSeconds: 60,
   });
   return token;
+}
+
+/** A per-launch workload identity for the task owner's Vault. */
+export async function workloadToken(identity: IdentityService, r: WorkloadIdentityRequest): Promise<string> {
+  return (await identity.signWorkloadIdentity(r)).token;
 }

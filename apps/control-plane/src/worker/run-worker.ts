@@ -12,7 +12,7 @@ import { createProviders } from '../environments/providers.js';
 import { installationId } from '../server.js';
 import { startEnvironmentWorkers } from '../environments/environment-workers.js';
 import { GatewaySessions } from '../environments/gateway-sessions.js';
-import { execToken } from './gateway-runner.js';
+import { execToken, workloadToken } from './gateway-runner.js';
 import { loadWebhookKey } from '../webhooks/secret.js';
 import { startWebhookWorkers } from '../webhooks/webhook-workers.js';
 import { parseOtlpHeaders, startTracing, type Tracing } from '../common/tracing.js';
@@ -70,6 +70,7 @@ export async function runWorker(config: Config, opts: RunWorkerOptions = {}): Pr
       ...(opts.runner ? { runner: opts.runner } : {}),
       ...(opts.registry ? { registry: opts.registry } : {}),
       signExecToken: (r) => execToken(identity, r),
+      signWorkload: (r) => workloadToken(identity, r),
       leaseMs: config.taskLeaseSeconds * 1000,
     });
     const sessions = new GatewaySessions(identity);

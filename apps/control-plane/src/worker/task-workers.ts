@@ -14,7 +14,12 @@ import {
   type TaskRunner,
 } from '@berth/db';
 import type { Registry } from 'prom-client';
-import { GatewayTaskRunner, RoutingTaskRunner, type ExecTokenSigner } from './gateway-runner.js';
+import {
+  GatewayTaskRunner,
+  RoutingTaskRunner,
+  type ExecTokenSigner,
+  type WorkloadSigner,
+} from './gateway-runner.js';
 
 export interface TaskWorkersOptions {
   pool: Pool;
@@ -28,6 +33,8 @@ export interface TaskWorkersOptions {
   runner?: TaskRunner;
   /** Signs the short-lived `exec` tokens the gateway runner presents. */
   signExecToken?: ExecTokenSigner;
+  /** Signs the per-launch workload identities for task owners' own Vaults. */
+  signWorkload?: WorkloadSigner;
   /** Registers the queue metrics here (once per registry). */
   registry?: Registry;
   /** Tasks driven at once by this process (each holds a slot while it runs). */
@@ -83,6 +90,7 @@ export async function startTaskWorkers(opts: TaskWorkersOptions): Promise<TaskWo
         sign:
           opts.signExecToken ??
           (() => Promise.reject(new Error('this worker has no signing keys to reach environments'))),
+        ...(opts.signWorkload ? { signWorkload: opts.signWorkload } : {}),
       }),
       fake,
     );
