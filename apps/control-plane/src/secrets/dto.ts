@@ -5,7 +5,8 @@ const VaultPath = z
   .string()
   .min(1)
   .max(512)
-  .regex(/^[A-Za-z0-9_.\-/]+$/, { message: 'use letters, digits, _ . - and /' })
+  // ':' because docs/secrets.md keys paths by the JWT's sub, user:<id>.
+  .regex(/^[A-Za-z0-9_.\-/:]+$/, { message: 'use letters, digits, _ . - : and /' })
   .refine((p) => !p.split('/').some((seg) => seg === '..' || seg === '.'), {
     message: 'no . or .. segments',
   });

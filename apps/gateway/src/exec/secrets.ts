@@ -6,7 +6,7 @@ const VaultPath = z
   .string()
   .min(1)
   .max(512)
-  .regex(/^[A-Za-z0-9_.\-/:@]+$/);
+  .regex(/^[A-Za-z0-9_.\-/:]+$/);
 
 /**
  * The `secrets` section of a `start` body: where the task owner's Vault is, a workload-identity
