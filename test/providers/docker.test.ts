@@ -95,9 +95,13 @@ describe.skipIf(skip)('docker provider specifics', () => {
     const info = await provider.create({
       id: envId,
       ownerId: 'owner-9',
+      installation: 'inst-9',
       resources: { cpus: 0.5, memoryMb: 256, pids: 128 },
     });
     const c = await provider.docker.getContainer(containerName(envId)).inspect();
+    // Labelled with its installation, so only that Berth's reaper ever removes it.
+    expect(c.Config.Labels['dev.berth.installation']).toBe('inst-9');
+    expect((await provider.list()).find((e) => e.id === envId)?.installation).toBe('inst-9');
     expect(c.HostConfig.Memory).toBe(256 * 1024 * 1024);
     expect(c.HostConfig.NanoCpus).toBe(500_000_000);
     expect(c.HostConfig.PidsLimit).toBe(128);
