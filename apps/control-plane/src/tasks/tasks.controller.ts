@@ -27,7 +27,14 @@ export class TasksController {
   constructor(@Inject(TasksService) private readonly tasks: TasksService) {}
 
   @Post()
-  @ApiOperation({ summary: 'Run a command as a task; with Idempotency-Key, retries return the same task' })
+  @ApiOperation({
+    summary: 'Run a command as a task in an environment; with Idempotency-Key, retries return the same task',
+    description:
+      'Give `environmentId` (one of yours) or `environment` (a spec; the environment is made for the task ' +
+      'and destroyed when it ends unless `keep`). Without either the answer is 400 `environment_required`, ' +
+      'unless the operator enabled the `fake` provider (BERTH_PROVIDERS includes fake): then the task runs ' +
+      'on the FAKE runner, a test/demo mode that prints canned output (`fake:lines N`, `fake:fail`, `fake:hang`).',
+  })
   @ApiBody({ schema: jsonSchema(CreateTaskBody) })
   @ApiHeader({ name: 'Idempotency-Key', required: false })
   async create(

@@ -99,6 +99,15 @@ export class TasksService implements OnModuleInit {
         `timeoutSeconds ${timeout} is over this server's maximum of ${this.limits.maxTimeoutSeconds}`,
         `ask for at most ${this.limits.maxTimeoutSeconds} seconds, or split the work into several tasks`,
       );
+    // The FAKE runner (canned output) is a test/demo mode the operator opts into by enabling the
+    // `fake` provider; anywhere else a task without an environment would pretend to run.
+    if (!body.environmentId && !body.environment && !this.providers.names.includes('fake'))
+      throw new ApiError(
+        400,
+        'environment_required',
+        'a task runs in an environment: give environmentId (one of yours) or environment (a spec for a new one)',
+        `CLI: berth run --env NAME -- CMD (berth env ls lists yours), or berth run --provider ${this.providers.defaultName} -- CMD to make one for the task; web: pick an environment in the task form`,
+      );
     if (body.environmentId && !(await usableEnvironment(this.pool, ctx.userId, body.environmentId)))
       throw notFound('environment', body.environmentId);
     const requestHash = createHash('sha256').update(JSON.stringify(body)).digest('hex');

@@ -12,7 +12,8 @@ let alice: Client;
 let bob: Client;
 
 beforeAll(async () => {
-  s = await startTestServer();
+  // These tests are about task mechanics, so they opt into the FAKE runner like an operator would.
+  s = await startTestServer({ BERTH_PROVIDERS: 'local,fake' });
   const admin = new Client(s.url);
   await admin.login(ADMIN.email, ADMIN.password);
   alice = await memberClient(s, admin, 'alice@example.com');
@@ -147,6 +148,7 @@ describe('tasks API (workers in-process, fake runner)', () => {
         BERTH_DATA_DIR: s.dataDir,
         DATABASE_URL: s.db.url,
         BERTH_PORT: '0',
+        BERTH_PROVIDERS: 'local,fake',
         BERTH_LOG_LEVEL: 'silent',
       }),
       { logger: pino({ level: 'silent' }), announce: () => undefined },
@@ -180,5 +182,34 @@ describe('tasks API (workers in-process, fake runner)', () => {
     } finally {
       await second.close();
     }
+  });
+});
+
+describe('a server without the fake provider', () => {
+  let plain: TestServer;
+  beforeAll(async () => {
+    plain = await startTestServer(); // BERTH_PROVIDERS defaults to local
+  });
+  afterAll(async () => {
+    await plain.stop();
+  });
+
+  it('refuses a task that names no environment with 400 environment_required and a hint, and creates nothing', async () => {
+    const admin = new Client(plain.url);
+    await admin.login(ADMIN.email, ADMIN.password);
+    const r = await admin.post('/api/v1/tasks', { command: ['echo', 'hi'] }, { 'idempotency-key': 'k1' });
+    expect(r.status).toBe(400);
+    expect(r.json.error).toMatchObject({ code: 'environment_required' });
+    expect(r.json.error.message).toContain('environmentId');
+    expect(r.json.error.hint).toContain('berth run --env NAME -- CMD');
+    expect(r.json.error.hint).toContain('--provider local');
+    expect(r.json.error.hint).toContain('pick an environment');
+    expect((await admin.get('/api/v1/tasks')).json.items).toEqual([]);
+    // An environment that is not yours is still a 404, not a 400 about its absence.
+    const foreign = await admin.post('/api/v1/tasks', {
+      command: ['echo', 'hi'],
+      environmentId: '00000000-0000-4000-8000-000000000000',
+    });
+    expect(foreign.status).toBe(404);
   });
 });
