@@ -76,7 +76,7 @@ export function checkRepoUrl(url: string): void {
       400,
       'invalid_repo_url',
       `repo.url: ${message}`,
-      'use https://host/owner/repo.git or git@host:owner/repo.git; for a private repository keep the credentials out of the URL and give them as a secret (docs/secrets.md)',
+      'use https://host/owner/repo.git or git@host:owner/repo.git; for a private repository keep the credentials out of the URL: store the token as a secret (docs/secrets.md) and clone with it from a task',
     );
   if (url.startsWith('-')) throw bad('must not start with "-"');
   if (SCP_LIKE.test(url) && !/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
