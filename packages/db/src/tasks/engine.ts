@@ -145,18 +145,23 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
   };
 
   /** Records a runner's verdict that the task cannot run (nothing was read from it). */
-  async function fail(taskId: string, reason: string, ctx: JobContext): Promise<void> {
-    log.warn({ taskId, reason }, 'task failed by its runner');
+  async function fail(
+    taskId: string,
+    reason: string,
+    ctx: JobContext,
+    to: 'failed' | 'timed_out' = 'failed',
+  ): Promise<void> {
+    log.warn({ taskId, reason }, 'task ended before it ran');
     committed(
       await ctx.complete(async (tx) => {
         const current = await getTaskForUpdate(tx, taskId);
         if (!current || isTerminal(current.state)) return undefined;
         const canceled = current.cancel_requested_at !== null;
         return transitionTask(tx, taskId, {
-          to: canceled ? 'canceled' : 'failed',
+          to: canceled ? 'canceled' : to,
           now: clock.now(),
           reason: canceled ? `canceled; ${reason}` : reason,
-          error: reason,
+          ...(canceled ? {} : { error: reason }),
           workerId: ctx.workerId,
         });
       }),
@@ -186,14 +191,6 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
       if (!task || isTerminal(task.state)) return;
     }
 
-    let node: string;
-    try {
-      ({ node } = await runner.prepare(toRunnable(task), ctx.signal));
-    } catch (err) {
-      if (err instanceof TaskRunFailure) return fail(taskId, err.reason, ctx);
-      throw err;
-    }
-
     // The deadline covers provisioning and running; past it the process gets a stop.
     const deadline = new AbortController();
     const msLeft = task.deadline_at ? task.deadline_at.getTime() - clock.now().getTime() : Infinity;
@@ -204,6 +201,23 @@ export function taskJobHandlers(opts: TaskEngineOptions): JobHandlers<typeof Job
     ctx.signal.addEventListener('abort', onLeaseLost, { once: true });
 
     try {
+      let node: string;
+      try {
+        ({ node } = await runner.prepare(toRunnable(task), deadline.signal));
+      } catch (err) {
+        if (err instanceof TaskRunFailure) return await fail(taskId, err.reason, ctx);
+        if (deadline.signal.aborted && !ctx.signal.aborted)
+          return await fail(
+            taskId,
+            `timed out after ${task.timeout_seconds}s before it could start (its environment was not ready)`,
+            ctx,
+            'timed_out',
+          );
+        throw err;
+      }
+      // Canceled while its environment was coming up: never start it.
+      if ((await getTask(pool, taskId))?.cancel_requested_at)
+        return await fail(taskId, 'before it started', ctx);
       try {
         await deliverAndAck(task, ctx.signal);
       } catch (err) {

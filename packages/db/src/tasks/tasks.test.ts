@@ -27,8 +27,17 @@ import {
 
 /** A fake whose environment can be gone (prepare) or whose process is lost after some output. */
 class FailingRunner extends FakeTaskRunner {
-  override async prepare(task: RunnableTask) {
+  /** Resolves the environment of `wait-env` tasks (until then prepare waits, like a provisioning one). */
+  envReady!: () => void;
+  private readonly ready = new Promise<void>((resolve) => (this.envReady = resolve));
+
+  override async prepare(task: RunnableTask, signal?: AbortSignal) {
     if (task.command[0] === 'nowhere') throw new TaskRunFailure('environment e1 was destroyed');
+    if (task.command[0] === 'wait-env')
+      await new Promise<void>((resolve, reject) => {
+        void this.ready.then(resolve);
+        signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+      });
     return super.prepare(task);
   }
 
@@ -212,6 +221,26 @@ describe('tasks on the job engine (fake runner)', () => {
     const m = (await getTask(pool, missing.id))!;
     expect(m).toMatchObject({ state: 'failed', exit_code: 127 });
     expect(m.error).toMatch(/command not found: check that the program is installed/);
+  });
+
+  it('waiting for its environment: past the timeout it is timed_out, canceled meanwhile it never starts', async () => {
+    runner.dispose();
+    const failing = new FailingRunner();
+    runner = failing;
+    const slow = (await create(['wait-env'], { timeoutSeconds: 1 })).task;
+    const canceled = (await create(['wait-env'])).task;
+    const provisioning = reaches(canceled.id, ['provisioning']);
+    const timedOut = reaches(slow.id, ['timed_out']);
+    await startWorkers();
+    await timedOut;
+    expect((await getTask(pool, slow.id))!.error).toMatch(/timed out after 1s before it could start/);
+    await provisioning;
+    const done = reaches(canceled.id, ['canceled']);
+    await transaction(pool, (tx) => requestTaskCancel(tx, canceled.id, new Date()));
+    failing.envReady();
+    await done;
+    expect(failing.applied(canceled.id)).toEqual([]); // the start was never delivered
+    expect((await listTaskEvents(pool, canceled.id)).at(-1)!.reason).toBe('canceled; before it started');
   });
 
   it('a non-zero exit is failed; past its timeout a task is stopped and timed_out', async () => {
