@@ -53,7 +53,8 @@ function viaProxy(url: string, cookie?: string) {
 }
 
 beforeAll(async () => {
-  s = await startTestServer({ BERTH_PORTS_DOMAIN: 'preview.example.test' });
+  // BERTH_ENV_REAP_SECONDS: the environment row below is not a provider's; keep the reaper off it.
+  s = await startTestServer({ BERTH_PORTS_DOMAIN: 'preview.example.test', BERTH_ENV_REAP_SECONDS: '86400' });
   admin = new Client(s.url);
   await admin.login(ADMIN.email, ADMIN.password);
   const me = (await admin.get('/api/v1/me')).json.user.id as string;

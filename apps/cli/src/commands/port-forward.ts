@@ -113,21 +113,29 @@ export async function startForwarding(
     return p;
   };
   const sockets = new Set<WebSocket>();
+  const locals = new Set<Socket>();
+  const bridged = new WeakSet<Socket>();
   const servers: Server[] = [];
+  let stopping = false;
   const ports: number[] = [];
   try {
     for (const m of mappings) {
       await ticket(m.remote); // fail fast: a stopped environment or a foreign one is an error now
       const server = createServer({ allowHalfOpen: true }, (local) => {
         local.setNoDelay(true);
+        locals.add(local);
+        local.once('close', () => locals.delete(local));
+        // While stopping, a connection is done once what the environment sent has been flushed.
+        local.on('finish', () => stopping && local.destroy());
         ticket(m.remote).then(
           (t) => {
-            if (local.destroyed) return;
+            if (local.destroyed || stopping) return void local.destroy();
             const ws = new WebSocket(t.url, {
               headers: { authorization: `Bearer ${t.token}` },
               perMessageDeflate: false,
             });
             sockets.add(ws);
+            bridged.add(local);
             ws.once('close', () => sockets.delete(ws));
             carry(local, ws, (msg) => log(`port ${m.remote}: ${msg}`));
           },
@@ -158,8 +166,13 @@ export async function startForwarding(
   return {
     ports,
     async close() {
-      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+      stopping = true;
+      // net.Server#close waits for open connections, so end them: each WebSocket closes cleanly
+      // (its local socket then gets what was in flight, an end, and is destroyed once flushed).
+      const closed = Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
       for (const ws of sockets) ws.close(1000, 'port-forward stopped');
+      for (const l of locals) if (l.writableFinished || !bridged.has(l)) l.destroy();
+      await closed;
     },
   };
 }
