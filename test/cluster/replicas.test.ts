@@ -63,7 +63,8 @@ beforeAll(async () => {
     BERTH_PUBLIC_URL: 'http://berth.test',
     BERTH_TASK_LEASE_SECONDS: '3',
     BERTH_LOG_LEVEL: 'warn',
-    BERTH_PROVIDERS: 'local',
+    // fake: the live-events test is about relaying changes, so its task runs on the FAKE runner.
+    BERTH_PROVIDERS: 'local,fake',
   };
   // All three at once: migrations and the first admin must not race.
   // One host, so one data dir: the local provider's environments live there for every replica.
