@@ -168,7 +168,7 @@ export async function startGateway(
       }
       const cols = Math.min(intParam(url, 'cols') || 80, 1000);
       const rows = Math.min(intParam(url, 'rows') || 24, 1000);
-      session = sessions.create({ cols, rows, command });
+      session = await sessions.create({ cols, rows, command });
       log.info('session started', { sessionId: session.id, pid: session.pid, command: session.command, sub });
     }
     const resumeToken = ticket ? undefined : (resume ?? undefined);

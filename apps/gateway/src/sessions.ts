@@ -1,5 +1,9 @@
 import { EventEmitter } from 'node:events';
-import { Session, type SessionOptions } from './session.js';
+import type { Session, SessionOptions } from './session.js';
+
+// session.js pulls in the headless terminal (xterm, ~200 KB of JS evaluated at import): loaded by
+// the first terminal instead of at gateway start, which is on every environment's ready path.
+let sessionModule: Promise<typeof import('./session.js')> | undefined;
 
 export interface SessionDefaults {
   shell: string[];
@@ -27,7 +31,8 @@ export class SessionRegistry extends EventEmitter<{ ended: [Session] }> {
     return [...this.sessions.values()];
   }
 
-  create(opts: { cols: number; rows: number; command?: string[] }): Session {
+  async create(opts: { cols: number; rows: number; command?: string[] }): Promise<Session> {
+    const { Session } = await (sessionModule ??= import('./session.js'));
     const d = this.defaults;
     const options: SessionOptions = {
       command: opts.command && opts.command.length > 0 ? opts.command : d.shell,
