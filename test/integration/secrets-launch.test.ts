@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,6 +16,7 @@ import {
   type TestServer,
 } from '../../apps/control-plane/src/testing/server.js';
 import { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
+import { runCli } from '../helpers/cli.js';
 
 /**
  * Secrets from the user's own Vault (a FAKE Vault here), end to end: a task launched through the
@@ -220,7 +222,9 @@ describe('a task gets secrets from the owner’s Vault (FAKE Vault), through a l
       command: [
         'sh',
         '-c',
-        'printf %s "$GITHUB_TOKEN" | wc -c; printf %s "$GITHUB_TOKEN" | sha256sum; echo "raw: $GITHUB_TOKEN."',
+        'printf %s "$GITHUB_TOKEN" | wc -c; printf %s "$GITHUB_TOKEN" | sha256sum; echo "raw: $GITHUB_TOKEN."; ' +
+          // The value in two writes a moment apart: two chunks reach the gateway.
+          'v=$GITHUB_TOKEN; rest=${v#??????????}; printf "split: %s" "${v%"$rest"}"; sleep 0.3; echo "$rest."',
       ],
     });
     expect(r.status).toBe(201);
@@ -229,7 +233,7 @@ describe('a task gets secrets from the owner’s Vault (FAKE Vault), through a l
     expect(t).toMatchObject({ state: 'succeeded', exitCode: 0 });
     const log = await storedLog(admin, t.id);
     const hash = createHash('sha256').update(canary).digest('hex');
-    expect(log).toBe(`${canary.length}\n${hash}  -\nraw: ***.\n`);
+    expect(log).toBe(`${canary.length}\n${hash}  -\nraw: ***.\nsplit: ***.\n`);
     await until(() => vault.requests.filter((x) => x.path.endsWith('revoke-self')).length > revokesBefore);
     expect(vault.requests.some((x) => x.path === `secret/data/berth/user:${adminId}/github`)).toBe(true);
   });
@@ -273,6 +277,83 @@ describe('a task gets secrets from the owner’s Vault (FAKE Vault), through a l
     }
   });
 
+  it('berth run --vault-wrapped-token: the gateway checks and unwraps it once; the same token again fails the launch and says it may have been intercepted', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'berth-secrets-home-'));
+    try {
+      const token = (await admin.post('/api/v1/tokens', { name: 'cli' })).json.token as string;
+      const env = { HOME: home, BERTH_URL: s.url, BERTH_TOKEN: token };
+      const path = `secret/data/berth/user:${adminId}/github`;
+      const wrapped = await root.request('GET', path, { headers: { 'X-Vault-Wrap-TTL': '300' } });
+      const wrappingToken = wrapped.wrap_info?.token ?? '';
+      expect(wrappingToken).not.toBe('');
+      const loginsBefore = vault.requests.filter((r) => r.path.endsWith('/login')).length;
+      const args = [
+        'run',
+        '--env',
+        envId,
+        '--vault-wrapped-token',
+        wrappingToken,
+        '--',
+        'sh',
+        '-c',
+        'printf %s "$GITHUB_TOKEN" | sha256sum; echo "[${BERTH_CLIENT_SECRETS:-}] raw: $GITHUB_TOKEN"',
+      ];
+      const first = await runCli(args, env);
+      expect(first.stderr).toMatch(/^task \S+\n$/);
+      expect(first.stdout).toBe(`${createHash('sha256').update(canary).digest('hex')}  -\n[] raw: ***\n`);
+      expect(first.code).toBe(0);
+      // The wrapped token covered the only reference: no JWT login was needed.
+      expect(vault.requests.filter((r) => r.path.endsWith('/login')).length).toBe(loginsBefore);
+
+      const again = await runCli(args, env);
+      expect(again.code).not.toBe(0);
+      expect(again.stdout).not.toContain('raw:');
+      expect(again.stderr).toMatch(/failed/);
+      expect(again.stderr).toMatch(/already used .* or it expired/);
+      expect(again.stderr).toMatch(/intercepted/);
+      expect(again.stderr).not.toContain(wrappingToken);
+      expect(s.logs.join('')).not.toContain(wrappingToken);
+      expect(await dumpDatabase(s.db.url)).not.toContain(wrappingToken);
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
+  it('berth run --secrets-file: values go straight to the gateway, the process gets them, Berth keeps none', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'berth-secrets-home-'));
+    try {
+      const token = (await admin.post('/api/v1/tokens', { name: 'cli-file' })).json.token as string;
+      const env = { HOME: home, BERTH_URL: s.url, BERTH_TOKEN: token };
+      const local = `local-${randomBytes(12).toString('hex')}`;
+      const file = join(home, '.env');
+      await writeFile(file, `# local secrets\nexport API_KEY="${local}"\n\nOTHER=plain value\n`);
+      const r = await runCli(
+        [
+          'run',
+          '--env',
+          envId,
+          '--secrets-file',
+          file,
+          '--',
+          'sh',
+          '-c',
+          'printf %s "$API_KEY" | wc -c; echo "raw: $API_KEY / $OTHER / ${#GITHUB_TOKEN}"',
+        ],
+        env,
+      );
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe(`${local.length}\nraw: *** / *** / ${canary.length}\n`);
+      expect(s.logs.join('')).not.toContain(local);
+      const dump = await dumpDatabase(s.db.url);
+      expect(dump).not.toContain(local);
+      expect(dump).not.toContain(Buffer.from(local).toString('hex'));
+      const files = await filesUnder(s.dataDir);
+      expect(files.filter((f) => f.data.includes(local)).map((f) => f.path)).toEqual([]);
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
   it('a Vault that does not answer fails the launch with the reason; a user with no settings runs as before', async () => {
     // A port where a Vault was and no longer is.
     const closed = await startFakeVault();
@@ -286,9 +367,7 @@ describe('a task gets secrets from the owner’s Vault (FAKE Vault), through a l
     });
     const t = await finished(admin, live, (r.json.task ?? r.json).id as string);
     expect(t.state).toBe('failed');
-    expect(t.error).toMatch(
-      /could not read the task's secrets from Vault.*auth\/berth\/login.*could not reach/,
-    );
+    expect(t.error).toMatch(/could not get the task's secrets.*auth\/berth\/login.*could not reach/);
     expect(await storedLog(admin, t.id)).not.toContain('the process ran');
 
     expect((await admin.del('/api/v1/secrets/settings')).status).toBe(200);

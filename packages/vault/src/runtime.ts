@@ -1,5 +1,6 @@
 // What a gateway or CLI needs at launch, without the fake Vault (test code stays out of bundles).
 export { VaultError } from './errors.js';
+export { kvDataPath } from './client.js';
 export {
   fetchSecrets,
   unwrapSecrets,

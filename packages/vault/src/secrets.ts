@@ -111,21 +111,25 @@ export interface UnwrappedSecrets {
  * already unwrapped or has expired fails here) and its creation_path must be the one expected
  * (so a token wrapping something else cannot be substituted). Then unwraps it.
  *
- * `expectedCreationPath` is exact, or a prefix when it ends with `*` (e.g. `secret/data/ci/*`).
+ * `expectedCreationPath` is exact, or a prefix when it ends with `*` (e.g. `secret/data/ci/*`);
+ * a list accepts any of its entries.
  */
 export async function unwrapSecrets(params: {
   vault: VaultClientOptions;
   wrappingToken: string;
-  expectedCreationPath: string;
+  expectedCreationPath: string | string[];
 }): Promise<UnwrappedSecrets> {
+  const expected = Array.isArray(params.expectedCreationPath)
+    ? params.expectedCreationPath
+    : [params.expectedCreationPath];
   const client = new VaultClient({ ...params.vault, token: undefined });
   try {
     const lookup = await client.lookupWrapping(params.wrappingToken).catch((err: unknown) => {
       throw usedOrExpired(err);
     });
-    if (!creationPathMatches(lookup.creation_path, params.expectedCreationPath)) {
+    if (!expected.some((e) => creationPathMatches(lookup.creation_path, e))) {
       throw new VaultError({
-        message: `Wrapping token was created at "${lookup.creation_path}", expected "${params.expectedCreationPath}": refusing to unwrap it (it may have been substituted)`,
+        message: `Wrapping token was created at "${lookup.creation_path}", expected ${expected.map((e) => `"${e}"`).join(' or ')}: refusing to unwrap it (it may have been substituted)`,
         path: 'sys/wrapping/lookup',
         hint: 'Wrap the response of the expected path, e.g. vault kv get -wrap-ttl=5m -mount=secret <path>.',
       });

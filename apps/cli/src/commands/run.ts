@@ -5,9 +5,10 @@ import type { Ctx } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
 import { printJson } from '../output.js';
 import { resolveEnvironment } from './env.js';
+import { sendLaunchSecrets, type RunSecretsOptions } from './run-secrets.js';
 import { exitCodeFor, followTask, type TaskDto } from './task.js';
 
-interface RunOptions {
+interface RunOptions extends RunSecretsOptions {
   env?: string;
   provider?: string;
   image?: string;
@@ -118,6 +119,17 @@ async function createTask(
   const timeout = o.timeout === undefined ? undefined : Number(o.timeout);
   if (timeout !== undefined && !(Number.isInteger(timeout) && timeout > 0))
     throw new CliError('--timeout must be a whole number of seconds', 'e.g. --timeout 600', EXIT.usage);
+  const environmentId = o.env ? await resolveEnvironment(target, o.env) : undefined;
+  if (o.vaultWrappedToken || o.secretsFile) {
+    if (!environmentId)
+      throw new CliError(
+        '--vault-wrapped-token and --secrets-file need --env (an environment that is ready)',
+        'berth env create first, then berth run --env NAME ...',
+        EXIT.usage,
+      );
+    // Sent before the task exists; the task's start takes them from the gateway's memory.
+    Object.assign(env, await sendLaunchSecrets(target, environmentId, o));
+  }
   const body = {
     command: argv,
     ...(Object.keys(env).length ? { env } : {}),
@@ -128,7 +140,7 @@ async function createTask(
         }
       : {}),
     ...(timeout ? { timeoutSeconds: timeout } : {}),
-    ...(o.env ? { environmentId: await resolveEnvironment(target, o.env) } : {}),
+    ...(environmentId ? { environmentId } : {}),
     ...(spec
       ? {
           environment: {
@@ -166,6 +178,14 @@ export function runCommand(program: Command, ctx: Ctx): void {
     .option('--timeout <seconds>', 'stop the task after this long')
     .option('-t, --tty', 'run it under a pseudo-terminal (colours, line buffering; output merged)')
     .option('-e, --setenv <NAME=VALUE>', 'an environment variable for the command (repeatable)', collect, [])
+    .option(
+      '--vault-wrapped-token <token>',
+      'a Vault response-wrapping token for a path in your secret references; unwrapped once by the environment',
+    )
+    .option(
+      '--secrets-file <path>',
+      'NAME=VALUE lines (.env) sent straight to the environment, never to the Berth server',
+    )
     .option('--detach', 'print the task id and return at once')
     .option('--json', 'with --detach: print the task as JSON')
     .action(async (argv: string[], o: RunOptions) => {

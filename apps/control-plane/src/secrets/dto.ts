@@ -47,6 +47,8 @@ export const AddRefBody = z.strictObject({
   mount: VaultPath.optional(),
 });
 
+export const LaunchTicketBody = z.strictObject({ environmentId: z.string().uuid() });
+
 export function toSettingsDto(s: SecretSettingsRow) {
   return {
     vaultAddress: s.vault_address,

@@ -6,7 +6,7 @@ import type { AuthContext } from '../accounts/auth.types.js';
 import { ApiError } from '../common/errors.js';
 import { PageQuery } from '../common/pagination.js';
 import { idOr404, jsonSchema, parseInput, zQuery } from '../common/validation.js';
-import { AddRefBody, PutSettingsBody } from './dto.js';
+import { AddRefBody, LaunchTicketBody, PutSettingsBody } from './dto.js';
 import { SecretsService } from './secrets.service.js';
 
 const VALUE_FIELDS = ['value', 'values', 'secret', 'secrets', 'data', 'password', 'token'];
@@ -57,6 +57,16 @@ export class SecretsController {
   add(@Auth() ctx: AuthContext, @Body() body: unknown) {
     refuseValues(body);
     return this.secrets.addRef(ctx, parseInput(AddRefBody, body) as z.output<typeof AddRefBody>);
+  }
+
+  @Post('launches')
+  @ApiOperation({
+    summary:
+      "A one-minute ticket to send a launch's secrets (a Vault wrapping token or local values) straight to the environment's gateway; put the returned env into the task",
+  })
+  @ApiBody({ schema: jsonSchema(LaunchTicketBody) })
+  launch(@Auth() ctx: AuthContext, @Body() body: unknown) {
+    return this.secrets.launchTicket(ctx, parseInput(LaunchTicketBody, body).environmentId);
   }
 
   @Delete('refs/:id')

@@ -93,6 +93,20 @@ export class SecretsRepository {
     return rows;
   }
 
+  /** The user's own environment (another user's is as absent as a missing one). */
+  async ownedEnvironment(
+    userId: string,
+    id: string,
+  ): Promise<{ id: string; name: string; state: string; gateway_url: string | null } | undefined> {
+    const { rows } = await this.db.query<{
+      id: string;
+      name: string;
+      state: string;
+      gateway_url: string | null;
+    }>(`SELECT id, name, state, gateway_url FROM environments WHERE id = $1 AND owner_id = $2`, [id, userId]);
+    return rows[0];
+  }
+
   async countRefs(userId: string): Promise<number> {
     const { rows } = await this.db.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM secret_refs WHERE user_id = $1`,

@@ -1,9 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import type { z } from 'zod';
 import { ApiError, notFound } from '../common/errors.js';
 import { decodeCursor, toPage, type PageQuery } from '../common/pagination.js';
 import type { AuthContext } from '../accounts/auth.types.js';
 import { toRefDto, toSettingsDto, type AddRefBody, type PutSettingsBody } from './dto.js';
+import { IdentityService } from '../identity/identity.service.js';
 import { SecretsRepository } from './secrets.repository.js';
 
 const MAX_REFS = 100;
@@ -11,7 +13,42 @@ const MAX_REFS = 100;
 /** Per-user Vault settings and references. Only where secrets live; never their values. */
 @Injectable()
 export class SecretsService {
-  constructor(@Inject(SecretsRepository) private readonly repo: SecretsRepository) {}
+  constructor(
+    @Inject(SecretsRepository) private readonly repo: SecretsRepository,
+    @Inject(IdentityService) private readonly identity: IdentityService,
+  ) {}
+
+  /**
+   * Where `berth run --vault-wrapped-token/--secrets-file` sends its secrets: straight to the
+   * environment's gateway, with a 60 s token scoped to a fresh launch id (not to any task, so it
+   * cannot drive one). The control plane sees only the id, never what is sent.
+   */
+  async launchTicket(ctx: AuthContext, environmentId: string) {
+    const env = await this.repo.ownedEnvironment(ctx.userId, environmentId);
+    if (!env) throw notFound('environment', environmentId);
+    if (env.state !== 'ready' || !env.gateway_url)
+      throw new ApiError(
+        409,
+        'environment_not_ready',
+        `environment ${env.name} is ${env.state}`,
+        'wait until it is ready (berth env show), or start it',
+      );
+    const launchId = randomUUID();
+    const { token, expiresAt } = await this.identity.signGatewayToken({
+      environmentId: env.id,
+      userId: ctx.userId,
+      scope: 'exec',
+      sessionId: launchId,
+      ttlSeconds: 60,
+    });
+    return {
+      launchId,
+      url: `${env.gateway_url.replace(/\/+$/, '')}/exec/launches/${launchId}/secrets`,
+      token,
+      expiresAt: expiresAt.toISOString(),
+      env: { BERTH_CLIENT_SECRETS: launchId },
+    };
+  }
 
   async getSettings(ctx: AuthContext) {
     const s = await this.repo.getSettings(ctx.userId);

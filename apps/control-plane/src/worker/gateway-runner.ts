@@ -57,6 +57,12 @@ interface SecretSettings {
 /** How long the launch's JWT is good for: the gateway logs in with it right away. */
 const WORKLOAD_TTL_SECONDS = 300;
 
+/**
+ * Set by `berth run --vault-wrapped-token/--secrets-file` in the task's env: the id of the launch
+ * whose secrets it sent straight to the gateway. Only an id: the secrets never come this way.
+ */
+export const CLIENT_SECRETS_ENV = 'BERTH_CLIENT_SECRETS';
+
 const WAITING = ['pending', 'provisioning', 'starting'];
 
 const sleep = (ms: number, signal: AbortSignal) =>
@@ -146,9 +152,10 @@ export class GatewayTaskRunner implements TaskRunner {
     // message, so nothing credential-like reaches Postgres.
     const start = messages.find((m) => m.kind === 'start');
     const secrets = start ? await this.launchSecrets(env, task) : undefined;
+    const taskEnv = Object.fromEntries(Object.entries(task.env).filter(([k]) => k !== CLIENT_SECRETS_ENV));
     const body = messages.map((m) =>
       m.kind === 'start'
-        ? { seq: m.seq, kind: m.kind, body: { ...m.body, env: task.env, ...(secrets ? { secrets } : {}) } }
+        ? { seq: m.seq, kind: m.kind, body: { ...m.body, env: taskEnv, ...(secrets ? { secrets } : {}) } }
         : m,
     );
     const res = await fetch(`${env.gateway_url}/exec/tasks/${task.id}/messages`, {
@@ -176,7 +183,9 @@ export class GatewayTaskRunner implements TaskRunner {
       [env.owner_id],
     );
     const s = rows[0];
-    if (!s) return undefined;
+    const launch = task.env[CLIENT_SECRETS_ENV];
+    const clientLaunch = launch && /^[0-9a-f-]{36}$/.test(launch) ? { clientLaunch: launch } : {};
+    if (!s) return launch ? { refs: [], ...clientLaunch } : undefined;
     const refs = await this.opts.pool.query<{
       env_name: string;
       path: string;
@@ -185,7 +194,7 @@ export class GatewayTaskRunner implements TaskRunner {
     }>(`SELECT env_name, path, key, mount FROM secret_refs WHERE user_id = $1 ORDER BY env_name`, [
       env.owner_id,
     ]);
-    if (refs.rows.length === 0) return undefined;
+    if (refs.rows.length === 0) return launch ? { refs: [], ...clientLaunch } : undefined;
     if (!this.opts.signWorkload)
       throw new TaskRunFailure(
         "this worker cannot sign workload identities, so the task owner's secrets cannot be read",
@@ -216,6 +225,7 @@ export class GatewayTaskRunner implements TaskRunner {
         key: r.key,
         ...(r.mount ? { mount: r.mount } : {}),
       })),
+      ...clientLaunch,
     };
   }
 

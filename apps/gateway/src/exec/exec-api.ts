@@ -13,6 +13,7 @@ import {
 } from '@berth/protocol';
 import { AuthError, JtiCache, type TokenVerifier } from '../auth.js';
 import type { Logger } from '../log.js';
+import { ClientSecretsBody, ClientSecretsStore } from './client-secrets.js';
 import { ExecTask, type ExecLimits, type ExecTaskDeps } from './exec-task.js';
 
 export interface ExecOptions extends Partial<ExecLimits> {
@@ -31,6 +32,8 @@ const MAX_BODY_BYTES = 4 * 1024 * 1024;
 // Task ids are the control plane's UUIDs; anything else is refused before it names a directory.
 const TASK_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const ROUTE = /^\/exec\/tasks\/([^/]+)\/(messages|output|ack)$/;
+// Secrets `berth run` sends for a launch; the token's sid is the launch id, never a task id.
+const LAUNCH_ROUTE = /^\/exec\/launches\/([^/]+)\/secrets$/;
 
 class HttpError extends Error {
   constructor(
@@ -99,10 +102,12 @@ export function createExecApi(
   const env = taskEnv();
   const jtis = new JtiCache();
   const closing = new AbortController();
+  const clientSecrets = new ClientSecretsStore();
   const deps = (id: string): ExecTaskDeps => ({
     dir: join(root, id),
     workdir: config.workdir,
     env,
+    clientSecrets,
     limits,
     warn: (msg, fields) => log.warn(msg, fields),
   });
@@ -150,6 +155,20 @@ export function createExecApi(
         pid: task.state.pid,
       });
     sendJson(res, 200, { appliedSeq } satisfies ExecMessagesReply);
+  }
+
+  async function launchSecrets(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
+    const body = ClientSecretsBody.safeParse(await readJson(req));
+    if (!body.success)
+      throw new HttpError(
+        400,
+        'bad_request',
+        'send {"wrappedToken": "..."} or {"values": {"NAME": "value"}}',
+      );
+    if (!clientSecrets.put(id, body.data))
+      throw new HttpError(409, 'already_sent', 'secrets for this launch were sent already');
+    log.info('launch secrets received', { launchId: id, kind: 'values' in body.data ? 'values' : 'wrapped' });
+    sendJson(res, 200, { accepted: true });
   }
 
   async function ack(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
@@ -219,6 +238,14 @@ export function createExecApi(
       const m = ROUTE.exec(url.pathname);
       if (!url.pathname.startsWith('/exec/')) return false;
       const run = async () => {
+        const launch = LAUNCH_ROUTE.exec(url.pathname);
+        if (launch) {
+          const id = launch[1] ?? '';
+          if (req.method !== 'POST') throw new HttpError(405, 'method_not_allowed', 'use POST');
+          if (!TASK_ID.test(id)) throw new HttpError(404, 'unknown_launch', 'launch ids are UUIDs');
+          await authorize(req, id);
+          return launchSecrets(req, res, id);
+        }
         if (!m) throw new HttpError(404, 'not_found', `no route ${req.method} ${url.pathname}`);
         const [, id, what] = m as unknown as [string, string, string];
         const method = what === 'output' ? 'GET' : 'POST';
@@ -242,6 +269,7 @@ export function createExecApi(
     },
     close() {
       closing.abort();
+      clientSecrets.close();
       for (const t of tasks.values()) t.shutdown();
     },
   };

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { EXEC_SIGNALS, ExecStartBody, type ExecControlMessage } from '@berth/protocol';
+import type { ClientSecretsStore } from './client-secrets.js';
 import { DiskLog } from './disk-log.js';
 import { loadSecrets, maskStream, secretsFailure, StartSecrets, type LaunchSecrets } from './secrets.js';
 import { processStartTime, signalGroup, spawnTask, type TaskExit, type TaskProcess } from './task-process.js';
@@ -39,6 +40,8 @@ export interface ExecTaskDeps {
   dir: string;
   workdir: string;
   env: Record<string, string>;
+  /** Secrets `berth run` sent straight to this gateway, waiting for their launch's start. */
+  clientSecrets: ClientSecretsStore;
   limits: ExecLimits;
   warn(msg: string, fields: Record<string, unknown>): void;
 }
@@ -158,7 +161,7 @@ export class ExecTask {
       );
     // Read before the spawn: a Vault that is down or says no fails the launch, not the program.
     this.loading = true;
-    loadSecrets(secrets.data).then(
+    loadSecrets(secrets.data, this.deps.clientSecrets).then(
       (got) => {
         this.loading = false;
         this.secrets = got;
