@@ -88,7 +88,7 @@ export async function loadSecrets(s: StartSecrets, store: ClientSecretsStore): P
     if ('values' in sent) Object.assign(fromClient, sent.values);
     else {
       if (!s.vault)
-        throw new Error('a Vault wrapping token needs your Vault settings in Berth (berth secrets set)');
+        throw new Error('a Vault wrapping token needs your Vault settings in Berth (berth secrets config)');
       const paths = [...new Set(refs.map(pathOf))];
       if (paths.length === 0)
         throw new Error(
