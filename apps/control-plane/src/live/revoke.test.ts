@@ -68,6 +68,23 @@ describe('live sockets follow their credential', () => {
     expect(await gone).toBe('the token was revoked or expired');
   });
 
+  it('a password change ends the user’s other sessions and their sockets', async () => {
+    const admin = await signedIn();
+    await admin.post('/api/v1/users', { email: 'mover@example.com', password: 'first password 1' });
+    const laptop = new Client(s.url);
+    const phone = new Client(s.url);
+    const me = (await laptop.login('mover@example.com', 'first password 1')).json.user.id as string;
+    await phone.login('mover@example.com', 'first password 1');
+    const socket = await connect({ cookie: phone.cookie! });
+    const gone = revoked(socket);
+    const r = await laptop.patch(`/api/v1/users/${me}`, {
+      password: 'second password 2',
+      currentPassword: 'first password 1',
+    });
+    expect(r.status).toBe(200);
+    expect(await gone).toBe('your session has ended');
+  });
+
   it('an expired session is dropped at the next re-check (injected clock)', async () => {
     now = new Date();
     const c = await signedIn();
