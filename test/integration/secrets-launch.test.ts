@@ -173,7 +173,12 @@ describe('a task gets secrets from the owner’s Vault (FAKE Vault), through a l
       body: {
         role_type: 'jwt',
         bound_audiences: [AUDIENCE],
-        bound_claims: { sub: [`user:${adminId}`, `user:${bobId}`] },
+        // The launch's claims, checked by Vault: who, from where, on which provider.
+        bound_claims: {
+          sub: [`user:${adminId}`, `user:${bobId}`],
+          provider: ['local'],
+          launch_source: ['api'],
+        },
         user_claim: 'sub',
         claim_mappings: { environment_id: 'environment_id', task_id: 'task_id' },
         token_policies: ['berth-user'],
@@ -286,6 +291,9 @@ describe('a task gets secrets from the owner’s Vault (FAKE Vault), through a l
       const wrapped = await root.request('GET', path, { headers: { 'X-Vault-Wrap-TTL': '300' } });
       const wrappingToken = wrapped.wrap_info?.token ?? '';
       expect(wrappingToken).not.toBe('');
+      // A launch ticket is for the environment's owner only.
+      const foreign = await bob.post('/api/v1/secrets/launches', { environmentId: envId });
+      expect(foreign.status).toBe(404);
       const loginsBefore = vault.requests.filter((r) => r.path.endsWith('/login')).length;
       const args = [
         'run',
