@@ -7,6 +7,7 @@ import {
   startTestServer,
   type TestServer,
 } from '../../apps/control-plane/src/testing/server.js';
+import { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
 import {
   DESKTOP,
   PHONE,
@@ -18,9 +19,10 @@ import {
   signIn,
 } from './browser.js';
 
-// The control plane's in-process workers run tasks with the FAKE runner for now (no real
-// runner exists yet): `fake:lines N` prints N lines and exits 0, `fake:fail` exits 1,
-// `fake:hang` runs until canceled.
+// Tasks run for real, in `local` environments (the gateway runs the command on this machine),
+// because this suite is about what a user sees. The server does not enable the fake provider.
+
+const LINES = 'for i in $(seq 1 40); do echo line $i; done';
 
 const state = (page: Page) => page.locator('.page-head [data-testid="task-state"]');
 const rowOf = (page: Page, id: string) => page.locator(`[data-testid="task-row"][data-task-id="${id}"]`);
@@ -32,30 +34,67 @@ async function launch(page: Page, command: string): Promise<string> {
   return new URL(page.url()).searchParams.get('id')!;
 }
 
-describe('web app: tasks (launch, live status, log, timeline)', { timeout: 120_000 }, () => {
+describe('web app: tasks (launch, live status, log, timeline)', { timeout: 180_000 }, () => {
   let s: TestServer;
   let browser: Browser;
   let admin: Client;
+  let live: LiveWaiter;
+  /** The environment the tests after the first one run in (the most recently made). */
+  let workId: string;
 
   beforeAll(async () => {
     await ensureWebBuilt();
-    s = await startTestServer();
+    s = await startTestServer({ BERTH_PROVIDERS: 'local' });
     admin = new Client(s.url);
     await admin.login(ADMIN.email, ADMIN.password);
+    live = await LiveWaiter.connect(admin);
     browser = await launchBrowser();
   }, 600_000);
 
   afterAll(async () => {
+    // Local environments are processes on this machine: destroy what is left and wait for it.
+    if (admin && live) {
+      const envs = (await admin.get('/api/v1/environments?limit=200')).json.items as Array<{ id: string }>;
+      for (const e of envs) {
+        await admin.del(`/api/v1/environments/${e.id}`);
+        await untilEnv(e.id, ['destroyed', 'failed']);
+      }
+    }
+    live?.close();
     await browser?.close();
     await s?.stop();
-  });
+  }, 120_000);
 
-  it('launches from the form, shows the log live, searches it, downloads it, and draws the timeline', async () => {
+  async function untilEnv(id: string, states: string[]): Promise<string> {
+    const r = await live.until(
+      () => admin.get(`/api/v1/environments/${id}`),
+      (x) => x.status === 404 || states.includes(x.json.environment.state as string),
+    );
+    return r.status === 404 ? 'gone' : (r.json.environment.state as string);
+  }
+
+  async function readyEnv(name: string): Promise<string> {
+    const r = await admin.post('/api/v1/environments', { name, provider: 'local' });
+    expect(r.status).toBe(201);
+    const id = r.json.environment.id as string;
+    expect(await untilEnv(id, ['ready', 'failed'])).toBe('ready');
+    return id;
+  }
+
+  it('with no environment: says so, links to create one, and runs the task in a new environment made for it', async () => {
     const { page, context, problems } = await openTab(browser, s.url, DESKTOP);
     try {
       await signIn(page, ADMIN.email, ADMIN.password);
       await page.goto('/tasks');
       await page.getByTestId('empty').waitFor();
+      await page.getByTestId('env-empty').waitFor();
+      expect(await page.getByTestId('env-empty').textContent()).toContain('You have no ready environment');
+      expect(
+        await page.getByTestId('env-empty').getByRole('link', { name: 'Create one' }).getAttribute('href'),
+      ).toBe('/environments');
+      const picker = page.getByRole('combobox', { name: 'Environment' });
+      expect(await picker.inputValue()).toBe('new');
+      await page.getByRole('checkbox', { name: /Keep the environment/ }).waitFor();
       await screenshot(page, 'tasks-empty', 'desktop');
 
       // An unclosed quote is caught before anything runs.
@@ -63,12 +102,40 @@ describe('web app: tasks (launch, live status, log, timeline)', { timeout: 120_0
       await page.getByRole('button', { name: 'Run', exact: true }).click();
       expect(await page.getByTestId('error').textContent()).toContain('quote is not closed');
 
-      const id = await launch(page, 'fake:lines 40');
+      const id = await launch(page, "sh -c 'echo $((6*7))'");
+      await state(page).and(page.locator('[data-state="succeeded"]')).waitFor({ timeout: 120_000 });
+      expect(await page.getByTestId('exit-code').textContent()).toBe('exit 0');
+      await page.getByTestId('log').getByText('42', { exact: true }).waitFor();
+      // The environment was made for the task and, not kept, is destroyed with it.
+      const envId = (await admin.get(`/api/v1/tasks/${id}`)).json.task.environmentId as string;
+      expect(envId).toBeTruthy();
+      expect(await untilEnv(envId, ['destroyed'])).toMatch(/^(destroyed|gone)$/);
+      expect(problems).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('picks the most recently used ready environment, shows its real output live, searches it, downloads it, and draws the timeline', async () => {
+    await readyEnv('older');
+    workId = await readyEnv('work');
+    const { page, context, problems } = await openTab(browser, s.url, DESKTOP);
+    try {
+      await signIn(page, ADMIN.email, ADMIN.password);
+      await page.goto('/tasks');
+      const picker = page.getByRole('combobox', { name: 'Environment' });
+      await picker.waitFor();
+      expect(await picker.inputValue()).toBe(workId);
+      expect(await page.getByTestId('env-empty').count()).toBe(0);
+
+      const id = await launch(page, `sh -c 'uname -s; ${LINES}'`);
       await state(page).and(page.locator('[data-state="succeeded"]')).waitFor();
       expect(await page.getByTestId('exit-code').textContent()).toBe('exit 0');
       await page.getByTestId('log').getByText('line 40', { exact: true }).waitFor();
       const log = (await page.getByTestId('log').textContent()) ?? '';
+      expect(log).toContain('Linux');
       expect(log).toContain('line 1');
+      expect((await admin.get(`/api/v1/tasks/${id}`)).json.task.environmentId).toBe(workId);
 
       await page.getByRole('searchbox', { name: 'Search the output' }).fill('line 3');
       await page.getByTestId('log-matches').waitFor();
@@ -82,7 +149,7 @@ describe('web app: tasks (launch, live status, log, timeline)', { timeout: 120_0
       ]);
       expect(download.suggestedFilename()).toBe(`task-${id}.log`);
       const body = await readFile((await download.path())!, 'utf8');
-      expect(body).toBe(Array.from({ length: 40 }, (_, i) => `line ${i + 1}\n`).join(''));
+      expect(body).toBe('Linux\n' + Array.from({ length: 40 }, (_, i) => `line ${i + 1}\n`).join(''));
 
       const timeline = page.getByTestId('timeline');
       await timeline.locator('.timeline-seg').first().waitFor();
@@ -100,7 +167,7 @@ describe('web app: tasks (launch, live status, log, timeline)', { timeout: 120_0
     try {
       await signIn(page, ADMIN.email, ADMIN.password);
       await page.goto('/tasks');
-      await launch(page, 'fake:fail');
+      await launch(page, "sh -c 'echo failing on purpose; exit 1'");
       await state(page).and(page.locator('[data-state="failed"]')).waitFor();
       expect(await page.getByTestId('exit-code').textContent()).toBe('exit 1');
       await page.getByTestId('log').getByText('failing on purpose').waitFor();
@@ -119,7 +186,10 @@ describe('web app: tasks (launch, live status, log, timeline)', { timeout: 120_0
       await page.getByTestId('task-row').first().waitFor();
 
       // Started from the API (as the CLI would): the row appears and turns to running without a reload.
-      const r = await admin.post('/api/v1/tasks', { command: ['fake:hang'] });
+      const r = await admin.post('/api/v1/tasks', {
+        environmentId: workId,
+        command: ['sh', '-c', 'echo running until stopped; exec sleep 600'],
+      });
       expect(r.status).toBe(201);
       const id = r.json.task.id as string;
       await rowOf(page, id).locator('[data-state="running"]').waitFor();
@@ -143,7 +213,7 @@ describe('web app: tasks (launch, live status, log, timeline)', { timeout: 120_0
   });
 
   it("another user's task is not found, with the API's hint", async () => {
-    const mine = await admin.post('/api/v1/tasks', { command: ['fake:lines', '1'] });
+    const mine = await admin.post('/api/v1/tasks', { environmentId: workId, command: ['true'] });
     expect(
       (
         await admin.post('/api/v1/users', {
@@ -167,21 +237,35 @@ describe('web app: tasks (launch, live status, log, timeline)', { timeout: 120_0
     }
   });
 
-  it('at 375 px: running a task again takes two taps from the list; list and task pages fit', async () => {
+  it('at 375 px: launches from the form in a real environment; running it again takes two taps; pages fit', async () => {
     const { page, context, problems } = await openTab(browser, s.url, PHONE);
     try {
       await signIn(page, ADMIN.email, ADMIN.password);
       await page.goto('/tasks');
       await page.getByTestId('task-row').first().waitFor();
+      expect(await page.getByRole('combobox', { name: 'Environment' }).inputValue()).toBe(workId);
       await expectPhoneFriendly(page);
       await screenshot(page, 'tasks', 'phone');
 
-      const before = (await admin.get('/api/v1/tasks')).json.items.length as number;
-      await page.getByRole('button', { name: 'Run again: fake:lines 40' }).tap(); // tap 1
-      await page.getByRole('dialog').getByRole('button', { name: 'Run', exact: true }).tap(); // tap 2
-      await page.waitForURL(/\/tasks\/view\?id=/);
+      const first = await launch(page, 'uname -s');
       await state(page).and(page.locator('[data-state="succeeded"]')).waitFor();
-      await page.getByTestId('log').getByText('line 40', { exact: true }).waitFor();
+      await page.getByTestId('log').getByText('Linux', { exact: true }).waitFor();
+      expect((await admin.get(`/api/v1/tasks/${first}`)).json.task.environmentId).toBe(workId);
+      await expectPhoneFriendly(page);
+
+      await page.getByRole('link', { name: '← Tasks' }).tap();
+      const before = (await admin.get('/api/v1/tasks')).json.items.length as number;
+      await page.getByRole('button', { name: 'Run again: uname -s', exact: true }).tap(); // tap 1
+      // The dialog offers the task's own environment, still ready.
+      expect(await page.getByRole('dialog').getByRole('combobox', { name: 'Environment' }).inputValue()).toBe(
+        workId,
+      );
+      await page.getByRole('dialog').getByRole('button', { name: 'Run', exact: true }).tap(); // tap 2
+      await page.waitForURL(
+        (u) => u.searchParams.get('id') !== first && u.pathname.startsWith('/tasks/view'),
+      );
+      await state(page).and(page.locator('[data-state="succeeded"]')).waitFor();
+      await page.getByTestId('log').getByText('Linux', { exact: true }).waitFor();
       expect((await admin.get('/api/v1/tasks')).json.items.length).toBe(before + 1);
       await expectPhoneFriendly(page);
       await screenshot(page, 'task', 'phone');

@@ -134,6 +134,14 @@ export interface NewEnvironment {
   resources?: { cpu?: number; memoryMb?: number; pids?: number };
 }
 
+/** A task runs in an environment of yours (`environmentId`) or in one made for it (destroyed after unless `keep`). */
+export interface NewTask {
+  command: string[];
+  timeoutSeconds?: number;
+  environmentId?: string;
+  environment?: NewEnvironment & { keep?: boolean };
+}
+
 export interface EnvironmentEvent {
   id: string;
   at: string;
@@ -334,7 +342,7 @@ export const api = {
       request<Page<Task>>('GET', `/tasks${pageQuery(opts)}`),
     get: (id: string) => request<{ task: Task }>('GET', `/tasks/${encodeURIComponent(id)}`),
     /** `key` makes a retried launch (double tap, flaky network) return the same task instead of a second one. */
-    create: (body: { command: string[]; timeoutSeconds?: number }, key: string) =>
+    create: (body: NewTask, key: string) =>
       request<{ task: Task }>('POST', '/tasks', body, { 'idempotency-key': key }),
     cancel: (id: string) =>
       request<{ task: Task; changed: boolean }>('POST', `/tasks/${encodeURIComponent(id)}/cancel`),

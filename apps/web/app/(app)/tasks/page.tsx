@@ -4,14 +4,22 @@ import Link from 'next/link';
 import { useRouter } from 'next/navigation';
 import { useEffect, useState, type FormEvent } from 'react';
 import { ConfirmDialog } from '@/components/confirm';
+import {
+  EnvPicker,
+  choiceBody,
+  useEnvChoice,
+  useReadyEnvironments,
+  type EnvChoice,
+} from '@/components/env-picker';
 import { LoadMore } from '@/components/load-more';
 import { Empty, ErrorNotice, Loadable } from '@/components/status';
 import { StateBadge, formatDuration, taskDuration } from '@/components/task-ui';
-import { ApiError, api, newIdempotencyKey, toApiError, type Task } from '@/lib/api';
+import { ApiError, api, newIdempotencyKey, toApiError, type Environment, type Task } from '@/lib/api';
 import { joinCommand, splitCommand } from '@/lib/argv';
 import { relative } from '@/lib/format';
 import { useLive } from '@/lib/live';
 import { useSession } from '@/lib/session';
+import type { Loaded } from '@/lib/use-api';
 import { usePagedList } from '@/lib/use-paged';
 
 /** Launches a task and opens its page. One idempotency key per intent, so a double tap runs it once. */
@@ -20,11 +28,11 @@ function useLaunch() {
   const { expired } = useSession();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
-  async function launch(argv: string[], key: string) {
+  async function launch(argv: string[], where: EnvChoice, key: string) {
     setBusy(true);
     setError(null);
     try {
-      const { task } = await api.tasks.create({ command: argv }, key);
+      const { task } = await api.tasks.create({ command: argv, ...choiceBody(where) }, key);
       router.push(`/tasks/view?id=${task.id}`);
     } catch (err) {
       const e = toApiError(err);
@@ -36,9 +44,10 @@ function useLaunch() {
   return { busy, error, setError, launch };
 }
 
-function LaunchForm() {
+function LaunchForm({ ready }: { ready: Loaded<Environment[]> }) {
   const [line, setLine] = useState('');
   const [key, setKey] = useState(newIdempotencyKey);
+  const where = useEnvChoice(ready);
   const { busy, error, setError, launch } = useLaunch();
 
   function submit(e: FormEvent) {
@@ -48,7 +57,7 @@ function LaunchForm() {
       setError(new ApiError(400, 'bad_command', r.error, 'close the quote, or escape it with a backslash'));
       return;
     }
-    void launch(r.argv, key);
+    if (where.choice) void launch(r.argv, where.choice, key);
   }
 
   return (
@@ -72,7 +81,7 @@ function LaunchForm() {
             }}
           />
         </label>
-        <button type="submit" className="btn btn-primary" disabled={busy || !line.trim()}>
+        <button type="submit" className="btn btn-primary" disabled={busy || !line.trim() || !where.choice}>
           {busy ? 'Starting…' : 'Run'}
         </button>
       </div>
@@ -80,6 +89,7 @@ function LaunchForm() {
         Runs the program directly with its arguments (quotes work as in a shell). For pipes or{' '}
         <code>&amp;&amp;</code>, run a shell: <code>sh -c &apos;make &amp;&amp; make test&apos;</code>.
       </p>
+      <EnvPicker ready={ready} state={where} onChange={() => setKey(newIdempotencyKey())} idPrefix="launch" />
     </form>
   );
 }
@@ -125,20 +135,27 @@ export default function TasksPage() {
   const paged = usePagedList((cursor) => api.tasks.list({ limit: 50, cursor }), 'tasks');
   const [again, setAgain] = useState<{ task: Task; key: string } | null>(null);
   const launch = useLaunch();
+  const ready = useReadyEnvironments();
+  const againWhere = useEnvChoice(ready);
   const items = paged.list.data?.items ?? [];
   const now = useNow(items.some((t) => !t.finishedAt));
 
   // A change for a task on screen: fetch it again (state, exit code, times). A task started
-  // elsewhere (CLI, another tab) joins the end of the list once every page is loaded.
+  // elsewhere (CLI, another tab) joins the end of the list once every page is loaded. An
+  // environment that changes may join or leave the ready ones the picker offers.
   const { connected } = useLive(
     (c) => {
+      if (c.kind === 'environment') ready.reload();
       if (c.kind !== 'task') return;
       api.tasks.get(c.id).then(
         ({ task }) => paged.append(task),
         () => undefined,
       );
     },
-    () => paged.list.reload(),
+    () => {
+      paged.list.reload();
+      ready.reload();
+    },
   );
 
   return (
@@ -152,7 +169,7 @@ export default function TasksPage() {
           </span>
         </p>
       </div>
-      <LaunchForm />
+      <LaunchForm ready={ready} />
       <section className="stack" aria-labelledby="tasks-h">
         <h2 id="tasks-h">Your tasks</h2>
         <Loadable state={paged.list} onRetry={paged.list.reload}>
@@ -186,6 +203,7 @@ export default function TasksPage() {
                         now={now}
                         onRunAgain={() => {
                           launch.setError(null);
+                          againWhere.reset(t.environmentId);
                           setAgain({ task: t, key: newIdempotencyKey() });
                         }}
                       />
@@ -205,11 +223,21 @@ export default function TasksPage() {
         confirmLabel="Run"
         busy={launch.busy}
         onCancel={() => setAgain(null)}
-        onConfirm={() => again && void launch.launch(again.task.command, again.key)}
+        onConfirm={() =>
+          again && againWhere.choice && void launch.launch(again.task.command, againWhere.choice, again.key)
+        }
       >
         <p>
           <code className="code-block">{again ? joinCommand(again.task.command) : ''}</code>
         </p>
+        {again ? (
+          <EnvPicker
+            ready={ready}
+            state={againWhere}
+            onChange={() => setAgain({ ...again, key: newIdempotencyKey() })}
+            idPrefix="again"
+          />
+        ) : null}
         {launch.error ? <ErrorNotice error={launch.error} /> : null}
       </ConfirmDialog>
     </div>
