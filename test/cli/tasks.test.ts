@@ -200,3 +200,27 @@ describe('berth debug task', () => {
     expect(await readFile(join(root, 'README.txt'), 'utf8')).toContain('gateway log');
   });
 });
+
+describe('berth run against a server without the fake provider', () => {
+  let plain: TestServer;
+  let plainEnv: Record<string, string>;
+  beforeAll(async () => {
+    plain = await startTestServer(); // BERTH_PROVIDERS defaults to local
+    const admin = new Client(plain.url);
+    await admin.login(ADMIN.email, ADMIN.password);
+    const carol = await memberClient(plain, admin, 'carol-cli@example.com');
+    plainEnv = { HOME: dir, BERTH_URL: plain.url, BERTH_TOKEN: carol.token! };
+  });
+  afterAll(async () => {
+    await plain?.stop();
+  });
+
+  it('a command without --env or --provider is refused with the way to name an environment', async () => {
+    const r = await runCli(['run', '--', 'echo', 'hi'], plainEnv);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('error: a task runs in an environment');
+    expect(r.stderr).toContain('hint: CLI: berth run --env NAME -- CMD');
+    expect(r.stderr).toContain('berth run --provider local -- CMD');
+    expect(r.code).not.toBe(0);
+  });
+});
