@@ -221,6 +221,6 @@ describe('berth run against a server without the fake provider', () => {
     expect(r.stderr).toContain('error: a task runs in an environment');
     expect(r.stderr).toContain('hint: CLI: berth run --env NAME -- CMD');
     expect(r.stderr).toContain('berth run --provider local -- CMD');
-    expect(r.code).not.toBe(0);
+    expect(r.code).toBe(1);
   });
 });
