@@ -62,6 +62,28 @@ export const ConfigSchema = z.object({
         .filter(Boolean),
     )
     .pipe(z.array(z.enum(['local', 'docker', 'modal', 'fake'])).min(1)),
+  /**
+   * Pre-started default-image environments per provider (`docker:2,local:1`), claimed by
+   * `POST /environments` requests that ask for nothing but the defaults. Empty: no pool.
+   */
+  warmPool: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      const out: Array<{ provider: string; size: number }> = [];
+      for (const part of v
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean)) {
+        const m = /^([a-z]+):(\d{1,2})$/.exec(part);
+        if (!m) {
+          ctx.addIssue({ code: 'custom', message: `"${part}" is not provider:size (e.g. docker:2)` });
+          return z.NEVER;
+        }
+        out.push({ provider: m[1]!, size: Number(m[2]) });
+      }
+      return out;
+    }),
   /** Docker provider: the base image (default: the one docker/base builds) and where gateway ports are published. */
   dockerBaseImage: z.string().min(1).optional(),
   dockerBindAddress: z.string().min(1).default('127.0.0.1'),
@@ -201,6 +223,7 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
       envMaxLifetimeHours: env.BERTH_ENV_MAX_LIFETIME_HOURS,
       envReapSeconds: env.BERTH_ENV_REAP_SECONDS,
       providers: env.BERTH_PROVIDERS,
+      warmPool: env.BERTH_WARM_POOL,
       dockerBaseImage: env.BERTH_DOCKER_BASE_IMAGE,
       modalTokenId: env.MODAL_TOKEN_ID,
       modalTokenSecret: env.MODAL_TOKEN_SECRET,
@@ -239,6 +262,12 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
       'create a token with `modal token new` and set both, or drop modal from BERTH_PROVIDERS',
     );
   }
+  const unpooled = c.warmPool.find((w) => !c.providers.includes(w.provider as (typeof c.providers)[number]));
+  if (unpooled)
+    throw new ConfigError(
+      `BERTH_WARM_POOL names provider ${unpooled.provider}, which is not in BERTH_PROVIDERS`,
+      'add it to BERTH_PROVIDERS or drop it from BERTH_WARM_POOL',
+    );
   if (c.taskDefaultTimeoutSeconds > c.taskMaxTimeoutSeconds) {
     throw new ConfigError(
       'BERTH_TASK_DEFAULT_TIMEOUT_SECONDS is above BERTH_TASK_MAX_TIMEOUT_SECONDS',

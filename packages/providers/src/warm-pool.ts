@@ -9,6 +9,8 @@ export interface WarmPoolOptions {
   /** Everything but the id; pool members are created from it (same image, limits, owner). */
   template: Omit<EnvironmentSpec, 'id'>;
   idPrefix?: string;
+  /** Member ids (default `<idPrefix>-<random>`); the control plane uses UUIDs so a member can become a row. */
+  newId?: () => string;
   /** Called when a background refill fails (the pool stays smaller until the next fill). */
   onError?: (err: unknown) => void;
 }
@@ -43,7 +45,7 @@ export class WarmPool {
     if (this.ready.length >= this.opts.size) return Promise.resolve();
     const run = async (): Promise<void> => {
       while (this.ready.length < this.opts.size) {
-        const id = `${this.opts.idPrefix ?? 'warm'}-${randomBytes(5).toString('hex')}`;
+        const id = this.opts.newId?.() ?? `${this.opts.idPrefix ?? 'warm'}-${randomBytes(5).toString('hex')}`;
         await this.opts.provider.create({ ...this.opts.template, id });
         this.ready.push(id);
       }
@@ -59,19 +61,33 @@ export class WarmPool {
   async claim(id: string): Promise<Claim | undefined> {
     const existing = this.claimed.get(id);
     if (existing) return { id, backingId: existing, info: await this.opts.provider.inspect(existing) };
+    const taken = await this.take();
+    if (!taken) return undefined;
+    this.claimed.set(id, taken.id);
+    return { id, backingId: taken.id, info: taken.info };
+  }
+
+  /**
+   * Hands out a ready member under its own id (the caller adopts that id) and refills in the
+   * background; undefined when none is ready. `giveBack` returns one the caller could not use.
+   */
+  async take(): Promise<{ id: string; info: EnvironmentInfo } | undefined> {
     for (;;) {
-      const backingId = this.ready.shift();
-      if (!backingId) return undefined;
-      const info = await this.opts.provider.inspect(backingId);
+      const id = this.ready.shift();
+      if (!id) return undefined;
+      const info = await this.opts.provider.inspect(id);
       if (info.state !== 'ready') {
         // Died while waiting in the pool: drop it and try the next one.
-        await this.opts.provider.destroy(backingId);
+        await this.opts.provider.destroy(id).catch((err: unknown) => this.opts.onError?.(err));
         continue;
       }
-      this.claimed.set(id, backingId);
       this.fill().catch((err: unknown) => this.opts.onError?.(err));
-      return { id, backingId, info };
+      return { id, info };
     }
+  }
+
+  giveBack(id: string): void {
+    this.ready.unshift(id);
   }
 
   /** The provider-side id behind an environment id (itself when it was not claimed from the pool). */

@@ -8,6 +8,7 @@ import { EnvironmentsRepository } from './environments.repository.js';
 import { EnvironmentsService } from './environments.service.js';
 import { PROVIDERS, type ProviderRegistry } from './providers.js';
 import { QueueEnvironmentJobs } from './queue-environment-jobs.js';
+import { WarmPools } from './warm-pools.js';
 
 @Module({})
 export class EnvironmentsModule {
@@ -24,6 +25,7 @@ export class EnvironmentsModule {
         EnvironmentsService,
         EnvironmentWorkersService,
         GatewaySessions,
+        WarmPools,
       ],
       exports: [EnvironmentsRepository, PROVIDERS, GatewaySessions],
     };

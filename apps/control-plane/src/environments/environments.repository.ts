@@ -52,12 +52,13 @@ export class EnvironmentsRepository {
   /** Undefined when the owner already has a live environment of that name. */
   async insert(
     q: Queryable,
-    e: { ownerId: string; name: string; provider: string; spec: unknown; specHash: string },
+    e: { ownerId: string; name: string; provider: string; spec: unknown; specHash: string; id?: string },
   ): Promise<EnvironmentRow | undefined> {
     const { rows } = await q.query<EnvironmentRow>(
-      `INSERT INTO environments (owner_id, name, provider, spec, spec_hash)
-       VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING ${COLUMNS}`,
-      [e.ownerId, e.name, e.provider, JSON.stringify(e.spec), e.specHash],
+      `INSERT INTO environments (id, owner_id, name, provider, spec, spec_hash)
+       VALUES (COALESCE($6::uuid, gen_random_uuid()), $1, $2, $3, $4, $5)
+       ON CONFLICT DO NOTHING RETURNING ${COLUMNS}`,
+      [e.ownerId, e.name, e.provider, JSON.stringify(e.spec), e.specHash, e.id ?? null],
     );
     return rows[0];
   }

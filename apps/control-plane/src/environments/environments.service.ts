@@ -14,6 +14,7 @@ import {
   type EnvironmentState,
 } from './environments.repository.js';
 import { toEnvironmentDto, toEventDto, type CreateEnvironmentBody, type EnvironmentDto } from './dto.js';
+import { WarmPools } from './warm-pools.js';
 
 /** Which states each user action may start from; anything else is a 409 saying why. */
 const ALLOWED: Record<'stop' | 'start' | 'destroy', EnvironmentState[]> = {
@@ -34,6 +35,7 @@ export class EnvironmentsService {
     @Inject(EnvironmentJobs) private readonly jobs: EnvironmentJobs,
     @Inject(CONFIG) private readonly config: Config,
     @Inject(QuotasService) private readonly quotas: QuotasService,
+    @Inject(WarmPools) private readonly warm: WarmPools,
   ) {}
 
   /** With `tx`, inside the caller's transaction (a task that brings its own environment). */
@@ -74,8 +76,67 @@ export class EnvironmentsService {
       await this.jobs.enqueue(tx, 'environment.provision', created.id);
       return created;
     };
+    // Inside a caller's transaction a claimed member could be lost to its rollback: no pool there.
+    const claimed = tx ? undefined : await this.claimWarm(ctx, provider, name, checked);
+    if (claimed) return toEnvironmentDto(claimed);
     const row = tx ? await insert(tx) : await transaction(this.db, insert);
     return toEnvironmentDto(row);
+  }
+
+  /**
+   * A pre-started member of the warm pool becomes this environment (its id is the member's):
+   * the row is inserted already ready, with no provisioning job. Undefined when the request
+   * asks for more than the default image or the pool is empty; the caller then provisions.
+   */
+  private async claimWarm(
+    ctx: AuthContext,
+    provider: string,
+    name: string,
+    spec: Record<string, unknown>,
+  ): Promise<EnvironmentRow | undefined> {
+    const member = await this.warm.take(provider, spec);
+    if (!member) return undefined;
+    try {
+      return await transaction(this.db, async (tx) => {
+        await this.quotas.admitEnvironment(tx, ctx.userId, {
+          cpus: this.config.envDefaultCpus,
+          memoryMb: this.config.envDefaultMemoryMb,
+        });
+        const created = await this.envs.insert(tx, {
+          id: member.id,
+          ownerId: ctx.userId,
+          name,
+          provider,
+          spec,
+          specHash: specHash(spec),
+        });
+        if (!created)
+          throw new ApiError(
+            409,
+            'name_taken',
+            `you already have an environment named ${name}`,
+            'choose another name, or destroy that one first',
+          );
+        await this.envs.addEvent(tx, created.id, 'created', `environment created (provider ${provider})`);
+        const ready = await this.envs.setState(tx, created.id, 'ready', {
+          gatewayUrl: member.info.gatewayUrl,
+          node: member.info.node,
+        });
+        await this.envs.addEvent(
+          tx,
+          created.id,
+          'ready',
+          `ready on ${member.info.node} (from the warm pool)`,
+          {
+            gatewayUrl: member.info.gatewayUrl,
+          },
+        );
+        return ready;
+      });
+    } catch (err) {
+      this.warm.giveBack(provider, member.id);
+      throw err;
+    }
   }
 
   async list(
