@@ -136,6 +136,7 @@ describe('web app: tasks (launch, live status, log, timeline)', { timeout: 180_0
       expect(log).toContain('Linux');
       expect(log).toContain('line 1');
       expect((await admin.get(`/api/v1/tasks/${id}`)).json.task.environmentId).toBe(workId);
+      expect(await page.getByTestId('task-env').getAttribute('href')).toBe(`/environments/view?id=${workId}`);
 
       await page.getByRole('searchbox', { name: 'Search the output' }).fill('line 3');
       await page.getByTestId('log-matches').waitFor();

@@ -259,6 +259,16 @@ function TaskDetail({ id }: { id: string }) {
               <dd>{formatDateTime(t.finishedAt, 'not yet')}</dd>
               <dt>Duration</dt>
               <dd>{t.startedAt ? formatDuration(taskDuration(t, now)) : '—'}</dd>
+              {t.environmentId ? (
+                <>
+                  <dt>Environment</dt>
+                  <dd>
+                    <Link href={`/environments/view?id=${t.environmentId}`} data-testid="task-env">
+                      <code>{t.environmentId.slice(0, 8)}</code>
+                    </Link>
+                  </dd>
+                </>
+              ) : null}
               {t.node ? (
                 <>
                   <dt>Node</dt>
