@@ -40,6 +40,34 @@ const NO_BWRAP =
 const WITH_BWRAP =
   'bubblewrap: read-only host filesystem, writable environment directory, own pid/ipc/uts namespaces; network is shared with the host, so this is confinement, not a strong security boundary';
 
+/**
+ * What a local environment inherits from the control plane's process: enough to run programs and
+ * nothing else. The control plane's own settings (DATABASE_URL, admin password, Modal and Vault
+ * tokens) must never be readable by a task or a terminal.
+ */
+const INHERITED = [
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'LANG',
+  'LANGUAGE',
+  'LC_ALL',
+  'LC_CTYPE',
+  'TZ',
+  'TMPDIR',
+];
+
+function hostEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of INHERITED) {
+    const v = process.env[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
+
 /** The embedded default: the gateway as a child process per environment, no Docker needed. */
 export class LocalProvider implements EnvironmentProvider {
   readonly name = 'local';
@@ -160,7 +188,7 @@ export class LocalProvider implements EnvironmentProvider {
       detached: true,
       stdio: ['ignore', fd, fd],
       env: {
-        ...process.env,
+        ...hostEnv(),
         ...meta.spec.env,
         BERTH_GATEWAY_CONFIG: JSON.stringify(config),
         NODE_PATH: this.nodePath(),
