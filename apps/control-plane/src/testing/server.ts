@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,10 +58,37 @@ export async function startTestServer(
     logs,
     async stop() {
       await server.close();
+      // Leak check: a local environment a test did not destroy leaves its gateway running.
+      const leaked = killProcessesUnder(dataDir);
+      if (leaked.length)
+        console.warn(
+          `startTestServer: killed ${leaked.length} leftover process(es) of ${dataDir}: ${leaked.join(', ')}`,
+        );
       await db.drop();
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** SIGKILLs every process whose command line names `dir` (gateways of local environments). */
+function killProcessesUnder(dir: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(dir)) pids.push(Number(name));
+    } catch {
+      // exited while we looked
+    }
+  }
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  return pids;
 }
 
 /** A small client that keeps cookies like a browser and speaks JSON. */
