@@ -154,7 +154,10 @@ export class LocalProvider implements EnvironmentProvider {
         ownerId: spec.ownerId,
         ...(spec.installation ? { installation: spec.installation } : {}),
         desired: 'stopped',
-        spec,
+        // The repo token was for the clone only: meta.json is on disk and must not keep it.
+        spec: spec.repo
+          ? { ...spec, repo: { url: spec.repo.url, ...(spec.repo.ref ? { ref: spec.repo.ref } : {}) } }
+          : spec,
       };
       await this.writeMeta(meta);
     } catch (err) {

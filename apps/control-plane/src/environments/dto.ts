@@ -13,6 +13,14 @@ export const CreateEnvironmentBody = z.strictObject({
     .strictObject({
       url: z.string().min(1).max(2048),
       ref: z.string().min(1).max(255).optional(),
+      /**
+       * The env name of one of the user's secret references (`/api/v1/secrets/refs`): read from
+       * their Vault at clone time for that clone only. The name is stored, never the value.
+       */
+      tokenSecret: z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, { message: 'must be the env name of a secret reference' })
+        .optional(),
     })
     .optional(),
   /** Contents of a berth.yaml (setup commands etc.). */

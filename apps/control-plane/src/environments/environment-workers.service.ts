@@ -49,6 +49,7 @@ export class EnvironmentWorkersService implements OnApplicationBootstrap, Before
       maxLifetimeHours: this.config.envMaxLifetimeHours,
       reapSeconds: this.config.envReapSeconds,
       attachedClients: (env) => this.terminals.attachedClients(env),
+      signWorkload: async (r) => (await this.identity.signWorkloadIdentity(r)).token,
     });
   }
 

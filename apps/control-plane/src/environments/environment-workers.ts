@@ -6,6 +6,7 @@ import type { ProviderRegistry } from './providers.js';
 import { EnvironmentReaper } from './reaper.js';
 import type { EnvironmentRow } from './environments.repository.js';
 import { QueueEnvironmentJobs } from './queue-environment-jobs.js';
+import type { SignWorkload } from './repo-token.js';
 
 export interface EnvironmentWorkersOptions {
   pool: Pool;
@@ -20,6 +21,7 @@ export interface EnvironmentWorkersOptions {
   maxLifetimeHours: number;
   reapSeconds: number;
   attachedClients: (env: EnvironmentRow) => Promise<number>;
+  signWorkload?: SignWorkload;
 }
 
 /** Lifecycle jobs get their own pool: a slow image build never delays a task, nor the reverse. */
@@ -41,6 +43,7 @@ export async function startEnvironmentWorkers(
       dataDir: opts.dataDir,
       logger: opts.logger,
       ...(installation ? { installation } : {}),
+      ...(opts.signWorkload ? { signWorkload: opts.signWorkload } : {}),
     }),
     concurrency: opts.concurrency ?? 4,
     logger: opts.logger,

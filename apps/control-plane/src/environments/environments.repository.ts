@@ -237,6 +237,25 @@ export class EnvironmentsRepository {
   }
 
   /** Ids of environments of a provider that should exist there (not destroyed). */
+  /** The owner's Vault settings and the secret reference named `envName`, for a repo token. */
+  async secretSource(
+    ownerId: string,
+    envName: string,
+  ): Promise<{ settings: SecretSettingsRow | undefined; ref: SecretRefRow | undefined }> {
+    const [settings, ref] = await Promise.all([
+      this.db.query<SecretSettingsRow>(
+        `SELECT vault_address, auth_mount, role, audience, namespace, ca_cert, kv_mount
+         FROM secret_settings WHERE user_id = $1`,
+        [ownerId],
+      ),
+      this.db.query<SecretRefRow>(
+        `SELECT env_name, path, key, mount FROM secret_refs WHERE user_id = $1 AND env_name = $2`,
+        [ownerId, envName],
+      ),
+    ]);
+    return { settings: settings.rows[0], ref: ref.rows[0] };
+  }
+
   async installationId(): Promise<string | undefined> {
     const { rows } = await this.db.query<{ value: string }>(
       `SELECT value FROM metadata WHERE key = 'installation_id'`,
@@ -253,4 +272,21 @@ export class EnvironmentsRepository {
     );
     return new Map(rows.map((r) => [r.id, { state: r.state, node: r.node }]));
   }
+}
+
+export interface SecretSettingsRow {
+  vault_address: string;
+  auth_mount: string;
+  role: string;
+  audience: string;
+  namespace: string | null;
+  ca_cert: string | null;
+  kv_mount: string;
+}
+
+export interface SecretRefRow {
+  env_name: string;
+  path: string;
+  key: string;
+  mount: string | null;
 }

@@ -3,6 +3,7 @@ import { ProviderError, type EnvironmentProvider } from '@berth/providers';
 import type { EnvironmentJobCatalog, EnvironmentSpec } from '@berth/protocol';
 import type { EnvironmentsRepository, EnvironmentRow } from './environments.repository.js';
 import type { ProviderRegistry } from './providers.js';
+import { resolveRepoToken, type SignWorkload } from './repo-token.js';
 import { removeBuildContext, toProviderSpec, writeBuildContext, type StoredSpec } from './spec.js';
 
 export interface LifecycleDeps {
@@ -15,6 +16,8 @@ export interface LifecycleDeps {
   logger: QueueLogger;
   /** This installation's id (metadata), labelled on what providers create so only we reap it. */
   installation?: string;
+  /** For `repo.tokenSecret`: a workload identity for the owner's Vault (absent: such repos fail). */
+  signWorkload?: SignWorkload;
 }
 
 const MAX_PROGRESS_EVENTS = 500;
@@ -156,19 +159,34 @@ export function environmentJobHandlers(deps: LifecycleDeps): JobHandlers<typeof 
         let events = 0;
         const spec = env.spec as StoredSpec;
         const buildContext = await writeBuildContext(deps.dataDir, env.id, spec);
-        const result = await provider.create(
-          toProviderSpec(env.id, env.owner_id, spec, deps.gateway(), buildContext, deps.installation),
-          {
-            onProgress: (p) => {
-              events += 1;
-              if (events > MAX_PROGRESS_EVENTS) return;
-              const step = p.step ? ` [${p.step.index}/${p.step.total}]` : '';
-              const message =
-                events === MAX_PROGRESS_EVENTS ? '… further output omitted' : `${p.message}${step}`;
-              envs.addEvent(deps.pool, env.id, p.phase, message.slice(0, 2000)).catch(() => undefined);
-            },
-          },
+        const providerSpec = toProviderSpec(
+          env.id,
+          env.owner_id,
+          spec,
+          deps.gateway(),
+          buildContext,
+          deps.installation,
         );
+        if (spec.repo?.tokenSecret && providerSpec.repo) {
+          await envs.addEvent(
+            deps.pool,
+            env.id,
+            'clone',
+            `reading the repository token ${spec.repo.tokenSecret} from your Vault`,
+          );
+          // Lives in this call only: the provider uses it for the clone, nothing stores it.
+          providerSpec.repo.token = await resolveRepoToken(deps, env, spec.repo.tokenSecret);
+        }
+        const result = await provider.create(providerSpec, {
+          onProgress: (p) => {
+            events += 1;
+            if (events > MAX_PROGRESS_EVENTS) return;
+            const step = p.step ? ` [${p.step.index}/${p.step.total}]` : '';
+            const message =
+              events === MAX_PROGRESS_EVENTS ? '… further output omitted' : `${p.message}${step}`;
+            envs.addEvent(deps.pool, env.id, p.phase, message.slice(0, 2000)).catch(() => undefined);
+          },
+        });
         if (result.state !== 'ready' || !result.gatewayUrl)
           throw new ProviderError(
             'not_ready',
