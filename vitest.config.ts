@@ -10,7 +10,7 @@ export default defineConfig({
       'test/**/*.test.ts',
       'bench/**/*.test.ts',
     ],
-    exclude: ['**/node_modules/**', 'apps/web/**', 'test/e2e/**'],
+    exclude: ['**/node_modules/**', 'apps/web/**', 'test/e2e/**', 'bench/.peers/**'],
     globalSetup: ['packages/db/src/testing/global-setup.ts'],
     pool: 'forks',
     testTimeout: 60_000,
