@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -198,6 +198,30 @@ describe('berth debug task', () => {
       /^queued +\|.*\n^provisioning +\|.*\n^  env provisioning +\|[ █]+\| +\d+\.\ds\n^running/m,
     );
     expect(await readFile(join(root, 'README.txt'), 'utf8')).toContain('gateway log');
+  });
+
+  it('includes the gateway log when the environment is still running', async () => {
+    const r = await runCli(['run', '--provider', 'local', '--keep', '--', 'true'], aliceEnv);
+    expect(r.code).toBe(0);
+    const id = r.stderr.match(/task ([0-9a-f-]{36})/)![1]!;
+    const out = join(dir, 'kept.tar.gz');
+    expect((await runCli(['debug', 'task', id, '-o', out], aliceEnv)).code).toBe(0);
+    const sub = join(dir, 'kept');
+    await mkdir(sub, { recursive: true });
+    expect(spawnSync('tar', ['-xzf', out, '-C', sub]).status).toBe(0);
+    const root = join(sub, `berth-task-${id}`);
+    const log = await readFile(join(root, 'gateway.log'), 'utf8');
+    expect(log).toContain('gateway listening');
+    expect(log).toContain(id); // what the gateway did for this task
+    expect(await readFile(join(root, 'README.txt'), 'utf8')).toContain(
+      "gateway.log       the end of the environment gateway's own log",
+    );
+    const envId = JSON.parse(await readFile(join(root, 'task.json'), 'utf8')).environmentId as string;
+    await alice.del(`/api/v1/environments/${envId}`);
+    await waiter.until(
+      () => alice.get(`/api/v1/environments/${envId}`),
+      (x) => x.json.environment.state === 'destroyed',
+    );
   });
 });
 

@@ -64,7 +64,12 @@ async function fullOutput(target: ApiTarget, id: string): Promise<Buffer> {
 interface DebugBundle {
   task: TaskDto;
   timeline: TaskEventDto[];
-  environment: { record: unknown; events: unknown; inspect: unknown } | null;
+  environment: {
+    record: unknown;
+    events: unknown;
+    inspect: unknown;
+    gatewayLog?: string | { error: string } | null;
+  } | null;
   generatedAt: string;
 }
 
@@ -105,8 +110,12 @@ export function debugCommands(program: Command, ctx: Ctx): void {
                   ]
                 : ['(the task ran without an environment)']),
               '',
-              'Not included: the gateway log inside the environment (no API serves it yet). For a',
-              'local environment it is <data dir>/local/<environment id>/gateway.log on the server.',
+              ...(typeof b.environment?.gatewayLog === 'string'
+                ? ["gateway.log       the end of the environment gateway's own log (256 KiB at most)"]
+                : [
+                    'Not included: the gateway log (the environment is not running, or its gateway',
+                    `did not answer${b.environment?.gatewayLog && typeof b.environment.gatewayLog === 'object' ? `: ${b.environment.gatewayLog.error}` : ''}).`,
+                  ]),
               '',
             ].join('\n'),
           ),
@@ -125,6 +134,9 @@ export function debugCommands(program: Command, ctx: Ctx): void {
                 data: json({ record: b.environment.record, inspect: b.environment.inspect }),
               },
               { name: `${dir}/environment-events.json`, data: json(b.environment.events) },
+              ...(typeof b.environment.gatewayLog === 'string'
+                ? [{ name: `${dir}/gateway.log`, data: Buffer.from(b.environment.gatewayLog) }]
+                : []),
             ]
           : []),
       ];

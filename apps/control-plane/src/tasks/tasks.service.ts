@@ -39,6 +39,8 @@ import {
   type TaskEventDto,
 } from './dto.js';
 import { QuotasService } from '../quotas/quotas.service.js';
+import { IdentityService } from '../identity/identity.service.js';
+import { execToken } from '../worker/gateway-runner.js';
 
 export const TASK_LIMITS = Symbol('TASK_LIMITS');
 export interface TaskLimits {
@@ -73,6 +75,7 @@ export class TasksService implements OnModuleInit {
     @Inject(LiveService) private readonly live: LiveService,
     @Inject(PROVIDERS) private readonly providers: ProviderRegistry,
     @Inject(QuotasService) private readonly quotas: QuotasService,
+    @Inject(IdentityService) private readonly identity: IdentityService,
   ) {}
 
   onModuleInit(): void {
@@ -266,6 +269,23 @@ export class TasksService implements OnModuleInit {
               return provider.inspect(envId);
             })
           : null,
+        // The gateway's own log, read with a task-scoped exec token like the workers use.
+        gatewayLog:
+          owned && record.gatewayUrl && record.state === 'ready'
+            ? await part(async () => {
+                const token = await execToken(this.identity, {
+                  environmentId: envId,
+                  ownerId: ctx.userId,
+                  taskId: id,
+                });
+                const res = await fetch(`${record.gatewayUrl}/exec/tasks/${id}/log`, {
+                  headers: { authorization: `Bearer ${token}` },
+                  signal: AbortSignal.timeout(10_000),
+                });
+                if (!res.ok) throw new Error(`gateway answered ${res.status}`);
+                return await res.text();
+              })
+            : null,
       };
     }
     return { task, timeline, environment, generatedAt: this.clock.now().toISOString() };

@@ -1,4 +1,5 @@
 import { mkdirSync, readdirSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import {
@@ -31,7 +32,7 @@ const READ_BYTES = 256 * 1024;
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 // Task ids are the control plane's UUIDs; anything else is refused before it names a directory.
 const TASK_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const ROUTE = /^\/exec\/tasks\/([^/]+)\/(messages|output|ack)$/;
+const ROUTE = /^\/exec\/tasks\/([^/]+)\/(messages|output|ack|log)$/;
 // Secrets `berth run` sends for a launch; the token's sid is the launch id, never a task id.
 const LAUNCH_ROUTE = /^\/exec\/launches\/([^/]+)\/secrets$/;
 
@@ -171,6 +172,30 @@ export function createExecApi(
     sendJson(res, 200, { accepted: true });
   }
 
+  /**
+   * The end of the gateway's own log, for `berth debug task`: what the gateway saw while the
+   * task ran (secrets, restarts, lost processes). The environment has one owner, who may read it.
+   */
+  async function gatewayLog(res: ServerResponse): Promise<void> {
+    const max = 256 * 1024;
+    const f = await open(join(config.dataDir, 'gateway.log'), 'r').catch(() => undefined);
+    let text = '';
+    if (f) {
+      try {
+        const { size } = await f.stat();
+        const buf = Buffer.alloc(Math.min(size, max));
+        await f.read(buf, 0, buf.length, size - buf.length);
+        text = buf.toString('utf8');
+        // Start at a whole line when the tail was cut.
+        if (size > max) text = text.slice(text.indexOf('\n') + 1);
+      } finally {
+        await f.close();
+      }
+    }
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+    res.end(text);
+  }
+
   async function ack(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
     const body = ExecAckBody.safeParse(await readJson(req));
     if (!body.success) throw new HttpError(400, 'bad_request', 'offset must be a non-negative integer');
@@ -248,12 +273,13 @@ export function createExecApi(
         }
         if (!m) throw new HttpError(404, 'not_found', `no route ${req.method} ${url.pathname}`);
         const [, id, what] = m as unknown as [string, string, string];
-        const method = what === 'output' ? 'GET' : 'POST';
+        const method = what === 'output' || what === 'log' ? 'GET' : 'POST';
         if (req.method !== method) throw new HttpError(405, 'method_not_allowed', `use ${method}`);
         if (!TASK_ID.test(id)) throw new HttpError(404, 'unknown_task', 'task ids are UUIDs');
         await authorize(req, id);
         if (what === 'messages') return messages(req, res, id);
         if (what === 'ack') return ack(req, res, id);
+        if (what === 'log') return gatewayLog(res);
         return output(req, res, id, url);
       };
       run().catch((err: unknown) => {
