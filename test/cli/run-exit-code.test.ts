@@ -1,4 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -67,6 +68,52 @@ describe('berth run in a real environment', () => {
     const pipe = await runCli(['run', '--env', 'exit-code', '--', ...probe], aliceEnv);
     expect(pipe.stdout).toBe('pipe\n');
   });
+
+  it('50 MB of binary output arrives complete and in order through the CLI and the SSE follow stream', async () => {
+    const e = await alice.post('/api/v1/environments', { provider: 'local', name: 'big-output' });
+    const envId = e.json.environment.id as string;
+    const ready = await waiter.until(
+      () => alice.get(`/api/v1/environments/${envId}`),
+      (r) => ['ready', 'failed'].includes(r.json.environment.state as string),
+    );
+    expect(ready.json.environment.state).toBe('ready');
+    // The process keeps a copy of what it wrote, to compare with.
+    const child = spawn(
+      BERTH_BIN,
+      ['run', '--env', 'big-output', '--', 'sh', '-c', 'head -c 52428800 /dev/urandom | tee big.bin'],
+      { env: { PATH: process.env.PATH ?? '', ...aliceEnv }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    expect((await waitForExit(child)).code, err).toBe(0);
+    const written = await readFile(join(s.dataDir, 'local', 'envs', envId, 'workspace', 'big.bin'));
+    expect(written.length).toBe(52428800);
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const cli = Buffer.concat(out);
+    expect(cli.length).toBe(written.length);
+    expect(sha(cli)).toBe(sha(written));
+
+    // The same task's output over SSE (base64 frames), from the start.
+    const id = err.match(/task ([0-9a-f-]{36})/)![1]!;
+    const res = await fetch(`${s.url}/api/v1/tasks/${id}/logs?follow=1&encoding=base64`, {
+      headers: { authorization: `Bearer ${alice.token}` },
+    });
+    const parts: Buffer[] = [];
+    let ended = false;
+    for (const block of (await res.text()).split('\n\n')) {
+      const data = block.split('\n').find((l) => l.startsWith('data: '));
+      if (block.includes('event: end')) ended = true;
+      if (!block.includes('event: output') || !data) continue;
+      parts.push(Buffer.from((JSON.parse(data.slice(6)) as { data: string }).data, 'base64'));
+    }
+    expect(ended).toBe(true);
+    const sse = Buffer.concat(parts);
+    expect(sse.length).toBe(written.length);
+    expect(sha(sse)).toBe(sha(written));
+    await alice.del(`/api/v1/environments/${envId}`);
+  }, 180_000);
 
   it('a dropped connection while following is resumed from the last byte: nothing lost, nothing twice', async () => {
     // Between the CLI and the server: a proxy that can cut every open connection.
