@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { EnvironmentInfo, EnvironmentSpec, GatewayConfigInput } from '@berth/protocol';
 import { assertBundle, defaultGatewayAssets, type GatewayAssets } from './assets.js';
 import { readContextConfig } from './config-files.js';
@@ -299,6 +299,8 @@ export class LocalProvider implements EnvironmentProvider {
         '/proc',
         '--tmpfs',
         '/tmp',
+        // A private /tmp must not hide what the gateway runs from (a checkout under /tmp).
+        ...this.assetDirs().flatMap((d) => ['--ro-bind', d, d]),
         '--bind',
         dir,
         dir,
@@ -309,6 +311,12 @@ export class LocalProvider implements EnvironmentProvider {
         ...argv,
       ],
     ];
+  }
+
+  /** Directories holding the node binary, the gateway bundle and node-pty, outermost only. */
+  private assetDirs(): string[] {
+    const dirs = [dirname(this.assets.node), dirname(this.assets.bundle), this.nodePath()].sort();
+    return dirs.filter((d, i) => !dirs.slice(0, i).some((p) => d === p || d.startsWith(`${p}/`)));
   }
 
   private killGroup(pid: number, sig: NodeJS.Signals): void {
