@@ -177,6 +177,8 @@ export function environmentJobHandlers(deps: LifecycleDeps): JobHandlers<typeof 
           // Lives in this call only: the provider uses it for the clone, nothing stores it.
           providerSpec.repo.token = await resolveRepoToken(deps, env, spec.repo.tokenSecret);
         }
+        // Progress events are written one after another, in the order the provider reports them.
+        let written: Promise<unknown> = Promise.resolve();
         const result = await provider.create(providerSpec, {
           onProgress: (p) => {
             events += 1;
@@ -184,9 +186,12 @@ export function environmentJobHandlers(deps: LifecycleDeps): JobHandlers<typeof 
             const step = p.step ? ` [${p.step.index}/${p.step.total}]` : '';
             const message =
               events === MAX_PROGRESS_EVENTS ? '… further output omitted' : `${p.message}${step}`;
-            envs.addEvent(deps.pool, env.id, p.phase, message.slice(0, 2000)).catch(() => undefined);
+            written = written
+              .then(() => envs.addEvent(deps.pool, env.id, p.phase, message.slice(0, 2000)))
+              .catch(() => undefined);
           },
         });
+        await written;
         if (result.state !== 'ready' || !result.gatewayUrl)
           throw new ProviderError(
             'not_ready',
