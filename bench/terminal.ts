@@ -13,11 +13,9 @@
  * wetty is installed at run time into bench/.peers (never part of the root install); if that or
  * starting it fails, its entry says why instead of holding numbers.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +24,8 @@ import * as pty from 'node-pty';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { connectTerminal, type TerminalClient } from '@berth/terminal';
 import { nodeSocketFactory } from '@berth/terminal/node';
+import { waitFor, withTimeout, type Conn, type Target } from './terminal-conn.js';
+import { wettyTarget } from './terminal-wetty.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -37,53 +37,11 @@ const BLOCK = quick ? 20 : 50;
 const WARMUP = quick ? 20 : 50;
 const TPUT_BYTES = quick ? 10_000_000 : 50_000_000;
 const TPUT_RUNS = quick ? 1 : 3;
-const WETTY_VERSION = '3.2.0';
-const STEP_TIMEOUT_MS = 180_000;
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 const peersDir = join(here, '.peers');
 const log = (line: string): void => void process.stderr.write(line + '\n');
-
-/** A terminal session on one target: bytes in, bytes out. */
-interface Conn {
-  write(data: string): void;
-  onData(fn: (chunk: Buffer | string) => void): void;
-  close(): void;
-}
-
-interface Target {
-  name: 'berth' | 'floor' | 'wetty';
-  /** A session running `sh <script>`. */
-  open(script: string): Promise<Conn>;
-  close(): Promise<void>;
-}
-
-function withTimeout<T>(p: Promise<T>, what: string, ms = STEP_TIMEOUT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>(
-      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms)),
-    ),
-  ]);
-}
-
-/** Resolves when the accumulated output contains `marker`. */
-function waitFor(conn: Conn, marker: string): Promise<void> {
-  return new Promise((resolve) => {
-    let seen = '';
-    let done = false;
-    conn.onData((chunk) => {
-      if (done) return;
-      seen = (seen + chunk.toString()).slice(-4096);
-      if (seen.includes(marker)) {
-        done = true;
-        resolve();
-      }
-    });
-  });
-}
 
 // ---------------------------------------------------------------- scripts run in each terminal
 
@@ -217,125 +175,6 @@ async function berthTarget(): Promise<Target> {
   };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function installWetty(): void {
-  const main = join(peersDir, 'node_modules/wetty/build/main.js');
-  if (existsSync(main)) return;
-  mkdirSync(peersDir, { recursive: true });
-  // Never committed, never part of the root install.
-  writeFileSync(join(peersDir, '.gitignore'), '*\n');
-  log(`installing wetty@${WETTY_VERSION} into bench/.peers …`);
-  const r = spawnSync(
-    'npm',
-    ['install', '--no-audit', '--no-fund', '--no-save', '--prefix', peersDir, `wetty@${WETTY_VERSION}`],
-    { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout: 600_000 },
-  );
-  if (r.status !== 0)
-    throw new Error(
-      `npm install wetty@${WETTY_VERSION} failed: ${(r.stderr || r.stdout || String(r.error)).trim().split('\n').slice(-3).join(' | ')}`,
-    );
-}
-
-async function wettyTarget(): Promise<Target> {
-  installWetty();
-  const port = await freePort();
-  // As root with the default ssh host "localhost", wetty runs the command itself (no ssh).
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      join(peersDir, 'node_modules/wetty/build/main.js'),
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--command',
-      '/bin/sh',
-    ],
-    {
-      cwd: scriptsDir,
-      env: { ...process.env, NODE_ENV: 'production' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
-  child.stdout?.resume();
-  const requirePeer = createRequire(join(peersDir, 'package.json'));
-  const { io } = requirePeer('socket.io-client') as typeof import('socket.io-client');
-  // Wait until it accepts HTTP.
-  await withTimeout(
-    (async () => {
-      for (;;) {
-        if (child.exitCode !== null)
-          throw new Error(`wetty exited (${child.exitCode}): ${stderr.trim().slice(-500)}`);
-        try {
-          await fetch(`http://127.0.0.1:${port}/`);
-          return;
-        } catch {
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-    })(),
-    'wetty start',
-    30_000,
-  );
-  const sockets = new Set<ReturnType<typeof io>>();
-  return {
-    name: 'wetty',
-    async open(script) {
-      const socket = io(`http://127.0.0.1:${port}`, {
-        path: '/socket.io',
-        transports: ['websocket'],
-        forceNew: true,
-        reconnection: false,
-      });
-      sockets.add(socket);
-      const fns: ((chunk: Buffer | string) => void)[] = [];
-      // wetty's own flow control: its PTY pauses past 2 MiB unless the client commits.
-      let uncommitted = 0;
-      socket.on('data', (data: string) => {
-        uncommitted += data.length;
-        if (uncommitted >= 262_144) {
-          socket.emit('commit', uncommitted);
-          uncommitted = 0;
-        }
-        for (const fn of fns) fn(data);
-      });
-      await withTimeout(
-        new Promise<void>((resolve) => socket.once('login', () => resolve())),
-        'wetty login',
-        30_000,
-      );
-      socket.emit('resize', { cols: 80, rows: 24 });
-      const conn: Conn = {
-        write: (data) => void socket.emit('input', data),
-        onData: (fn) => void fns.push(fn),
-        close: () => {
-          sockets.delete(socket);
-          socket.close();
-        },
-      };
-      conn.write(`exec sh ${script}\r`);
-      return conn;
-    },
-    async close() {
-      for (const s of sockets) s.close();
-      child.kill('SIGTERM');
-      await new Promise((resolve) => child.once('exit', resolve));
-    },
-  };
-}
-
 // --------------------------------------------------------------------------------- measuring
 
 interface EchoSession {
@@ -410,8 +249,12 @@ interface Metrics {
 async function main(): Promise<void> {
   const results: Record<string, Metrics | { error: string }> = {};
   const targets: Target[] = [];
-  for (const make of [berthTarget, floorTarget, wettyTarget]) {
-    const name = make === berthTarget ? 'berth' : make === floorTarget ? 'floor' : 'wetty';
+  const makers: Array<[Target['name'], () => Promise<Target>]> = [
+    ['berth', berthTarget],
+    ['floor', floorTarget],
+    ['wetty', () => wettyTarget(peersDir, scriptsDir)],
+  ];
+  for (const [name, make] of makers) {
     try {
       targets.push(await make());
     } catch (err) {
