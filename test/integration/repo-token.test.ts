@@ -27,21 +27,6 @@ import { EnvironmentsRepository } from '../../apps/control-plane/src/environment
 const run = promisify(execFile);
 const AUDIENCE = 'vault.test/berth-repo';
 
-async function killLocalGateways(dataDir: string): Promise<void> {
-  const envs = join(dataDir, 'local', 'envs');
-  for (const id of await readdir(envs).catch(() => [] as string[])) {
-    const meta = await readFile(join(envs, id, 'meta.json'), 'utf8').catch(() => undefined);
-    const pid = meta ? (JSON.parse(meta) as { pid?: number }).pid : undefined;
-    if (pid) {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-}
-
 /** Every file under `dir` as text, for "the token is nowhere" checks. */
 async function allText(dir: string): Promise<string> {
   const parts: string[] = [];
@@ -113,7 +98,6 @@ describe('a private repository cloned with a token from the owner’s Vault (FAK
   }, 120_000);
 
   afterAll(async () => {
-    if (s) await killLocalGateways(s.dataDir);
     live?.close();
     await git?.close();
     await root?.close();

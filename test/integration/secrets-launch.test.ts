@@ -43,21 +43,6 @@ async function settleEnv(c: Client, live: LiveWaiter, id: string, states: string
   return r.json.environment.state as string;
 }
 
-async function killLocalGateways(dataDir: string): Promise<void> {
-  const envs = join(dataDir, 'local', 'envs');
-  for (const id of await readdir(envs).catch(() => [] as string[])) {
-    const meta = await readFile(join(envs, id, 'meta.json'), 'utf8').catch(() => undefined);
-    const pid = meta ? (JSON.parse(meta) as { pid?: number }).pid : undefined;
-    if (pid) {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-}
-
 async function finished(c: Client, live: LiveWaiter, id: string): Promise<TaskJson> {
   return live.until(
     async () => {
@@ -213,7 +198,6 @@ describe('a task gets secrets from the owner’s Vault (FAKE Vault), through a l
   });
 
   afterAll(async () => {
-    if (s) await killLocalGateways(s.dataDir);
     live?.close();
     await root?.close();
     await vault?.close();

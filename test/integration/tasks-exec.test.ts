@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import { createTestDatabase, type TestDatabase } from '@berth/db/testing';
 import {
   ADMIN,
   Client,
+  killProcessesUnder,
   memberClient,
   startTestServer,
   type TestServer,
@@ -48,25 +49,6 @@ async function settleEnv(
     (x) => states.includes(x.json?.environment?.state as string),
   );
   return r.json.environment as { state: string };
-}
-
-/**
- * Kills the gateways of local environments under `dataDir` (they outlive the control plane on
- * purpose), for a test that failed before it could destroy them.
- */
-async function killLocalGateways(dataDir: string): Promise<void> {
-  const envs = join(dataDir, 'local', 'envs');
-  for (const id of await readdir(envs).catch(() => [] as string[])) {
-    const meta = await readFile(join(envs, id, 'meta.json'), 'utf8').catch(() => undefined);
-    const pid = meta ? (JSON.parse(meta) as { pid?: number }).pid : undefined;
-    if (pid) {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
 }
 
 async function task(c: Client, id: string): Promise<TaskJson> {
@@ -187,7 +169,6 @@ describe('tasks in a local environment, through the gateway', () => {
       await admin.del(`/api/v1/environments/${envId}`);
       await settleEnv(admin, live, envId, ['destroyed', 'failed']);
     }
-    if (s) await killLocalGateways(s.dataDir);
     live?.close();
     await s?.stop();
   });
@@ -283,7 +264,6 @@ describe('a gateway killed under a running task', () => {
   });
 
   afterAll(async () => {
-    if (s) await killLocalGateways(s.dataDir);
     live?.close();
     await s?.stop();
   });
@@ -386,7 +366,7 @@ describe('a control plane killed while a task prints', () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await Promise.all(children.map(waitForExit));
     children.length = 0;
-    if (home) await killLocalGateways(join(home, 'berth'));
+    if (home) killProcessesUnder(join(home, 'berth'));
     await db?.drop();
     if (home) await rm(home, { recursive: true, force: true });
   });

@@ -70,8 +70,11 @@ export async function startTestServer(
   };
 }
 
-/** SIGKILLs every process whose command line names `dir` (gateways of local environments). */
-function killProcessesUnder(dir: string): number[] {
+/**
+ * SIGKILLs every process whose command line names `dir` (gateways of local environments, which
+ * outlive their control plane on purpose), with its process group.
+ */
+export function killProcessesUnder(dir: string): number[] {
   const pids: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
@@ -82,10 +85,12 @@ function killProcessesUnder(dir: string): number[] {
     }
   }
   for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
+    for (const target of [-pid, pid]) {
+      try {
+        process.kill(target, 'SIGKILL');
+      } catch {
+        // not a group leader, or already gone
+      }
     }
   }
   return pids;
