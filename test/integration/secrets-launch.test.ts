@@ -162,7 +162,8 @@ describe('a task gets secrets from the owner’s Vault (FAKE Vault), through a l
         bound_claims: {
           sub: [`user:${adminId}`, `user:${bobId}`],
           provider: ['local'],
-          launch_source: ['api'],
+          // This user lets their CLI, the web and scripts read secrets, not a phone.
+          launch_source: ['api', 'cli', 'web'],
         },
         user_claim: 'sub',
         claim_mappings: { environment_id: 'environment_id', task_id: 'task_id' },
@@ -346,6 +347,89 @@ describe('a task gets secrets from the owner’s Vault (FAKE Vault), through a l
     }
   });
 
+  it('the launch source the client names (X-Berth-Client) reaches Vault: a role that leaves out phones refuses a launch from one', async () => {
+    const launch = (client: string) =>
+      admin.req(
+        'POST',
+        '/api/v1/tasks',
+        { environmentId: envId, command: ['sh', '-c', 'echo "[${#GITHUB_TOKEN}]"'] },
+        { 'x-berth-client': client },
+      );
+    const fromWeb = await launch('web');
+    expect(fromWeb.status).toBe(201);
+    expect(fromWeb.json.task.launchSource).toBe('web');
+    const web = await finished(admin, live, fromWeb.json.task.id as string);
+    expect(web).toMatchObject({ state: 'succeeded', exitCode: 0 });
+    expect(await storedLog(admin, web.id)).toBe(`[${canary.length}]\n`);
+
+    const fromPhone = await launch('mobile');
+    expect(fromPhone.json.task.launchSource).toBe('mobile');
+    const phone = await finished(admin, live, fromPhone.json.task.id as string);
+    expect(phone.state).toBe('failed');
+    expect(phone.error).toMatch(/claim "launch_source" does not match/);
+    expect(await storedLog(admin, phone.id)).not.toContain('[');
+
+    const bad = await launch('toaster');
+    expect(bad.status).toBe(400);
+    expect(bad.json.error).toMatchObject({ code: 'bad_client_header' });
+    expect(bad.json.error.hint).toMatch(/leave the header out/);
+  });
+
+  it('a task can ask for some of the owner’s references by name, or none; an unknown name is refused before anything runs', async () => {
+    const loginsBefore = vault.requests.filter((r) => r.path.endsWith('/login')).length;
+    const none = await admin.post('/api/v1/tasks', {
+      environmentId: envId,
+      secrets: [],
+      command: ['sh', '-c', 'echo "[${GITHUB_TOKEN:-unset}]"'],
+    });
+    expect(none.status).toBe(201);
+    expect(none.json.task.secrets).toEqual([]);
+    const n = await finished(admin, live, none.json.task.id as string);
+    expect(n).toMatchObject({ state: 'succeeded', exitCode: 0 });
+    expect(await storedLog(admin, n.id)).toBe('[unset]\n');
+    // Asking for nothing means no workload identity was even shown to Vault.
+    expect(vault.requests.filter((r) => r.path.endsWith('/login')).length).toBe(loginsBefore);
+
+    const named = await admin.post('/api/v1/tasks', {
+      environmentId: envId,
+      secrets: ['GITHUB_TOKEN'],
+      command: ['sh', '-c', 'echo "[${#GITHUB_TOKEN}]"'],
+    });
+    expect(named.json.task.secrets).toEqual(['GITHUB_TOKEN']);
+    const t = await finished(admin, live, named.json.task.id as string);
+    expect(await storedLog(admin, t.id)).toBe(`[${canary.length}]\n`);
+
+    const unknown = await admin.post('/api/v1/tasks', {
+      environmentId: envId,
+      secrets: ['GITHUB_TOKEN', 'NOPE'],
+      command: ['true'],
+    });
+    expect(unknown.status).toBe(400);
+    expect(unknown.json.error).toMatchObject({
+      code: 'unknown_secret_reference',
+      details: { unknown: ['NOPE'] },
+    });
+    expect(unknown.json.error.message).toContain('NOPE');
+
+    // The CLI says the same with --secret NAME / --no-secrets.
+    const home = await mkdtemp(join(tmpdir(), 'berth-secrets-home-'));
+    try {
+      const token = (await admin.post('/api/v1/tokens', { name: 'cli-refs' })).json.token as string;
+      const env = { HOME: home, BERTH_URL: s.url, BERTH_TOKEN: token };
+      const show = ['--', 'sh', '-c', 'echo "[${#GITHUB_TOKEN}]"'];
+      const without = await runCli(['run', '--env', envId, '--no-secrets', ...show], env);
+      expect(without).toMatchObject({ code: 0, stdout: '[0]\n' });
+      const withOne = await runCli(['run', '--env', envId, '--secret', 'GITHUB_TOKEN', ...show], env);
+      expect(withOne).toMatchObject({ code: 0, stdout: `[${canary.length}]\n` });
+      const typo = await runCli(['run', '--env', envId, '--secret', 'GITHUB_TOKN', ...show], env);
+      expect(typo.code).not.toBe(0);
+      expect(typo.stderr).toMatch(/no secret reference named GITHUB_TOKN/);
+      expect(typo.stderr).toMatch(/berth secrets show/);
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
   it('a Vault that does not answer fails the launch with the reason; a user with no settings runs as before', async () => {
     // A port where a Vault was and no longer is.
     const closed = await startFakeVault();
@@ -370,5 +454,13 @@ describe('a task gets secrets from the owner’s Vault (FAKE Vault), through a l
     const p = await finished(admin, live, (plain.json.task ?? plain.json).id as string);
     expect(p).toMatchObject({ state: 'succeeded', exitCode: 0 });
     expect(await storedLog(admin, p.id)).toBe('[unset]\n');
+    const asks = await admin.post('/api/v1/tasks', {
+      environmentId: envId,
+      secrets: ['GITHUB_TOKEN'],
+      command: ['true'],
+    });
+    expect(asks.status).toBe(400);
+    expect(asks.json.error).toMatchObject({ code: 'secrets_not_configured' });
+    expect(asks.json.error.hint).toMatch(/berth secrets config/);
   });
 });

@@ -17,7 +17,12 @@ export async function api<T = unknown>(
   body?: unknown,
   extraHeaders: Record<string, string> = {},
 ): Promise<{ data: T; headers: Headers }> {
-  const headers: Record<string, string> = { accept: 'application/json', ...extraHeaders };
+  // The launch source in the workload identities of what this call launches (launch_source).
+  const headers: Record<string, string> = {
+    accept: 'application/json',
+    'x-berth-client': 'cli',
+    ...extraHeaders,
+  };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (target.token) headers.authorization = `Bearer ${target.token}`;
   let res: Response;

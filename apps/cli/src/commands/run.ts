@@ -18,6 +18,9 @@ interface RunOptions extends RunSecretsOptions {
   timeout?: string;
   tty?: boolean;
   setenv: string[];
+  secret: string[];
+  /** false with --no-secrets (commander's negatable option). */
+  secrets: boolean;
   detach?: boolean;
   json?: boolean;
 }
@@ -140,6 +143,7 @@ async function createTask(
         }
       : {}),
     ...(timeout ? { timeoutSeconds: timeout } : {}),
+    ...(o.secret.length ? { secrets: o.secret } : o.secrets === false ? { secrets: [] } : {}),
     ...(environmentId ? { environmentId } : {}),
     ...(spec
       ? {
@@ -178,6 +182,13 @@ export function runCommand(program: Command, ctx: Ctx): void {
     .option('--timeout <seconds>', 'stop the task after this long')
     .option('-t, --tty', 'run it under a pseudo-terminal (colours, line buffering; output merged)')
     .option('-e, --setenv <NAME=VALUE>', 'an environment variable for the command (repeatable)', collect, [])
+    .option(
+      '--secret <NAME>',
+      'give the task only these of your secret references (repeatable; default: all of them)',
+      collect,
+      [],
+    )
+    .option('--no-secrets', 'give the task none of your secret references')
     .option(
       '--vault-wrapped-token <token>',
       'a Vault response-wrapping token for a path in your secret references; unwrapped once by the environment',

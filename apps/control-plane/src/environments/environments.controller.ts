@@ -1,8 +1,10 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Query } from '@nestjs/common';
 import { ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { z } from 'zod';
+import type { LaunchSource } from '@berth/db';
 import { Auth } from '../accounts/auth.guard.js';
 import type { AuthContext } from '../accounts/auth.types.js';
+import { ClientLaunchSource } from '../common/launch-source.js';
 import { idOr404, jsonSchema, zBody, zQuery } from '../common/validation.js';
 import { CreateEnvironmentBody, EventsQuery, ListEnvironmentsQuery } from './dto.js';
 import { EnvironmentsService } from './environments.service.js';
@@ -17,8 +19,12 @@ export class EnvironmentsController {
     summary: 'Create an environment; provisioning runs in the background (watch state and events)',
   })
   @ApiBody({ schema: jsonSchema(CreateEnvironmentBody) })
-  async create(@Auth() ctx: AuthContext, @Body(zBody(CreateEnvironmentBody)) body: CreateEnvironmentBody) {
-    return { environment: await this.envs.create(ctx, body) };
+  async create(
+    @Auth() ctx: AuthContext,
+    @Body(zBody(CreateEnvironmentBody)) body: CreateEnvironmentBody,
+    @ClientLaunchSource() source: LaunchSource,
+  ) {
+    return { environment: await this.envs.create(ctx, body, undefined, source) };
   }
 
   @Get()

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { Pool, Queryable } from '@berth/db';
+import type { LaunchSource, Pool, Queryable } from '@berth/db';
 import { PG_POOL } from '../common/di.js';
 import type { PageKey } from '../common/pagination.js';
 
@@ -30,6 +30,7 @@ export interface EnvironmentRow {
   ready_at: Date | null;
   last_activity_at: Date;
   destroyed_at: Date | null;
+  launch_source: LaunchSource;
   page_at: string;
 }
 
@@ -43,7 +44,7 @@ export interface EnvironmentEventRow {
 }
 
 const COLUMNS = `id, owner_id, name, provider, spec, spec_hash, state, state_reason, gateway_url, node,
-  created_at, updated_at, ready_at, last_activity_at, destroyed_at, created_at::text AS page_at`;
+  created_at, updated_at, ready_at, last_activity_at, destroyed_at, launch_source, created_at::text AS page_at`;
 
 @Injectable()
 export class EnvironmentsRepository {
@@ -52,13 +53,29 @@ export class EnvironmentsRepository {
   /** Undefined when the owner already has a live environment of that name. */
   async insert(
     q: Queryable,
-    e: { ownerId: string; name: string; provider: string; spec: unknown; specHash: string; id?: string },
+    e: {
+      ownerId: string;
+      name: string;
+      provider: string;
+      spec: unknown;
+      specHash: string;
+      id?: string;
+      launchSource?: LaunchSource;
+    },
   ): Promise<EnvironmentRow | undefined> {
     const { rows } = await q.query<EnvironmentRow>(
-      `INSERT INTO environments (id, owner_id, name, provider, spec, spec_hash)
-       VALUES (COALESCE($6::uuid, gen_random_uuid()), $1, $2, $3, $4, $5)
+      `INSERT INTO environments (id, owner_id, name, provider, spec, spec_hash, launch_source)
+       VALUES (COALESCE($6::uuid, gen_random_uuid()), $1, $2, $3, $4, $5, $7)
        ON CONFLICT DO NOTHING RETURNING ${COLUMNS}`,
-      [e.ownerId, e.name, e.provider, JSON.stringify(e.spec), e.specHash, e.id ?? null],
+      [
+        e.ownerId,
+        e.name,
+        e.provider,
+        JSON.stringify(e.spec),
+        e.specHash,
+        e.id ?? null,
+        e.launchSource ?? 'api',
+      ],
     );
     return rows[0];
   }

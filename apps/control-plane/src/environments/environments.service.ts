@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { transaction, type Pool, type Queryable } from '@berth/db';
+import { transaction, type LaunchSource, type Pool, type Queryable } from '@berth/db';
 import type { Config } from '../config.js';
 import { CONFIG, PG_POOL } from '../common/di.js';
 import { ApiError, notFound } from '../common/errors.js';
@@ -39,7 +39,12 @@ export class EnvironmentsService {
   ) {}
 
   /** With `tx`, inside the caller's transaction (a task that brings its own environment). */
-  async create(ctx: AuthContext, body: CreateEnvironmentBody, tx?: Queryable): Promise<EnvironmentDto> {
+  async create(
+    ctx: AuthContext,
+    body: CreateEnvironmentBody,
+    tx?: Queryable,
+    launchSource: LaunchSource = 'api',
+  ): Promise<EnvironmentDto> {
     const provider = body.provider ?? this.jobs.defaultProvider();
     const known = this.jobs.providers();
     if (!known.includes(provider))
@@ -64,6 +69,7 @@ export class EnvironmentsService {
         provider,
         spec: checked,
         specHash: specHash(checked),
+        launchSource,
       });
       if (!created)
         throw new ApiError(
@@ -77,7 +83,7 @@ export class EnvironmentsService {
       return created;
     };
     // Inside a caller's transaction a claimed member could be lost to its rollback: no pool there.
-    const claimed = tx ? undefined : await this.claimWarm(ctx, provider, name, checked);
+    const claimed = tx ? undefined : await this.claimWarm(ctx, provider, name, checked, launchSource);
     if (claimed) return toEnvironmentDto(claimed);
     const row = tx ? await insert(tx) : await transaction(this.db, insert);
     return toEnvironmentDto(row);
@@ -93,6 +99,7 @@ export class EnvironmentsService {
     provider: string,
     name: string,
     spec: Record<string, unknown>,
+    launchSource: LaunchSource,
   ): Promise<EnvironmentRow | undefined> {
     const member = await this.warm.take(provider, spec);
     if (!member) return undefined;
@@ -109,6 +116,7 @@ export class EnvironmentsService {
           provider,
           spec,
           specHash: specHash(spec),
+          launchSource,
         });
         if (!created)
           throw new ApiError(

@@ -1,3 +1,4 @@
+import type { LaunchSource } from '@berth/db';
 import { ProviderError } from '@berth/providers';
 import { fetchSecrets, VaultError } from '@berth/vault';
 import type { EnvironmentsRepository, EnvironmentRow } from './environments.repository.js';
@@ -8,7 +9,7 @@ export type SignWorkload = (r: {
   audience: string;
   environmentId: string;
   provider: string;
-  launchSource: 'api';
+  launchSource: LaunchSource;
   ttlSeconds: number;
 }) => Promise<string>;
 
@@ -40,7 +41,7 @@ export async function resolveRepoToken(
     audience: settings.audience,
     environmentId: env.id,
     provider: env.provider,
-    launchSource: 'api',
+    launchSource: env.launch_source,
     ttlSeconds: 120,
   });
   try {

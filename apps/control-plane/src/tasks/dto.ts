@@ -23,6 +23,16 @@ export const CreateTaskBody = z
     /** Terminal size for `tty`. */
     cols: z.number().int().min(1).max(1000).optional(),
     rows: z.number().int().min(1).max(1000).optional(),
+    /**
+     * Which of your secret references (by their env name, see /api/v1/secrets/refs) the task
+     * gets, read from your Vault when it starts. Left out: all of them; `[]`: none.
+     */
+    secrets: z
+      .array(
+        z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be the env name of one of your secret references'),
+      )
+      .max(100)
+      .optional(),
     /** Run in this existing environment of yours... */
     environmentId: z.string().uuid().optional(),
     /** ...or in a new one made from this spec (same fields as POST /api/v1/environments). */
@@ -73,6 +83,10 @@ export interface TaskDto {
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
+  /** The secret references asked for by name; null: all of the owner's. */
+  secrets: string[] | null;
+  /** Where the launch came from (X-Berth-Client), as carried in its workload identity. */
+  launchSource: TaskRow['launch_source'];
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -94,6 +108,8 @@ export function toTaskDto(t: TaskRow): TaskDto {
     createdAt: t.created_at.toISOString(),
     startedAt: iso(t.started_at),
     finishedAt: iso(t.finished_at),
+    secrets: t.secret_names,
+    launchSource: t.launch_source,
   };
 }
 

@@ -13,6 +13,8 @@ import {
 } from '@nestjs/common';
 import { ApiBody, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
+import type { LaunchSource } from '@berth/db';
+import { ClientLaunchSource } from '../common/launch-source.js';
 import { PageQuery } from '../common/pagination.js';
 import { idOr404, jsonSchema, parseInput, zBody, zQuery } from '../common/validation.js';
 import { Auth } from '../accounts/auth.guard.js';
@@ -37,14 +39,20 @@ export class TasksController {
   })
   @ApiBody({ schema: jsonSchema(CreateTaskBody) })
   @ApiHeader({ name: 'Idempotency-Key', required: false })
+  @ApiHeader({
+    name: 'X-Berth-Client',
+    required: false,
+    description: 'web | mobile | cli: recorded as the launch source',
+  })
   async create(
     @Auth() ctx: AuthContext,
     @Body(zBody(CreateTaskBody)) body: CreateTaskBody,
     @Headers('idempotency-key') key: string | undefined,
+    @ClientLaunchSource() source: LaunchSource,
     @Res({ passthrough: true }) res: Response,
   ) {
     const k = key === undefined ? undefined : parseInput(IdempotencyKey, key, 'Idempotency-Key header');
-    const { task, created, environment } = await this.tasks.create(ctx, body, k);
+    const { task, created, environment } = await this.tasks.create(ctx, body, k, source);
     res.status(created ? 201 : 200);
     if (!created) res.setHeader('Idempotent-Replayed', 'true');
     return { task, ...(environment ? { environment } : {}) };

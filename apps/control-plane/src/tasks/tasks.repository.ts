@@ -29,6 +29,24 @@ export async function idempotencyKeyUsed(db: Queryable, ownerId: string, key: st
   return (rowCount ?? 0) > 0;
 }
 
+/**
+ * The names among `names` that are not env names of the owner's secret references, and whether
+ * the owner has told Berth where their Vault is at all.
+ */
+export async function checkSecretNames(
+  db: Queryable,
+  ownerId: string,
+  names: string[],
+): Promise<{ unknown: string[]; vaultConfigured: boolean }> {
+  const { rows } = await db.query<{ unknown: string[]; configured: boolean }>(
+    `SELECT ARRAY(SELECT n FROM unnest($2::text[]) AS n
+                  WHERE NOT EXISTS (SELECT 1 FROM secret_refs r WHERE r.user_id = $1 AND r.env_name = n)) AS unknown,
+            EXISTS (SELECT 1 FROM secret_settings WHERE user_id = $1) AS configured`,
+    [ownerId, names],
+  );
+  return { unknown: rows[0]?.unknown ?? names, vaultConfigured: rows[0]?.configured ?? false };
+}
+
 /** Marks the task's environment as its own: a trigger (migration 0007) destroys it when the task ends. */
 export async function markDestroyEnvironment(tx: Queryable, taskId: string): Promise<void> {
   await tx.query(`UPDATE tasks SET destroy_environment = true WHERE id = $1`, [taskId]);

@@ -10,6 +10,7 @@ import {
   readLog,
   requestTaskCancel,
   transaction,
+  type LaunchSource,
   type Pool,
 } from '@berth/db';
 import type { Config } from '../config.js';
@@ -28,6 +29,7 @@ import {
   lockUserTaskAdmission,
   markDestroyEnvironment,
   setStartOptions,
+  checkSecretNames,
   usableEnvironment,
 } from './tasks.repository.js';
 import {
@@ -93,6 +95,7 @@ export class TasksService implements OnModuleInit {
     ctx: AuthContext,
     body: CreateTaskBody,
     idempotencyKey: string | undefined,
+    launchSource: LaunchSource = 'api',
   ): Promise<{ task: TaskDto; created: boolean; environment?: EnvironmentDto }> {
     const timeout = body.timeoutSeconds ?? this.limits.defaultTimeoutSeconds;
     if (timeout > this.limits.maxTimeoutSeconds)
@@ -113,6 +116,26 @@ export class TasksService implements OnModuleInit {
       );
     if (body.environmentId && !(await usableEnvironment(this.pool, ctx.userId, body.environmentId)))
       throw notFound('environment', body.environmentId);
+    if (body.secrets?.length) {
+      const { unknown, vaultConfigured } = await checkSecretNames(this.pool, ctx.userId, [
+        ...new Set(body.secrets),
+      ]);
+      if (!vaultConfigured)
+        throw new ApiError(
+          400,
+          'secrets_not_configured',
+          'the task asks for secrets, but you have not told Berth where your Vault is',
+          'set it up once with `berth secrets config` (web: the Secrets page); docs/secrets.md has the Vault side',
+        );
+      if (unknown.length)
+        throw new ApiError(
+          400,
+          'unknown_secret_reference',
+          `you have no secret reference named ${unknown.join(', ')}`,
+          'list yours with `berth secrets show` (web: the Secrets page), or add one with `berth secrets add NAME`',
+          { unknown },
+        );
+    }
     const requestHash = createHash('sha256').update(JSON.stringify(body)).digest('hex');
     // The user's quota (an admin may set it per user) over BERTH_TASK_MAX_CONCURRENT_PER_USER.
     const max = (await this.quotas.effective(ctx.userId)).maxTasks;
@@ -135,7 +158,7 @@ export class TasksService implements OnModuleInit {
       let environment: EnvironmentDto | undefined;
       if (body.environment && !replay) {
         const { keep: _keep, ...spec } = body.environment;
-        environment = await this.environments.create(ctx, spec, tx);
+        environment = await this.environments.create(ctx, spec, tx, launchSource);
       }
       const made = await createTask(
         tx,
@@ -147,6 +170,8 @@ export class TasksService implements OnModuleInit {
           environmentId: environment?.id ?? body.environmentId ?? null,
           idempotencyKey: idempotencyKey ?? null,
           requestHash: idempotencyKey ? requestHash : null,
+          launchSource,
+          ...(body.secrets ? { secretNames: [...new Set(body.secrets)] } : {}),
         },
         this.clock.now(),
       );

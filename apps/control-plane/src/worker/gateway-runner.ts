@@ -185,6 +185,10 @@ export class GatewayTaskRunner implements TaskRunner {
     const s = rows[0];
     const launch = task.env[CLIENT_SECRETS_ENV];
     const clientLaunch = launch && /^[0-9a-f-]{36}$/.test(launch) ? { clientLaunch: launch } : {};
+    if (!s && task.secretNames?.length)
+      throw new TaskRunFailure(
+        `the task asks for secret reference ${task.secretNames.join(', ')}, but its owner's Vault is no longer set up in Berth; set it up again (berth secrets config) and relaunch`,
+      );
     if (!s) return launch ? { refs: [], ...clientLaunch } : undefined;
     const refs = await this.opts.pool.query<{
       env_name: string;
@@ -194,7 +198,15 @@ export class GatewayTaskRunner implements TaskRunner {
     }>(`SELECT env_name, path, key, mount FROM secret_refs WHERE user_id = $1 ORDER BY env_name`, [
       env.owner_id,
     ]);
-    if (refs.rows.length === 0) return launch ? { refs: [], ...clientLaunch } : undefined;
+    const chosen = task.secretNames
+      ? refs.rows.filter((r) => task.secretNames?.includes(r.env_name))
+      : refs.rows;
+    const gone = (task.secretNames ?? []).filter((n) => !refs.rows.some((r) => r.env_name === n));
+    if (gone.length)
+      throw new TaskRunFailure(
+        `the task asks for secret reference ${gone.join(', ')}, which its owner no longer has (removed after launch); add it again (berth secrets add) and relaunch`,
+      );
+    if (chosen.length === 0) return launch ? { refs: [], ...clientLaunch } : undefined;
     if (!this.opts.signWorkload)
       throw new TaskRunFailure(
         "this worker cannot sign workload identities, so the task owner's secrets cannot be read",
@@ -205,8 +217,7 @@ export class GatewayTaskRunner implements TaskRunner {
       environmentId: env.id,
       taskId: task.id,
       provider: env.provider,
-      // Tasks do not record where they were launched from yet; every launch goes through the API.
-      launchSource: 'api',
+      launchSource: task.launchSource,
       ttlSeconds: WORKLOAD_TTL_SECONDS,
     });
     return {
@@ -219,7 +230,7 @@ export class GatewayTaskRunner implements TaskRunner {
         ...(s.ca_cert ? { caCert: s.ca_cert } : {}),
       },
       jwt,
-      refs: refs.rows.map((r) => ({
+      refs: chosen.map((r) => ({
         env: r.env_name,
         path: r.path,
         key: r.key,

@@ -40,6 +40,8 @@ const toRunnable = (t: TaskRow): RunnableTask => ({
   command: t.command,
   env: t.env,
   environmentId: t.environment_id,
+  launchSource: t.launch_source,
+  secretNames: t.secret_names,
 });
 
 class TaskNotRunningYet extends Error {}

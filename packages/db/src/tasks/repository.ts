@@ -52,12 +52,17 @@ export interface TaskRow {
   updated_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
+  launch_source: LaunchSource;
+  secret_names: string[] | null;
   page_at: string;
 }
 
+/** Where a launch came from, as its client said (X-Berth-Client); `api` when it did not say. */
+export type LaunchSource = 'web' | 'mobile' | 'cli' | 'api';
+
 const TASK_COLUMNS = `id, owner_id, environment_id, idempotency_key, request_hash, command, env, state, timeout_seconds,
   deadline_at, exit_code, error, cancel_requested_at, last_message_seq, acked_message_seq, log_bytes, worker_id, node,
-  created_at, updated_at, started_at, finished_at, created_at::text AS page_at`;
+  created_at, updated_at, started_at, finished_at, launch_source, secret_names, created_at::text AS page_at`;
 
 export interface TaskEventRow {
   id: string;
@@ -91,6 +96,9 @@ export interface NewTask {
   requestHash?: string | null;
   /** Run it in a pseudo-terminal rather than with pipes (carried in the `start` message). */
   tty?: boolean;
+  launchSource?: LaunchSource;
+  /** Env names of the owner's secret references to give the task; undefined: all of them. */
+  secretNames?: string[];
 }
 
 /**
@@ -104,8 +112,9 @@ export async function createTask(
   now: Date,
 ): Promise<{ task: TaskRow; created: boolean }> {
   const { rows } = await tx.query<TaskRow>(
-    `INSERT INTO tasks (owner_id, environment_id, idempotency_key, request_hash, command, env, timeout_seconds, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+    `INSERT INTO tasks (owner_id, environment_id, idempotency_key, request_hash, command, env, timeout_seconds,
+       launch_source, secret_names, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $10, $8, $8)
      ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
      RETURNING ${TASK_COLUMNS}`,
     [
@@ -117,6 +126,8 @@ export async function createTask(
       JSON.stringify(t.env ?? {}),
       t.timeoutSeconds,
       now,
+      t.launchSource ?? 'api',
+      t.secretNames ?? null,
     ],
   );
   const task = rows[0];

@@ -1,4 +1,4 @@
-import type { ControlMessageKind } from './repository.js';
+import type { ControlMessageKind, LaunchSource } from './repository.js';
 
 /** What the engine hands a runner: ids and the command, nothing about providers. */
 export interface RunnableTask {
@@ -6,6 +6,9 @@ export interface RunnableTask {
   command: string[];
   env: Record<string, string>;
   environmentId: string | null;
+  launchSource: LaunchSource;
+  /** Env names of the owner's secret references to give the process; null: all of them. */
+  secretNames: string[] | null;
 }
 
 export interface ControlMessage {

@@ -333,7 +333,7 @@ describe('tasks on the job engine (fake runner)', () => {
       }),
     );
     const { appliedSeq } = await runner.deliver(
-      { id: task.id, command: ['job'], env: {}, environmentId: null },
+      { id: task.id, command: ['job'], env: {}, environmentId: null, launchSource: 'api', secretNames: null },
       [{ seq: 1, kind: 'start', body: {} }],
     );
     expect(appliedSeq).toBe(1);
