@@ -148,6 +148,8 @@ export const ConfigSchema = z.object({
   otelEndpoint: z.string().url().optional(),
   otelHeaders: z.string().optional(),
   otelServiceName: z.string().min(1).default('berth-control-plane'),
+  /** Where environments' gateways send their spans; unset: they send none. Must be reachable from inside them. */
+  gatewayOtlpEndpoint: z.string().url().optional(),
   /** Run task workers in this process (`berth server`); `berth worker` runs them alone. */
   workers: bool.default(true),
 });
@@ -207,6 +209,7 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
         : env.OTEL_EXPORTER_OTLP_ENDPOINT,
       otelHeaders: env.OTEL_EXPORTER_OTLP_HEADERS,
       otelServiceName: env.OTEL_SERVICE_NAME,
+      gatewayOtlpEndpoint: env.BERTH_GATEWAY_OTLP_ENDPOINT,
       taskLeaseSeconds: env.BERTH_TASK_LEASE_SECONDS,
       quotaMaxEnvironments: env.BERTH_QUOTA_MAX_ENVIRONMENTS,
       quotaEnvHoursPerDay: env.BERTH_QUOTA_ENV_HOURS_PER_DAY,

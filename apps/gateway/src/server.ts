@@ -18,6 +18,7 @@ import { createExecApi, type ExecOptions } from './exec/exec-api.js';
 import { createLogger, type Logger } from './log.js';
 import { createPortRoutes } from './ports/routes.js';
 import { SessionRegistry } from './sessions.js';
+import { createTracer } from './tracing.js';
 import type { Attachment, Session } from './session.js';
 
 export const GATEWAY_VERSION = '0.1.0';
@@ -268,6 +269,20 @@ export async function startGateway(
     sendJson(res, 404, { error: { code: 'not_found', message: `no route ${req.method} ${url.pathname}` } });
   });
   const ports = createPortRoutes({ server, config, verifier, jtis, log });
+  const tracer = config.otlpEndpoint
+    ? createTracer({
+        endpoint: config.otlpEndpoint,
+        environmentId: config.environmentId,
+        version: GATEWAY_VERSION,
+        onError: (err) => log.warn('span export failed', { error: err.message }),
+      })
+    : undefined;
+  if (tracer) {
+    server.prependListener('request', (req, res) => tracer.onRequest(req, res));
+    server.prependListener('upgrade', (req: IncomingMessage, socket: Duplex) =>
+      tracer.onUpgrade(req, socket),
+    );
+  }
 
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -310,6 +325,7 @@ export async function startGateway(
         await new Promise<void>((resolve) => wss.close(() => resolve()));
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        await tracer?.shutdown();
         await log.close();
       })()),
   };

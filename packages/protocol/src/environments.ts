@@ -51,6 +51,8 @@ export const EnvironmentSpec = z
       .object({
         issuer: z.string().min(1),
         jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }),
+        /** Where the gateway exports its spans; unset: it exports none. */
+        otlpEndpoint: z.string().url().optional(),
       })
       .optional(),
   })

@@ -19,6 +19,8 @@ export const GatewayConfig = z.object({
   dataDir: z.string().min(1),
   /** Working directory for shells and tasks. */
   workdir: z.string().min(1),
+  /** OTLP/HTTP collector the gateway sends its spans to (the operator's BERTH_GATEWAY_OTLP_ENDPOINT). */
+  otlpEndpoint: z.string().url().optional(),
   terminal: z
     .object({
       ringBytes: z

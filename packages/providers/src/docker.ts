@@ -112,6 +112,7 @@ export class DockerProvider implements EnvironmentProvider {
       port: GATEWAY_PORT,
       issuer: spec.gateway?.issuer ?? 'berth-unconfigured',
       jwks: spec.gateway?.jwks ?? { keys: [] },
+      ...(spec.gateway?.otlpEndpoint ? { otlpEndpoint: spec.gateway.otlpEndpoint } : {}),
       dataDir: '/var/tmp/berth-gateway',
       workdir: '/workspace',
     };

@@ -179,6 +179,7 @@ export class LocalProvider implements EnvironmentProvider {
       port: 0,
       issuer: meta.spec.gateway?.issuer ?? 'berth-unconfigured',
       jwks: meta.spec.gateway?.jwks ?? { keys: [] },
+      ...(meta.spec.gateway?.otlpEndpoint ? { otlpEndpoint: meta.spec.gateway.otlpEndpoint } : {}),
       dataDir: join(dir, 'gateway'),
       workdir: join(dir, 'workspace'),
     };

@@ -38,10 +38,7 @@ export class EnvironmentWorkersService implements OnApplicationBootstrap, Before
       pool: this.pool,
       databaseUrl: this.databaseUrl,
       providers: this.providers,
-      gateway: () => ({
-        issuer: this.identity.issuer,
-        jwks: this.identity.jwks() as { keys: Array<Record<string, unknown>> },
-      }),
+      gateway: () => this.identity.gatewaySpec(),
       dataDir: this.config.dataDir,
       logger: this.logger.child({ component: 'environment-workers' }),
       clock: this.clock,

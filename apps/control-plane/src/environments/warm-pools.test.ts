@@ -28,7 +28,11 @@ describe('warm pools', () => {
       },
       get: (name) => (name === 'fake' ? fake : undefined),
     };
-    const identity = { issuer: 'http://berth.test', jwks: () => ({ keys: [{ kid: 'a' }] }) };
+    const identity = {
+      issuer: 'http://berth.test',
+      jwks: () => ({ keys: [{ kid: 'a' }] }),
+      gatewaySpec: () => ({ issuer: 'http://berth.test', jwks: { keys: [{ kid: 'a' }] } }),
+    };
     const envs = { installationId: async () => 'inst-1' } as unknown as EnvironmentsRepository;
     const logger = { warn: () => undefined } as unknown as Logger;
     pools = new WarmPools(config, registry, identity as unknown as IdentityService, envs, logger);

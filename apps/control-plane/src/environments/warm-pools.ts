@@ -132,9 +132,6 @@ export class WarmPools implements OnApplicationBootstrap, BeforeApplicationShutd
   }
 
   private gateway(): NonNullable<EnvironmentSpec['gateway']> {
-    return {
-      issuer: this.identity.issuer,
-      jwks: this.identity.jwks() as { keys: Array<Record<string, unknown>> },
-    };
+    return this.identity.gatewaySpec();
   }
 }

@@ -44,6 +44,18 @@ export class IdentityService {
     return this.config.publicUrl;
   }
 
+  /**
+   * What every new environment's gateway is started with: who issues its tokens, the keys to
+   * check them, and where to send its spans.
+   */
+  gatewaySpec(): { issuer: string; jwks: { keys: Array<Record<string, unknown>> }; otlpEndpoint?: string } {
+    return {
+      issuer: this.issuer,
+      jwks: this.jwks() as { keys: Array<Record<string, unknown>> },
+      ...(this.config.gatewayOtlpEndpoint ? { otlpEndpoint: this.config.gatewayOtlpEndpoint } : {}),
+    };
+  }
+
   jwks(): { keys: JWK[] } {
     return { keys: this.keys.all.map((k) => k.publicJwk) };
   }

@@ -78,10 +78,7 @@ export async function runWorker(config: Config, opts: RunWorkerOptions = {}): Pr
       pool,
       databaseUrl,
       providers: await createProviders(config, {}, await installationId(pool)),
-      gateway: () => ({
-        issuer: identity.issuer,
-        jwks: identity.jwks() as { keys: Array<Record<string, unknown>> },
-      }),
+      gateway: () => identity.gatewaySpec(),
       dataDir: config.dataDir,
       logger: logger.child({ component: 'environment-workers' }),
       ...(opts.clock ? { clock: opts.clock } : {}),
