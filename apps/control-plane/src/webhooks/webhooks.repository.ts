@@ -126,16 +126,15 @@ export class WebhooksRepository {
 
   /** A delivery and its job, in one statement (a CTE is one transaction). */
   async enqueueDelivery(webhookId: string, event: string, payload: unknown): Promise<DeliveryRow> {
+    // Two statements: a row a function inserts is not visible to the statement that called it.
+    const made = await this.db.query<{ id: string }>(`SELECT berth_webhook_enqueue($1, $2, $3) AS id`, [
+      webhookId,
+      event,
+      JSON.stringify(payload),
+    ]);
     const { rows } = await this.db.query<DeliveryRow>(
-      `WITH d AS (
-         INSERT INTO webhook_deliveries (webhook_id, event, payload) VALUES ($1, $2, $3)
-         RETURNING *
-       ), j AS (
-         INSERT INTO jobs (kind, payload, max_attempts)
-         SELECT 'webhook.deliver', jsonb_build_object('deliveryId', d.id), 8 FROM d
-       )
-       SELECT ${DELIVERY} FROM d`,
-      [webhookId, event, JSON.stringify(payload)],
+      `SELECT ${DELIVERY} FROM webhook_deliveries d WHERE d.id = $1`,
+      [made.rows[0]!.id],
     );
     return rows[0]!;
   }
