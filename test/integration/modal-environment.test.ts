@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectTerminal } from '@berth/terminal';
 import { nodeSocketFactory } from '@berth/terminal/node';
-import { ModalProvider } from '@berth/providers';
+import { createPool, type Pool } from '@berth/db';
+import { ModalProvider, type ProviderStateStore } from '@berth/providers';
 import {
   FAKE_TOKEN,
   fakeProcesses,
@@ -20,6 +21,7 @@ import {
 } from '../../apps/control-plane/src/testing/server.js';
 import { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
 import { createProviders } from '../../apps/control-plane/src/environments/providers.js';
+import { PostgresProviderStateStore } from '../../apps/control-plane/src/environments/provider-state.js';
 import { loadConfig } from '../../apps/control-plane/src/config.js';
 
 /**
@@ -32,6 +34,15 @@ let fake: FakeModal;
 let s: TestServer;
 let admin: Client;
 let live: LiveWaiter;
+let pool: Pool | undefined;
+// The provider is made before the server (and its database) exists; the store reaches it later.
+const pg = (): PostgresProviderStateStore => new PostgresProviderStateStore(pool!, 'modal');
+const state: ProviderStateStore = {
+  get: (id) => pg().get(id),
+  put: (id, v) => pg().put(id, v),
+  delete: (id) => pg().delete(id),
+  list: () => pg().list(),
+};
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'berth-modal-api-'));
@@ -43,14 +54,16 @@ beforeAll(async () => {
       MODAL_TOKEN_SECRET: FAKE_TOKEN.tokenSecret,
       BERTH_MODAL_SERVER_URL: fake.url,
     },
-    { providers: { modal: fakeProvider(fake, dir) } },
+    { providers: { modal: fakeProvider(fake, { state }) } },
   );
+  pool = createPool(s.db.url, 2);
   admin = new Client(s.url);
   await admin.login(ADMIN.email, ADMIN.password);
   live = await LiveWaiter.connect(admin);
 });
 afterAll(async () => {
   live?.close();
+  await pool?.end();
   await s?.stop();
   await fake?.close();
   expect(fakeProcesses(dir)).toEqual([]);
@@ -67,7 +80,8 @@ describe('modal provider through the control plane', () => {
       MODAL_TOKEN_ID: 'ak-x',
       MODAL_TOKEN_SECRET: 'as-secret-canary',
     });
-    const registry = await createProviders(config, {}, 'inst1');
+    await expect(createProviders(config, {}, 'inst1')).rejects.toThrow(/Postgres/);
+    const registry = await createProviders(config, {}, 'inst1', pool);
     expect(registry.names).toEqual(['local', 'modal']);
     expect(registry.get('modal')).toBeInstanceOf(ModalProvider);
     expect(s.logs.join('\n')).not.toContain(FAKE_TOKEN.tokenSecret);
@@ -98,18 +112,29 @@ describe('modal provider through the control plane', () => {
     await new Promise<void>((resolve) => {
       term.onOutput((d) => {
         out += Buffer.from(d).toString();
-        if (/\n42\r?\n/.test(out)) resolve();
+        if (/\n42 uid=\d+\r?\n/.test(out)) resolve();
       });
-      term.write('echo $((6*7))\n');
+      term.write('echo $((6*7)) uid=$(id -u)\n');
     });
     term.close();
+    // The terminal's shell runs as the environment user, not as Modal's root.
+    expect(/\n42 uid=(\d+)/.exec(out)?.[1]).not.toBe('0');
 
     await admin.post(`/api/v1/environments/${id}/stop`);
     expect((await settled()).json.environment.state).toBe('stopped');
+    // What start needs is in Postgres, where every control plane of the installation finds it.
+    const { rows } = await pool!.query<{ state: { desired: string; imageId: string } }>(
+      `SELECT state FROM provider_state WHERE provider = 'modal' AND environment_id = $1`,
+      [id],
+    );
+    expect(rows[0]?.state).toMatchObject({ desired: 'stopped', imageId: expect.stringMatching(/^im-/) });
     await admin.post(`/api/v1/environments/${id}/start`);
     expect((await settled()).json.environment.state).toBe('ready');
     await admin.del(`/api/v1/environments/${id}`);
     expect((await settled()).json.environment.state).toBe('destroyed');
     expect([...fake.sandboxes.values()].filter((x) => x.running)).toEqual([]);
+    expect((await pool!.query('SELECT 1 FROM provider_state WHERE environment_id = $1', [id])).rowCount).toBe(
+      0,
+    );
   });
 });

@@ -1,83 +1,87 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { gatewayInstallCommands, isRetryable, ModalProvider, ModalProviderError } from '@berth/providers';
-import { ensureGatewayBundle } from '@berth/providers/testing';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import {
+  gatewayInstallCommands,
+  isRetryable,
+  MemoryStateStore,
+  ModalProvider,
+  ModalProviderError,
+  type ModalProviderOptions,
+} from '@berth/providers';
+import {
+  behaviourSuite,
+  createGatewaySigner,
+  ensureGatewayBundle,
+  type BehaviourHarness,
+} from '@berth/providers/testing';
+import { remoteModalHarness } from '../../packages/providers/src/modal/testing.js';
 
-// Opt-in suite against real Modal (see packages/providers/README-modal.md). It costs a few
-// sandbox-minutes and builds one image (cached by Modal afterwards). Everything it makes lives in
-// the Modal app `berth-live-<pid>` and is terminated at the end.
+// Opt-in: the SAME behaviour suite as local, docker and the Modal fake, against real Modal (see
+// packages/providers/README-modal.md). It costs a few sandbox-minutes and builds one image
+// (cached by Modal afterwards). Everything lives in the app `berth-live-<pid>` and is terminated.
 const tokenId = process.env.MODAL_TOKEN_ID ?? '';
 const tokenSecret = process.env.MODAL_TOKEN_SECRET ?? '';
 const reason =
   'MODAL_TOKEN_ID is not set: the live Modal suite is opt-in (see packages/providers/README-modal.md)';
 if (!tokenId) console.info(`skipping test/providers/modal-live.test.ts: ${reason}`);
 
+// Image builds and sandbox starts on Modal take minutes, not the local default of one.
+vi.setConfig({ testTimeout: 20 * 60_000, hookTimeout: 20 * 60_000 });
+
+const installation = `live-${process.pid}`;
+const connection: ModalProviderOptions['connection'] = {
+  tokenId,
+  tokenSecret,
+  ...(process.env.MODAL_ENVIRONMENT ? { environment: process.env.MODAL_ENVIRONMENT } : {}),
+};
+const closers: (() => void)[] = [];
+
+function liveProvider(state: MemoryStateStore): ModalProvider {
+  ensureGatewayBundle();
+  const p = new ModalProvider({
+    connection,
+    installation,
+    baseImage: process.env.BERTH_MODAL_LIVE_IMAGE ?? 'node:20-bookworm-slim',
+    gateway: gatewayInstallCommands(
+      process.env.BERTH_MODAL_GATEWAY_URL ? { bundleUrl: process.env.BERTH_MODAL_GATEWAY_URL } : {},
+    ),
+    state,
+    timeoutMs: 30 * 60_000,
+    idleTimeoutMs: 15 * 60_000,
+    readyTimeoutMs: 5 * 60_000,
+  });
+  closers.push(() => p.close());
+  return p;
+}
+
+function liveHarness(): BehaviourHarness {
+  const state = new MemoryStateStore();
+  const remote = remoteModalHarness({
+    provider: liveProvider(state),
+    state,
+    connection,
+    installation,
+    signer: createGatewaySigner(),
+  });
+  closers.push(remote.close);
+  return remote.harness;
+}
+
+afterAll(() => {
+  for (const close of closers) close();
+});
+
 describe.skipIf(!tokenId)(
   `modal provider against real Modal (${tokenId ? 'MODAL_TOKEN_ID set' : reason})`,
   () => {
-    const dir = mkdtempSync(join(tmpdir(), 'berth-modal-live-'));
-    const ids: string[] = [];
-    let provider: ModalProvider | undefined;
-    const make = (): ModalProvider => {
-      ensureGatewayBundle();
-      provider ??= new ModalProvider({
-        connection: {
-          tokenId,
-          tokenSecret,
-          ...(process.env.MODAL_ENVIRONMENT ? { environment: process.env.MODAL_ENVIRONMENT } : {}),
-        },
-        installation: `live-${process.pid}`,
-        baseImage: process.env.BERTH_MODAL_LIVE_IMAGE ?? 'node:20-bookworm-slim',
-        gateway: gatewayInstallCommands(
-          process.env.BERTH_MODAL_GATEWAY_URL ? { bundleUrl: process.env.BERTH_MODAL_GATEWAY_URL } : {},
-        ),
-        stateDir: join(dir, 'state'),
-        timeoutMs: 15 * 60_000,
-        idleTimeoutMs: 10 * 60_000,
-        readyTimeoutMs: 5 * 60_000,
-      });
-      return provider;
-    };
-    afterAll(async () => {
-      for (const id of ids) await provider?.destroy(id);
-      provider?.close();
-      rmSync(dir, { recursive: true, force: true });
-    });
+    behaviourSuite('modal (real Modal)', async () => liveHarness());
 
-    it(
-      'creates a sandbox whose gateway answers /healthz over the encrypted tunnel, stops to a snapshot, starts again, destroys',
-      { timeout: 20 * 60_000 },
-      async () => {
-        const p = make();
-        const id = `live-${process.pid}-1`;
-        ids.push(id);
-        const info = await p.create({ id, ownerId: 'live-owner', resources: { cpus: 1, memoryMb: 1024 } });
-        expect(info.state).toBe('ready');
-        expect(info.gatewayUrl).toMatch(/^https:\/\//);
-        const health = (await (await fetch(`${info.gatewayUrl}/healthz`)).json()) as {
-          environmentId: string;
-        };
-        expect(health.environmentId).toBe(id);
-        expect((await p.create({ id, ownerId: 'live-owner' })).created).toBe(false);
-        await p.stop(id);
-        expect((await p.inspect(id)).state).toBe('stopped');
-        const again = await p.start(id);
-        expect(again.state).toBe('ready');
-        expect((await fetch(`${again.gatewayUrl}/healthz`)).ok).toBe(true);
-        await p.destroy(id);
-        expect((await p.inspect(id)).state).toBe('missing');
-      },
-    );
-
-    it('refuses a wrong token with the modal_auth hint, not retryable', { timeout: 120_000 }, async () => {
+    it('refuses a wrong token with the modal_auth hint, not retryable', async () => {
       const p = new ModalProvider({
-        connection: { tokenId, tokenSecret: 'definitely-wrong' },
-        installation: `live-${process.pid}`,
+        connection: { ...connection, tokenSecret: 'definitely-wrong' },
+        installation,
         baseImage: 'node:20-bookworm-slim',
         gateway: { install: [], command: ['true'] },
-        stateDir: join(dir, 'bad'),
+        state: new MemoryStateStore(),
       });
       try {
         const err = await p.create({ id: `live-${process.pid}-bad`, ownerId: 'o' }).then(
@@ -86,6 +90,7 @@ describe.skipIf(!tokenId)(
         );
         expect(err).toBeInstanceOf(ModalProviderError);
         expect((err as ModalProviderError).code).toBe('modal_auth');
+        expect((err as ModalProviderError).message).not.toContain('definitely-wrong');
         expect(isRetryable(err)).toBe(false);
       } finally {
         p.close();

@@ -117,7 +117,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       file: config.signingKeyFile,
       dataDir: config.dataDir,
     });
-    const providers = await createProviders(config, opts.providers, await installationId(pool));
+    const providers = await createProviders(config, opts.providers, await installationId(pool), pool);
     const registry = new Registry();
     collectDefaultMetrics({ register: registry, prefix: 'berth_' });
     const app = await NestFactory.create<NestExpressApplication>(

@@ -5,6 +5,7 @@ export type {
   EnvironmentProvider,
   ListedEnvironment,
   ProgressEvent,
+  ProviderStateStore,
 } from './types.js';
 export {
   defaultSpecPolicy,
@@ -41,7 +42,9 @@ export {
   ModalProviderError,
   gatewayInstallCommands,
   isRetryable,
+  MemoryStateStore,
   type GatewayInstallOptions,
+  type ModalEnvState,
   type ModalGatewayOptions,
   type ModalProviderOptions,
 } from './modal/provider.js';

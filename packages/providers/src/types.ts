@@ -45,3 +45,16 @@ export interface EnvironmentProvider {
   node?(): Promise<string>;
   snapshot?(id: string, name?: string): Promise<{ image: string }>;
 }
+
+/**
+ * Where a provider keeps what an environment needs but cannot hold itself (Modal: the snapshot
+ * image a stopped environment starts from). Shared by every control plane of an installation
+ * (Postgres), so any of them can start what another stopped. Small JSON, never a secret.
+ */
+export interface ProviderStateStore {
+  get(id: string): Promise<unknown>;
+  put(id: string, state: unknown): Promise<void>;
+  /** A missing id is not an error. */
+  delete(id: string): Promise<void>;
+  list(): Promise<{ id: string; state: unknown }[]>;
+}

@@ -1,7 +1,9 @@
 import { join } from 'node:path';
+import type { Queryable } from '@berth/db';
 import type { EnvironmentProvider, SpecPolicy } from '@berth/providers';
 import type { Config } from '../config.js';
 import { tracedProvider } from '../common/tracing.js';
+import { PostgresProviderStateStore } from './provider-state.js';
 
 export const PROVIDERS = Symbol('PROVIDERS');
 
@@ -28,6 +30,8 @@ export async function createProviders(
   config: Config,
   overrides: Record<string, EnvironmentProvider> = {},
   installationId = 'default',
+  /** Where providers keep per-environment state every control plane must see (Modal's snapshots). */
+  db?: Queryable,
 ): Promise<ProviderRegistry> {
   const policy = specPolicy(config);
   const map = new Map<string, EnvironmentProvider>();
@@ -51,6 +55,7 @@ export async function createProviders(
         }),
       );
     else if (name === 'modal') {
+      if (!db) throw new Error('the modal provider keeps its state in Postgres: pass the pool');
       const gateway = mod.gatewayInstallCommands(
         config.modalGatewayBundleUrl ? { bundleUrl: config.modalGatewayBundleUrl } : {},
       );
@@ -66,7 +71,7 @@ export async function createProviders(
           installation: installationId,
           baseImage: config.modalBaseImage,
           gateway,
-          stateDir: join(config.dataDir, 'modal'),
+          state: new PostgresProviderStateStore(db, 'modal'),
           policy,
         }),
       );

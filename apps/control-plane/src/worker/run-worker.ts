@@ -77,7 +77,7 @@ export async function runWorker(config: Config, opts: RunWorkerOptions = {}): Pr
     const envWorkers = await startEnvironmentWorkers({
       pool,
       databaseUrl,
-      providers: await createProviders(config, {}, await installationId(pool)),
+      providers: await createProviders(config, {}, await installationId(pool), pool),
       gateway: () => identity.gatewaySpec(),
       dataDir: config.dataDir,
       logger: logger.child({ component: 'environment-workers' }),

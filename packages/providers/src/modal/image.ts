@@ -17,7 +17,24 @@ export interface RecipeInputs {
 export interface Recipe {
   image: ImageRecipe;
   env: Record<string, string>;
+  /** The environment user: devcontainer `remoteUser`, else `berth` (created when missing). */
+  user: string;
 }
+
+/**
+ * Modal has no per-sandbox user (0.11.1) and starts the entrypoint as root, so the command drops
+ * to the environment user itself: setpriv (util-linux) with the user's groups and no_new_privs,
+ * so no setuid binary in the image takes a terminal back to root. HOME etc. from the user's entry.
+ */
+const RUN_AS_SCRIPT =
+  'u="$1"; shift; g=$(id -g "$u") || exit 126; HOME=$(getent passwd "$u" | cut -d: -f6); HOME=${HOME:-/tmp}; export HOME USER="$u" LOGNAME="$u"; exec setpriv --reuid="$u" --regid="$g" --init-groups --no-new-privs -- "$@"';
+
+/** `argv` run as `user` (see RUN_AS_SCRIPT). */
+export function runAs(user: string, argv: string[]): string[] {
+  return ['sh', '-c', RUN_AS_SCRIPT, 'berth-run-as', user, ...argv];
+}
+
+const USER_NAME = /^[a-z_][a-z0-9_.-]{0,31}$/i;
 
 /** Joins backslash continuations and drops comments: one Dockerfile instruction per entry. */
 export function dockerfileInstructions(text: string): string[] {
@@ -87,9 +104,21 @@ export async function imageRecipe(input: RecipeInputs): Promise<Recipe> {
       }
     }
   }
+  const user = dc?.remoteUser ?? 'berth';
+  if (!USER_NAME.test(user))
+    throw new ModalProviderError(
+      'invalid_config',
+      `devcontainer remoteUser "${user}" is not a user name`,
+      'use a login name such as "vscode" (Modal sandboxes need a name, not a uid)',
+      false,
+    );
   commands.push('USER root');
   for (const cmd of config.berth?.setup ?? []) commands.push(`RUN ${cmd}`);
   commands.push(...input.gatewayInstall);
+  commands.push(
+    `RUN command -v setpriv >/dev/null || (echo "the Modal image needs setpriv (util-linux) to run the gateway as ${user}" >&2; exit 1)`,
+    `RUN id -u ${user} >/dev/null 2>&1 || useradd --create-home --shell "$(command -v bash || echo /bin/sh)" ${user} || adduser -D ${user}`,
+  );
   const buildEnv: Record<string, string> = {};
   if (spec.repo) {
     // The env id in the command keeps one environment's clone from being reused by another.
@@ -104,6 +133,8 @@ export async function imageRecipe(input: RecipeInputs): Promise<Recipe> {
     commands.push(`RUN mkdir -p ${shq(input.workdir)}`);
   }
   const post = dc?.postCreateCommand;
+  // Cloned as root (the build's user), then handed to the environment user.
+  commands.push(`RUN chown -R ${user}: ${shq(input.workdir)}`);
   if (post !== undefined) {
     const cmd =
       typeof post === 'string'
@@ -113,10 +144,12 @@ export async function imageRecipe(input: RecipeInputs): Promise<Recipe> {
           : Object.values(post)
               .map((v) => (Array.isArray(v) ? v.map(shq).join(' ') : v))
               .join(' && ');
-    commands.push(`RUN cd ${shq(input.workdir)} && ${cmd}`);
+    // As the user, like docker's postCreateCommand: what it writes in $HOME is theirs.
+    commands.push(`RUN cd ${shq(input.workdir)} && ${runAs(user, ['sh', '-c', cmd]).map(shq).join(' ')}`);
   }
   return {
     image: { from: { registry: from }, commands, secretEnv: buildEnv },
     env: { ...config.berth?.env, ...dc?.containerEnv },
+    user,
   };
 }

@@ -1,17 +1,22 @@
-import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { EnvironmentInfo, EnvironmentSpec, GatewayConfigInput } from '@berth/protocol';
 import { ProviderError } from '../errors.js';
-import { defaultSpecPolicy, validateSpec, type ResourceLimits, type SpecPolicy } from '../spec.js';
-import type { CreateOptions, CreateResult, EnvironmentProvider, ListedEnvironment } from '../types.js';
+import { defaultSpecPolicy, validateSpec, type SpecPolicy } from '../spec.js';
+import type {
+  CreateOptions,
+  CreateResult,
+  EnvironmentProvider,
+  ListedEnvironment,
+  ProviderStateStore,
+} from '../types.js';
 import { healthz, pollUntil } from '../wait.js';
 import { fromModal, ModalProviderError, scrub } from './errors.js';
-import { CLONE_MARK, imageRecipe } from './image.js';
+import { CLONE_MARK, imageRecipe, runAs } from './image.js';
 import { SdkModalApi, type ModalApi, type ModalConnection } from './sdk.js';
+import { parseState, type ModalEnvState } from './state.js';
 
 export { isRetryable, ModalProviderError } from './errors.js';
 export { gatewayInstallCommands, type GatewayInstallOptions } from './gateway-install.js';
+export { MemoryStateStore, type ModalEnvState } from './state.js';
 
 export const TAG_INSTALLATION = 'berth-installation';
 export const TAG_ENV = 'berth-env';
@@ -38,8 +43,11 @@ export interface ModalProviderOptions {
   /** Registry reference of the base image used when a spec names none. */
   baseImage: string;
   gateway: ModalGatewayOptions;
-  /** Where stopped environments keep their snapshot image id and spec. */
-  stateDir: string;
+  /**
+   * Where environments keep what `start` needs (the snapshot image id, resources, env): shared by
+   * every control plane of the installation (Postgres), so any of them starts what another stopped.
+   */
+  state: ProviderStateStore;
   /** Working directory (and clone target) inside the sandbox. */
   workdir?: string;
   /** Sandbox lifetime cap (Modal `timeout`); default 24 h, Modal's maximum. */
@@ -49,16 +57,6 @@ export interface ModalProviderOptions {
   policy?: SpecPolicy;
   /** How long to wait for the gateway behind the tunnel to answer /healthz. */
   readyTimeoutMs?: number;
-}
-
-interface State {
-  id: string;
-  ownerId: string;
-  desired: 'running' | 'stopped';
-  spec: EnvironmentSpec;
-  /** The built image; after a stop, the filesystem snapshot to start from. */
-  imageId: string;
-  env: Record<string, string>;
 }
 
 const ISOLATION =
@@ -159,19 +157,18 @@ export class ModalProvider implements EnvironmentProvider {
       throw err;
     });
     options.onProgress?.({ phase: 'build', message: `image ${imageId} ready` });
-    // The clone token went to Modal as a build Secret; it is not kept on disk.
-    const kept: EnvironmentSpec = spec.repo
-      ? { ...spec, repo: { url: spec.repo.url, ...(spec.repo.ref ? { ref: spec.repo.ref } : {}) } }
-      : spec;
-    await this.writeState({
-      id: spec.id,
+    // Only what a later start needs: the clone token went to Modal as a build Secret, and is gone.
+    await this.writeState(spec.id, {
+      v: 1,
       ownerId: spec.ownerId,
       desired: 'running',
-      spec: kept,
       imageId,
-      env: recipe.env,
+      env: { ...recipe.env, ...spec.env },
+      resources: { cpus: check.resources.cpus, memoryMb: check.resources.memoryMb },
+      user: recipe.user,
+      ...(spec.gateway ? { gateway: spec.gateway } : {}),
     });
-    const info = await this.launch(spec.id, check.resources, options);
+    const info = await this.launch(spec.id, options);
     return { ...info, created: true, image: imageId, isolation: ISOLATION };
   }
 
@@ -179,10 +176,8 @@ export class ModalProvider implements EnvironmentProvider {
     const state = await this.readState(id);
     if (!state) throw new ProviderError('not_found', `environment ${id} does not exist`, 'create it first');
     if (await this.running(id)) return this.inspect(id);
-    const check = validateSpec(state.spec, this.opts.policy ?? defaultSpecPolicy);
-    const resources = check.ok ? check.resources : (this.opts.policy ?? defaultSpecPolicy).defaults;
-    await this.writeState({ ...state, desired: 'running' });
-    return this.launch(id, resources);
+    await this.writeState(id, { ...state, desired: 'running' });
+    return this.launch(id);
   }
 
   /** Filesystem snapshot, then terminate; `start` boots a new sandbox from the snapshot. */
@@ -193,17 +188,18 @@ export class ModalProvider implements EnvironmentProvider {
       const imageId = await this.call('snapshotting the sandbox filesystem', () =>
         this.api.snapshotFilesystem(sandboxId),
       );
-      if (state) await this.writeState({ ...state, imageId });
+      // Stored before the terminate: a crash in between leaves a snapshot to start from, not none.
+      if (state) await this.writeState(id, { ...state, imageId });
       await this.call('terminating the sandbox', () => this.api.terminate(sandboxId));
     }
-    if (state) await this.writeState({ ...((await this.readState(id)) ?? state), desired: 'stopped' });
+    if (state) await this.writeState(id, { ...((await this.readState(id)) ?? state), desired: 'stopped' });
   }
 
   async destroy(id: string): Promise<void> {
     for (const sb of await this.sandboxes({ [TAG_ENV]: id })) {
       await this.call('terminating the sandbox', () => this.api.terminate(sb.id));
     }
-    await rm(this.stateFile(id), { force: true });
+    await this.opts.state.delete(id);
   }
 
   async inspect(id: string): Promise<EnvironmentInfo> {
@@ -251,11 +247,10 @@ export class ModalProvider implements EnvironmentProvider {
           state: 'ready',
         });
     }
-    const files = await readdir(this.opts.stateDir).catch(() => [] as string[]);
-    for (const f of files.filter((n) => n.endsWith('.json'))) {
-      const id = f.slice(0, -'.json'.length);
+    for (const entry of await this.opts.state.list()) {
+      const { id } = entry;
+      const state = parseState(entry.state);
       if (out.has(id)) continue;
-      const state = await this.readState(id);
       if (state)
         out.set(id, {
           id,
@@ -287,11 +282,7 @@ export class ModalProvider implements EnvironmentProvider {
     this.api.close();
   }
 
-  private async launch(
-    id: string,
-    resources: ResourceLimits,
-    options: CreateOptions = {},
-  ): Promise<EnvironmentInfo> {
+  private async launch(id: string, options: CreateOptions = {}): Promise<EnvironmentInfo> {
     const state = await this.readState(id);
     if (!state) throw new ProviderError('not_found', `environment ${id} does not exist`, 'create it first');
     const gw = this.opts.gateway;
@@ -299,8 +290,8 @@ export class ModalProvider implements EnvironmentProvider {
       environmentId: id,
       host: '0.0.0.0',
       port: this.port,
-      issuer: state.spec.gateway?.issuer ?? 'berth-unconfigured',
-      jwks: state.spec.gateway?.jwks ?? { keys: [] },
+      issuer: state.gateway?.issuer ?? 'berth-unconfigured',
+      jwks: state.gateway?.jwks ?? { keys: [] },
       dataDir: gw.dataDir ?? '/tmp/berth-gateway',
       // Modal starts the entrypoint in the sandbox workdir; '.' keeps the config independent of it.
       workdir: '.',
@@ -309,10 +300,12 @@ export class ModalProvider implements EnvironmentProvider {
     const request = {
       appName: this.appName,
       imageId: state.imageId,
-      command: gw.command,
-      env: { ...state.env, ...state.spec.env, ...gw.env, BERTH_GATEWAY_CONFIG: JSON.stringify(config) },
-      cpu: resources.cpus,
-      memoryMiB: resources.memoryMb,
+      // Modal starts the entrypoint as root; the gateway, and so every terminal and task, runs as
+      // the environment user with no way back (no_new_privs), as in the docker provider.
+      command: runAs(state.user, gw.command),
+      env: { ...state.env, ...gw.env, BERTH_GATEWAY_CONFIG: JSON.stringify(config) },
+      cpu: state.resources.cpus,
+      memoryMiB: state.resources.memoryMb,
       timeoutMs: this.opts.timeoutMs ?? 24 * 3600_000,
       idleTimeoutMs: this.opts.idleTimeoutMs,
       workdir: this.workdir,
@@ -386,25 +379,11 @@ export class ModalProvider implements EnvironmentProvider {
     return (await this.sandboxes({ [TAG_ENV]: id }))[0]?.id;
   }
 
-  private stateFile(id: string): string {
-    return join(this.opts.stateDir, `${id}.json`);
+  private async readState(id: string): Promise<ModalEnvState | undefined> {
+    return parseState(await this.opts.state.get(id));
   }
 
-  private async readState(id: string): Promise<State | undefined> {
-    try {
-      return JSON.parse(await readFile(this.stateFile(id), 'utf8')) as State;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
-  }
-
-  private async writeState(state: State): Promise<void> {
-    await mkdir(this.opts.stateDir, { recursive: true });
-    const file = this.stateFile(state.id);
-    // A unique temp name: two concurrent creates of one id both write, and the last rename wins whole.
-    const tmp = `${file}.${randomUUID()}.tmp`;
-    await writeFile(tmp, JSON.stringify(state));
-    await rename(tmp, file);
+  private async writeState(id: string, state: ModalEnvState): Promise<void> {
+    await this.opts.state.put(id, state);
   }
 }

@@ -1,3 +1,4 @@
 export { behaviourSuite, makeBareRepo, type BehaviourHarness } from './behaviour.js';
 export { dockerHarness, ensureGatewayBundle, fakeHarness, localHarness } from './harness.js';
 export { serveRepoWithToken } from './git-server.js';
+export { createGatewaySigner, gatewayExec, withGatewayConfig, type GatewaySigner } from './gateway-exec.js';

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { cp, lstat, mkdir, rm } from 'node:fs/promises';
+import { cp, lchown, lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { addService, commandRouterService, FakeStatus, modalClientService, type Handler } from './grpc.js';
@@ -433,12 +433,21 @@ export class FakeModal {
   }
 }
 
-/** Copies a filesystem layer; sockets, fifos and overlay whiteouts are skipped (they cannot be copied). */
+/**
+ * Copies a filesystem layer with its owners (an image or snapshot keeps who owns /workspace, as
+ * Modal's do); sockets, fifos and overlay whiteouts are skipped (they cannot be copied).
+ */
 async function copyLayer(src: string, dst: string): Promise<void> {
   await cp(src, dst, {
     recursive: true,
     filter: async (p) => lstat(p).then((st) => !(st.isSocket() || st.isFIFO() || st.isCharacterDevice())),
   });
+  const own = async (from: string, to: string): Promise<void> => {
+    const st = await lstat(from);
+    await lchown(to, st.uid, st.gid);
+    if (st.isDirectory()) for (const name of await readdir(to)) await own(join(from, name), join(to, name));
+  };
+  await own(src, dst);
 }
 
 /** A RUN step in a fake container over the image's layer (host network, as a build has). */

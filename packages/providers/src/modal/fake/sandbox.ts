@@ -62,6 +62,11 @@ export class FakeSandbox {
     return this.result === undefined;
   }
 
+  /** The host pid of the `unshare` that holds the sandbox's namespaces. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   async start(): Promise<void> {
     const { spec } = this;
     await mkdir(spec.runDir, { recursive: true });
