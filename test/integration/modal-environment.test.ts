@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectTerminal } from '@berth/terminal';
 import { nodeSocketFactory } from '@berth/terminal/node';
@@ -135,6 +136,47 @@ describe('modal provider through the control plane', () => {
     expect([...fake.sandboxes.values()].filter((x) => x.running)).toEqual([]);
     expect((await pool!.query('SELECT 1 FROM provider_state WHERE environment_id = $1', [id])).rowCount).toBe(
       0,
+    );
+  });
+  it('a Modal outage during provisioning is retried by the job engine; the user sees the retry, then ready', async () => {
+    // The SDK retries UNAVAILABLE three times itself; the fourth failure reaches the job.
+    fake.failNext('SandboxListV2', status.UNAVAILABLE, 'upstream connect error', 4);
+    const r = await admin.post('/api/v1/environments', { name: 'modal-outage' });
+    const id = r.json.environment.id as string;
+    const env = await live.until(
+      () => admin.get(`/api/v1/environments/${id}`),
+      (x) => ['ready', 'failed'].includes(x.json.environment.state as string),
+    );
+    expect(env.json.environment.state).toBe('ready');
+    const ev = await admin.get(`/api/v1/environments/${id}/events`);
+    const retry = ev.json.items.find((e: { kind: string }) => e.kind === 'retry');
+    expect(retry.message).toMatch(/Modal: listing sandboxes failed: .*upstream connect error; retrying/);
+    await admin.del(`/api/v1/environments/${id}`);
+    await live.until(
+      () => admin.get(`/api/v1/environments/${id}`),
+      (x) => x.json.environment.state === 'destroyed',
+    );
+  });
+
+  it('a Modal quota fails the environment at once, with the reason and a hint', async () => {
+    fake.failNext('SandboxCreateV2', status.RESOURCE_EXHAUSTED, 'Sandbox quota reached');
+    const r = await admin.post('/api/v1/environments', { name: 'modal-quota' });
+    const id = r.json.environment.id as string;
+    const env = await live.until(
+      () => admin.get(`/api/v1/environments/${id}`),
+      (x) => ['ready', 'failed'].includes(x.json.environment.state as string),
+    );
+    expect(env.json.environment.state).toBe('failed');
+    expect(env.json.environment.stateReason).toMatch(/Sandbox quota reached/);
+    const ev = await admin.get(`/api/v1/environments/${id}/events`);
+    expect(ev.json.items.some((e: { kind: string }) => e.kind === 'retry')).toBe(false);
+    const failed = ev.json.items.find((e: { kind: string }) => e.kind === 'failed');
+    expect(failed.data.hint).toMatch(/Modal workspace limit/);
+    expect(JSON.stringify(ev.json)).not.toContain(FAKE_TOKEN.tokenSecret);
+    await admin.del(`/api/v1/environments/${id}`);
+    await live.until(
+      () => admin.get(`/api/v1/environments/${id}`),
+      (x) => x.json.environment.state === 'destroyed',
     );
   });
 });
