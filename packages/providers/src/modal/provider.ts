@@ -292,6 +292,7 @@ export class ModalProvider implements EnvironmentProvider {
       port: this.port,
       issuer: state.gateway?.issuer ?? 'berth-unconfigured',
       jwks: state.gateway?.jwks ?? { keys: [] },
+      ...(state.gateway?.otlpEndpoint ? { otlpEndpoint: state.gateway.otlpEndpoint } : {}),
       dataDir: gw.dataDir ?? '/tmp/berth-gateway',
       // Modal starts the entrypoint in the sandbox workdir; '.' keeps the config independent of it.
       workdir: '.',
