@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -158,6 +158,21 @@ describe('modal provider on fake Modal', () => {
     const err = await failure(provider.create({ id: id(), ownerId: 'o', buildContext: ctx }));
     expect(err.code).toBe('build_unsupported');
     expect(err.message).toContain('COPY . /src');
+  });
+
+  it('runs postCreateCommand in the workspace as the environment user, as docker does', async () => {
+    const ctx = join(dir, 'ctx-post');
+    await mkdir(join(ctx, '.devcontainer'), { recursive: true });
+    await writeFile(
+      join(ctx, '.devcontainer/devcontainer.json'),
+      JSON.stringify({ postCreateCommand: 'echo "$(id -un) $HOME $(pwd)" > made-by-post' }),
+    );
+    const env = id();
+    await provider.create({ id: env, ownerId: 'o', buildContext: ctx });
+    const file = join(sandboxOf(fake, env).spec.dir, 'upper/workspace/made-by-post');
+    expect((await readFile(file, 'utf8')).trim()).toBe('berth /home/berth /workspace');
+    expect((await stat(file)).uid).not.toBe(0);
+    await provider.destroy(env);
   });
 
   it('two concurrent creates of one id end with one sandbox', async () => {
