@@ -313,6 +313,18 @@ describe('modal provider on fake Modal', () => {
     expect(fake.running().filter((s) => fake.sandboxes.get(s)?.tags[TAG_ENV] === env)).toEqual([]);
     await provider.destroy(env);
   });
+  it('a sandbox that ends while it is being stopped still stops, and starts again from its image', async () => {
+    const env = id();
+    await provider.create({ id: env, ownerId: 'o' });
+    const before = await state.get(env);
+    fake.failNext('TaskSnapshotFilesystem', status.FAILED_PRECONDITION, 'Sandbox has already finished');
+    await provider.stop(env);
+    expect((await provider.inspect(env)).state).toBe('stopped');
+    expect(await state.get(env)).toEqual({ ...(before as object), desired: 'stopped' });
+    expect((await provider.start(env)).state).toBe('ready');
+    await provider.destroy(env);
+  });
+
   it('starts on a fresh provider what another one stopped, from the shared state store alone', async () => {
     const env = id();
     const shared = new MemoryStateStore();

@@ -185,12 +185,22 @@ export class ModalProvider implements EnvironmentProvider {
     const state = await this.readState(id);
     const sandboxId = await this.running(id);
     if (sandboxId) {
+      // A sandbox that ended after the lookup (its timeout, a crash) has nothing left to snapshot:
+      // the environment is stopped all the same and starts from its last snapshot or image.
+      const gone = (err: unknown): undefined => {
+        if (
+          err instanceof ModalProviderError &&
+          (err.code === 'modal_sandbox_exited' || err.code === 'not_found')
+        )
+          return undefined;
+        throw err;
+      };
       const imageId = await this.call('snapshotting the sandbox filesystem', () =>
         this.api.snapshotFilesystem(sandboxId),
-      );
+      ).catch(gone);
       // Stored before the terminate: a crash in between leaves a snapshot to start from, not none.
-      if (state) await this.writeState(id, { ...state, imageId });
-      await this.call('terminating the sandbox', () => this.api.terminate(sandboxId));
+      if (state && imageId) await this.writeState(id, { ...state, imageId });
+      await this.call('terminating the sandbox', () => this.api.terminate(sandboxId)).catch(gone);
     }
     if (state) await this.writeState(id, { ...((await this.readState(id)) ?? state), desired: 'stopped' });
   }
