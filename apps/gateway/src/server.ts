@@ -318,13 +318,14 @@ export async function startGateway(
     close: () =>
       (closing ??= (async () => {
         for (const ws of wss.clients) ws.close(TerminalCloseCode.GoingAway, 'gateway shutting down');
-        exec.close();
+        const execClosed = exec.close();
         await sessions.closeAll('gateway shutting down');
         ports.close();
         for (const ws of wss.clients) ws.terminate();
         await new Promise<void>((resolve) => wss.close(() => resolve()));
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        await execClosed;
         await tracer?.shutdown();
         await log.close();
       })()),

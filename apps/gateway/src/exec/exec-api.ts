@@ -78,7 +78,8 @@ export interface ExecApi {
   /** Handles `/exec/...`; returns false for any other path. */
   handle(req: IncomingMessage, res: ServerResponse, url: URL): boolean;
   tasks: Map<string, ExecTask>;
-  close(): void;
+  /** Stops every task; resolves when their Vault tokens are revoked. */
+  close(): Promise<void>;
 }
 
 /**
@@ -293,10 +294,17 @@ export function createExecApi(
       });
       return true;
     },
-    close() {
+    async close() {
       closing.abort();
       clientSecrets.close();
-      for (const t of tasks.values()) t.shutdown();
+      // Bounded: a Vault that does not answer must not hold the gateway past its stop grace
+      // period (the token then expires with its TTL, as the warning in the log says).
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all([...tasks.values()].map((t) => t.shutdown())),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, 5000))),
+      ]);
+      clearTimeout(timer);
     },
   };
 }

@@ -307,17 +307,22 @@ export class ExecTask {
     for (const w of [...this.waiters]) w();
   }
 
-  /** Gateway shutdown: the process goes with it, and the task says why. */
-  shutdown(): void {
-    if (this.finished) return;
+  /**
+   * Gateway shutdown: the process goes with it, and the task says why. The Vault token is revoked
+   * now rather than at the process's exit, which a gateway on its way out would not wait for;
+   * resolves when Vault has answered (or gave up), so the gateway can wait for it.
+   */
+  shutdown(): Promise<void> {
+    if (this.finished) return Promise.resolve();
     this.state.lost = STOPPED;
     this.persist();
     this.setPaused(false);
     this.proc?.signal('SIGTERM');
     const proc = this.proc;
     if (proc) setTimeout(() => proc.signal('SIGKILL'), 2000).unref();
-    else void this.revokeSecrets();
+    const revoked = this.revokeSecrets();
     this.wake();
+    return revoked;
   }
 
   private persist(): void {
