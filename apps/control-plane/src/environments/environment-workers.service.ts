@@ -44,6 +44,7 @@ export class EnvironmentWorkersService implements OnApplicationBootstrap, Before
       clock: this.clock,
       idleStopMinutes: this.config.envIdleStopMinutes,
       maxLifetimeHours: this.config.envMaxLifetimeHours,
+      envHoursPerDay: this.config.quotaEnvHoursPerDay,
       reapSeconds: this.config.envReapSeconds,
       attachedClients: (env) => this.terminals.attachedClients(env),
       signWorkload: async (r) => (await this.identity.signWorkloadIdentity(r)).token,

@@ -1,5 +1,6 @@
 import { WorkerPool, systemClock, type Clock, type Pool, type QueueLogger } from '@berth/db';
 import { EnvironmentJobCatalog, type EnvironmentSpec } from '@berth/protocol';
+import { QuotasRepository } from '../quotas/quotas.repository.js';
 import { EnvironmentsRepository } from './environments.repository.js';
 import { environmentJobHandlers } from './lifecycle.js';
 import type { ProviderRegistry } from './providers.js';
@@ -19,6 +20,8 @@ export interface EnvironmentWorkersOptions {
   concurrency?: number;
   idleStopMinutes: number;
   maxLifetimeHours: number;
+  /** The installation's default environment-hours per UTC day (users' quotas override it). */
+  envHoursPerDay: number;
   reapSeconds: number;
   attachedClients: (env: EnvironmentRow) => Promise<number>;
   signWorkload?: SignWorkload;
@@ -60,6 +63,8 @@ export async function startEnvironmentWorkers(
     clock: opts.clock ?? systemClock,
     idleStopMinutes: opts.idleStopMinutes,
     maxLifetimeHours: opts.maxLifetimeHours,
+    quotas: new QuotasRepository(opts.pool),
+    envHoursPerDay: opts.envHoursPerDay,
     enqueue: (tx, kind, id) => jobs.enqueue(tx, kind, id),
     attachedClients: opts.attachedClients,
     logger: opts.logger,
@@ -72,6 +77,7 @@ export async function startEnvironmentWorkers(
       .then((r) => {
         if (
           r.idleStopped.length +
+          r.quotaStopped.length +
           r.expired.length +
           r.orphansDestroyed.length +
           r.gone.length +

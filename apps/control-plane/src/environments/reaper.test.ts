@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeProvider } from '@berth/providers';
-import { ADMIN, Client, startTestServer, type TestServer } from '../testing/server.js';
+import { ADMIN, Client, memberClient, startTestServer, type TestServer } from '../testing/server.js';
 import { LiveWaiter } from '../testing/live.js';
+import { QuotasRepository } from '../quotas/quotas.repository.js';
 import { EnvironmentsRepository } from './environments.repository.js';
 import { PROVIDERS, type ProviderRegistry } from './providers.js';
 import { QueueEnvironmentJobs } from './queue-environment-jobs.js';
@@ -33,6 +34,8 @@ function reaper(opts: { idle?: number; lifetime?: number } = {}) {
     clock,
     idleStopMinutes: opts.idle ?? 0,
     maxLifetimeHours: opts.lifetime ?? 0,
+    quotas: new QuotasRepository(s.pool),
+    envHoursPerDay: 0,
     enqueue: (tx, kind, id) => jobs.enqueue(tx, kind, id),
     attachedClients: () => Promise.resolve(attached),
     logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
@@ -40,19 +43,26 @@ function reaper(opts: { idle?: number; lifetime?: number } = {}) {
   });
 }
 
-async function ready(): Promise<string> {
-  const id = (await admin.post('/api/v1/environments', {})).json.environment.id as string;
-  await state(id, ['ready']);
+async function ready(as = admin, waiter = live): Promise<string> {
+  const id = (await as.post('/api/v1/environments', {})).json.environment.id as string;
+  await state(id, ['ready'], as, waiter);
   return id;
 }
 
-async function state(id: string, want: string[]) {
-  const r = await live.until(
-    () => admin.get(`/api/v1/environments/${id}`),
+async function state(id: string, want: string[], as = admin, waiter = live) {
+  const r = await waiter.until(
+    () => as.get(`/api/v1/environments/${id}`),
     (x) => want.includes(x.json.environment.state as string),
   );
   return r.json.environment as { state: string; stateReason: string };
 }
+
+const eventsOf = async (as: Client, id: string) =>
+  (await as.get(`/api/v1/environments/${id}/events`)).json.items as Array<{
+    kind: string;
+    message: string;
+    data: unknown;
+  }>;
 
 beforeAll(async () => {
   s = await startTestServer({ BERTH_PROVIDERS: 'fake' }, { providers: { fake } });
@@ -84,6 +94,51 @@ describe('environment reaper (injected clock)', () => {
     expect(env.stateReason).toBeNull();
     const ev = await admin.get(`/api/v1/environments/${id}/events`);
     expect(ev.json.items.map((e: { kind: string }) => e.kind)).toContain('auto-stop');
+  });
+
+  it('stops the ready environments of a user whose environment-hours for the UTC day reached their quota, and no one else’s', async () => {
+    const over = await memberClient(s, admin, 'hours-over@example.com');
+    const under = await memberClient(s, admin, 'hours-under@example.com');
+    for (const [c, hours] of [
+      [over, 2],
+      [under, 10],
+    ] as const) {
+      const id = (await c.get('/api/v1/me')).json.user.id as string;
+      expect((await admin.req('PUT', `/api/v1/users/${id}/quotas`, { envHoursPerDay: hours })).status).toBe(
+        200,
+      );
+    }
+    const overLive = await LiveWaiter.connect(over);
+    const underLive = await LiveWaiter.connect(under);
+    try {
+      const started = Date.now();
+      const a = await ready(over, overLive);
+      const b = await ready(under, underLive);
+      now = new Date();
+      expect((await reaper().sweep()).quotaStopped).toEqual([]);
+
+      // Three hours on. Should that cross 00:00 UTC, the new day has counted 2.5 h by then.
+      now = new Date(started + 3 * 3_600_000);
+      const midnight = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
+      if (now.getTime() - midnight < 2 * 3_600_000) now = new Date(midnight + 2.5 * 3_600_000);
+      expect((await reaper().sweep()).quotaStopped).toEqual([a]);
+
+      await state(a, ['stopped'], over, overLive);
+      const stop = (await eventsOf(over, a)).find((e) => e.kind === 'quota-stop');
+      expect(stop?.message).toMatch(
+        /^stopped: quota envHoursPerDay 2 h reached today \(UTC, [\d.]+ h used\); start it again tomorrow or ask an admin to raise it$/,
+      );
+      expect(stop?.data).toMatchObject({ quota: 'envHoursPerDay', limit: 2 });
+      expect((await eventsOf(over, a)).map((e) => e.kind)).toContain('stopped');
+
+      expect((await under.get(`/api/v1/environments/${b}`)).json.environment.state).toBe('ready');
+      expect((await eventsOf(under, b)).map((e) => e.kind)).not.toContain('quota-stop');
+      // Nothing of the over-quota user is left running, so the next sweep has nothing to do.
+      expect((await reaper().sweep()).quotaStopped).toEqual([]);
+    } finally {
+      overLive.close();
+      underLive.close();
+    }
   });
 
   it('destroys environments past the global lifetime', async () => {

@@ -1,6 +1,7 @@
 import { transaction, type Pool, type QueueLogger, type Queryable } from '@berth/db';
 import { reconcile } from '@berth/providers';
 import type { Clock } from '../common/di.js';
+import type { QuotasRepository } from '../quotas/quotas.repository.js';
 import type { EnvironmentJobKind } from './environment-jobs.port.js';
 import type { EnvironmentRow, EnvironmentsRepository, EnvironmentState } from './environments.repository.js';
 import type { ProviderRegistry } from './providers.js';
@@ -12,6 +13,10 @@ export interface ReaperDeps {
   clock: Clock;
   idleStopMinutes: number;
   maxLifetimeHours: number;
+  /** Reads environment-hours used and per-user quotas. */
+  quotas: QuotasRepository;
+  /** The installation's default environment-hours per UTC day (0: none; a user's quota wins). */
+  envHoursPerDay: number;
   enqueue: (tx: Queryable, kind: EnvironmentJobKind, environmentId: string) => Promise<void>;
   /** Clients attached to the environment's terminals right now (asks its gateway). */
   attachedClients: (env: EnvironmentRow) => Promise<number>;
@@ -22,6 +27,8 @@ export interface ReaperDeps {
 
 export interface SweepReport {
   idleStopped: string[];
+  /** Stopped because their owner used up today's environment-hours. */
+  quotaStopped: string[];
   expired: string[];
   orphansDestroyed: string[];
   gone: string[];
@@ -32,10 +39,11 @@ export interface SweepReport {
 const BATCH = 200;
 
 /**
- * Keeps environments honest, on an injected clock: stops idle ones, destroys ones past the
- * global lifetime, removes provider resources whose environment is gone, and notices
- * environments whose container or process vanished or stopped outside Berth. Safe to run on
- * every control plane at once: each change re-checks the row under a lock.
+ * Keeps environments honest, on an injected clock: stops idle ones and those of users past
+ * their environment-hours for the UTC day, destroys ones past the global lifetime, removes
+ * provider resources whose environment is gone, and notices environments whose container or
+ * process vanished or stopped outside Berth. Safe to run on every control plane at once: each
+ * change re-checks the row under a lock.
  */
 export class EnvironmentReaper {
   constructor(private readonly d: ReaperDeps) {}
@@ -43,6 +51,7 @@ export class EnvironmentReaper {
   async sweep(): Promise<SweepReport> {
     const report: SweepReport = {
       idleStopped: [],
+      quotaStopped: [],
       expired: [],
       orphansDestroyed: [],
       gone: [],
@@ -82,6 +91,23 @@ export class EnvironmentReaper {
         );
         if (moved) report.idleStopped.push(env.id);
       }
+    }
+    // Create and start check the day's environment-hours; without this an environment left
+    // running would go past the quota for as long as it runs.
+    const dayStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
+    for (const over of await this.d.quotas.readyOverDailyHours(this.d.envHoursPerDay, dayStart, now, BATCH)) {
+      const moved = await this.move(
+        over.id,
+        ['ready'],
+        'stopping',
+        'environment.stop',
+        'quota-stop',
+        `stopped: quota envHoursPerDay ${over.limit_hours} h reached today (UTC, ${over.used_hours.toFixed(2)} h used); ` +
+          'start it again tomorrow or ask an admin to raise it',
+        () => true,
+        { quota: 'envHoursPerDay', limit: over.limit_hours, used: Number(over.used_hours.toFixed(4)) },
+      );
+      if (moved) report.quotaStopped.push(over.id);
     }
     if (this.d.maxLifetimeHours > 0) {
       const cutoff = new Date(now.getTime() - this.d.maxLifetimeHours * 3_600_000);
@@ -175,6 +201,7 @@ export class EnvironmentReaper {
     kind: string,
     message: string,
     extra: (row: EnvironmentRow) => boolean = () => true,
+    data?: unknown,
   ): Promise<boolean> {
     return transaction(this.d.pool, async (tx) => {
       const row = await this.d.envs.lock(tx, id);
@@ -183,7 +210,7 @@ export class EnvironmentReaper {
         reason: message,
         ...(to === 'failed' ? { gatewayUrl: null } : {}),
       });
-      await this.d.envs.addEvent(tx, id, kind, message);
+      await this.d.envs.addEvent(tx, id, kind, message, data);
       if (job) await this.d.enqueue(tx, job, id);
       return true;
     });

@@ -79,13 +79,61 @@ export class QuotasRepository {
   /** Environment-hours used in [from, to): open intervals count up to `to`. */
   async environmentHours(userId: string, from: Date, to: Date, db: Queryable = this.db): Promise<number> {
     const { rows } = await db.query<{ h: number }>(
-      `SELECT coalesce(sum(extract(epoch FROM
-           least(coalesce(ended_at, $3::timestamptz), $3::timestamptz) - greatest(started_at, $2::timestamptz)
-         )), 0)::float8 / 3600 AS h
-       FROM environment_usage
-       WHERE owner_id = $1 AND started_at < $3::timestamptz AND (ended_at IS NULL OR ended_at > $2::timestamptz)`,
+      `SELECT ${HOURS_USED} AS h
+       FROM environment_usage u
+       WHERE u.owner_id = $1 AND ${OVERLAPS}`,
       [userId, from, to],
     );
     return rows[0]?.h ?? 0;
   }
+
+  /**
+   * Ready environments whose owner has used their environment-hours for [from, to) (for the
+   * reaper: create and start are refused past the quota, this catches what keeps running).
+   * `defaultLimit` is the installation's default; a user's override wins; 0 is no limit.
+   */
+  async readyOverDailyHours(
+    defaultLimit: number,
+    from: Date,
+    to: Date,
+    limit: number,
+  ): Promise<OverHoursRow[]> {
+    const { rows } = await this.db.query<OverHoursRow>(
+      `WITH owners AS (
+         SELECT o.owner_id, coalesce(q.env_hours_per_day, $1)::float8 AS limit_hours
+         FROM (SELECT DISTINCT owner_id FROM environments WHERE state = 'ready') o
+         LEFT JOIN user_quotas q ON q.user_id = o.owner_id
+       ),
+       over AS (
+         SELECT o.owner_id, o.limit_hours, used.hours AS used_hours
+         FROM owners o
+         CROSS JOIN LATERAL (
+           SELECT ${HOURS_USED} AS hours
+           FROM environment_usage u
+           WHERE u.owner_id = o.owner_id AND ${OVERLAPS}
+         ) used
+         WHERE o.limit_hours > 0 AND used.hours >= o.limit_hours
+       )
+       SELECT e.id, e.owner_id, over.limit_hours, over.used_hours
+       FROM environments e JOIN over ON over.owner_id = e.owner_id
+       WHERE e.state = 'ready'
+       ORDER BY e.owner_id, e.id
+       LIMIT $4`,
+      [defaultLimit, from, to, limit],
+    );
+    return rows;
+  }
 }
+
+export interface OverHoursRow {
+  id: string;
+  owner_id: string;
+  limit_hours: number;
+  used_hours: number;
+}
+
+/** Hours of `environment_usage u` inside [$2, $3): open intervals count up to $3. */
+const HOURS_USED = `coalesce(sum(extract(epoch FROM
+    least(coalesce(u.ended_at, $3::timestamptz), $3::timestamptz) - greatest(u.started_at, $2::timestamptz)
+  )), 0)::float8 / 3600`;
+const OVERLAPS = `u.started_at < $3::timestamptz AND (u.ended_at IS NULL OR u.ended_at > $2::timestamptz)`;

@@ -84,6 +84,7 @@ export async function runWorker(config: Config, opts: RunWorkerOptions = {}): Pr
       ...(opts.clock ? { clock: opts.clock } : {}),
       idleStopMinutes: config.envIdleStopMinutes,
       maxLifetimeHours: config.envMaxLifetimeHours,
+      envHoursPerDay: config.quotaEnvHoursPerDay,
       reapSeconds: config.envReapSeconds,
       attachedClients: (env) => sessions.attachedClients(env),
     }).catch(async (err: unknown) => {
