@@ -17,6 +17,7 @@ import {
   openTab,
   screenshot,
   signIn,
+  type PageWindow,
 } from './browser.js';
 
 // Tasks run for real, in `local` environments (the gateway runs the command on this machine),
@@ -26,6 +27,19 @@ const LINES = 'for i in $(seq 1 40); do echo line $i; done';
 
 const state = (page: Page) => page.locator('.page-head [data-testid="task-state"]');
 const rowOf = (page: Page, id: string) => page.locator(`[data-testid="task-row"][data-task-id="${id}"]`);
+
+/**
+ * Records the X-Berth-Client header of every API call the page makes (the launch source the
+ * control plane reads): `web` on a desktop, `mobile` on a phone.
+ */
+function recordClientHeader(page: Page): () => Promise<Array<string | undefined>> {
+  const seen: Array<Promise<string | undefined>> = [];
+  page.on('request', (r) => {
+    if (new URL(r.url()).pathname.startsWith('/api/v1/'))
+      seen.push(r.allHeaders().then((h) => h['x-berth-client']));
+  });
+  return () => Promise.all(seen);
+}
 
 async function launch(page: Page, command: string): Promise<string> {
   await page.getByRole('textbox', { name: 'Command' }).fill(command);
@@ -120,6 +134,7 @@ describe('web app: tasks (launch, live status, log, timeline)', { timeout: 180_0
     await readyEnv('older');
     workId = await readyEnv('work');
     const { page, context, problems } = await openTab(browser, s.url, DESKTOP);
+    const clientHeaders = recordClientHeader(page);
     try {
       await signIn(page, ADMIN.email, ADMIN.password);
       await page.goto('/tasks');
@@ -157,6 +172,10 @@ describe('web app: tasks (launch, live status, log, timeline)', { timeout: 180_0
       expect(await timeline.textContent()).toContain('running');
       expect(await timeline.textContent()).toContain('succeeded');
       await screenshot(page, 'task', 'desktop');
+      // Every API call, the launch among them, said it came from the web app on a desktop.
+      const headers = await clientHeaders();
+      expect(headers.length).toBeGreaterThan(3);
+      expect(new Set(headers)).toEqual(new Set(['web']));
       expect(problems).toEqual([]);
     } finally {
       await context.close();
@@ -172,6 +191,69 @@ describe('web app: tasks (launch, live status, log, timeline)', { timeout: 180_0
       await state(page).and(page.locator('[data-state="failed"]')).waitFor();
       expect(await page.getByTestId('exit-code').textContent()).toBe('exit 1');
       await page.getByTestId('log').getByText('failing on purpose').waitFor();
+      expect(problems).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('a timeout from the form stops a long task as timed out; a timeout that is not whole seconds is refused with the hint', async () => {
+    const { page, context, problems } = await openTab(browser, s.url, DESKTOP);
+    try {
+      await signIn(page, ADMIN.email, ADMIN.password);
+      await page.goto('/tasks');
+      expect(await page.getByRole('combobox', { name: 'Environment' }).inputValue()).toBe(workId);
+      const timeout = page.getByRole('textbox', { name: 'Timeout in seconds' });
+      const before = (await admin.get('/api/v1/tasks?limit=200')).json.items.length as number;
+
+      // Not a number: caught in the page. A number the API refuses: its field and hint.
+      await timeout.fill('soon');
+      await page.getByRole('textbox', { name: 'Command' }).fill('sleep 60');
+      await page.getByRole('button', { name: 'Run', exact: true }).click();
+      expect(await page.getByTestId('error').textContent()).toContain('not a number of seconds');
+      expect(await page.getByTestId('error-hint').textContent()).toContain('whole seconds');
+      await timeout.fill('0');
+      await page.getByRole('button', { name: 'Run', exact: true }).click();
+      await page.getByTestId('error-fields').waitFor();
+      expect(await page.getByTestId('error-fields').textContent()).toContain('timeoutSeconds');
+      expect(await page.getByTestId('error-hint').textContent()).toContain('fix the fields');
+      expect((await admin.get('/api/v1/tasks?limit=200')).json.items.length).toBe(before);
+
+      await timeout.fill('3');
+      const id = await launch(page, 'sleep 60');
+      expect(await page.getByTestId('task-timeout').textContent()).toBe('3.0 s');
+      await state(page).and(page.locator('[data-state="timed_out"]')).waitFor();
+      expect(await state(page).textContent()).toBe('timed out');
+      const t = (await admin.get(`/api/v1/tasks/${id}`)).json.task;
+      expect(t).toMatchObject({ state: 'timed_out', timeoutSeconds: 3 });
+      await page.getByTestId('timeline').getByText('timed out').first().waitFor();
+
+      // The bar chart: one segment per phase the API reports, the longest phase drawn widest.
+      const events = (await admin.get(`/api/v1/tasks/${id}/timeline`)).json.events as Array<{
+        to: string;
+        at: string;
+      }>;
+      const phases = events
+        .slice(0, -1)
+        .map((e, i) => ({ state: e.to, ms: Date.parse(events[i + 1]!.at) - Date.parse(e.at) }));
+      const longest = phases.reduce((a, b) => (b.ms > a.ms ? b : a));
+      const segs = page.getByTestId('timeline').locator('.timeline-seg');
+      await page.waitForFunction(
+        (n) => (globalThis as unknown as PageWindow).document.querySelectorAll('.timeline-seg').length === n,
+        phases.length,
+      );
+      const drawn: Array<{ cls: string; width: number }> = [];
+      for (let i = 0; i < phases.length; i++)
+        drawn.push({
+          cls: (await segs.nth(i).getAttribute('class')) ?? '',
+          width: (await segs.nth(i).boundingBox())!.width,
+        });
+      expect(drawn.map((d) => d.cls)).toEqual(phases.map((p) => `timeline-seg state-${p.state}`));
+      const widest = drawn.reduce((a, b) => (b.width > a.width ? b : a));
+      expect(widest.cls).toBe(`timeline-seg state-${longest.state}`);
+      expect(await page.getByTestId('timeline').getByRole('img').getAttribute('aria-label')).toMatch(
+        /running \d/,
+      );
       expect(problems).toEqual([]);
     } finally {
       await context.close();
@@ -240,6 +322,7 @@ describe('web app: tasks (launch, live status, log, timeline)', { timeout: 180_0
 
   it('at 375 px: launches from the form in a real environment; running it again takes two taps; pages fit', async () => {
     const { page, context, problems } = await openTab(browser, s.url, PHONE);
+    const clientHeaders = recordClientHeader(page);
     try {
       await signIn(page, ADMIN.email, ADMIN.password);
       await page.goto('/tasks');
@@ -270,6 +353,10 @@ describe('web app: tasks (launch, live status, log, timeline)', { timeout: 180_0
       expect((await admin.get('/api/v1/tasks')).json.items.length).toBe(before + 1);
       await expectPhoneFriendly(page);
       await screenshot(page, 'task', 'phone');
+      // A phone says so on every call, both launches included: the launch source is `mobile`.
+      const headers = await clientHeaders();
+      expect(headers.length).toBeGreaterThan(3);
+      expect(new Set(headers)).toEqual(new Set(['mobile']));
       expect(problems).toEqual([]);
     } finally {
       await context.close();

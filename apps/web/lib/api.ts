@@ -77,6 +77,10 @@ export interface Task {
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
+  /** The secret references it asked for by name; null: all of the owner's. */
+  secrets: string[] | null;
+  /** Where it was launched from, as its X-Berth-Client header said. */
+  launchSource: 'web' | 'mobile' | 'cli' | 'api';
 }
 
 export interface TaskEvent {
@@ -138,6 +142,8 @@ export interface NewEnvironment {
 export interface NewTask {
   command: string[];
   timeoutSeconds?: number;
+  /** Env names of the secret references the task gets; left out: all of them, `[]`: none. */
+  secrets?: string[];
   environmentId?: string;
   environment?: NewEnvironment & { keep?: boolean };
 }
@@ -233,6 +239,17 @@ function isErrorBody(
   );
 }
 
+/**
+ * Where a launch came from, for the server's records (the workload JWT's `launch_source`): a
+ * phone is a coarse pointer on a narrow screen (820 px covers phones and small tablets held
+ * upright); anything else is `web`. Asked on every call, so a rotated tablet or a desktop
+ * window in touch emulation answers for its state at that moment.
+ */
+export function berthClient(): 'web' | 'mobile' {
+  if (typeof window === 'undefined' || typeof window.matchMedia !== 'function') return 'web';
+  return window.matchMedia('(pointer: coarse) and (max-width: 820px)').matches ? 'mobile' : 'web';
+}
+
 export async function request<T>(
   method: string,
   path: string,
@@ -246,6 +263,7 @@ export async function request<T>(
       credentials: 'include',
       headers: {
         accept: 'application/json',
+        'x-berth-client': berthClient(),
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         ...extraHeaders,
       },
@@ -321,8 +339,10 @@ export const api = {
       request<Page<User>>('GET', `/users${pageQuery(opts)}`),
     create: (body: { email: string; password: string; role: Role; displayName?: string }) =>
       request<{ user: User }>('POST', '/users', body),
-    update: (id: string, body: { role?: Role; password?: string; displayName?: string | null }) =>
-      request<{ user: User; changed: boolean }>('PATCH', `/users/${encodeURIComponent(id)}`, body),
+    update: (
+      id: string,
+      body: { role?: Role; password?: string; currentPassword?: string; displayName?: string | null },
+    ) => request<{ user: User; changed: boolean }>('PATCH', `/users/${encodeURIComponent(id)}`, body),
     remove: (id: string) => request<{ deleted: true }>('DELETE', `/users/${encodeURIComponent(id)}`),
   },
   secrets: {

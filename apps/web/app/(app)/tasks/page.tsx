@@ -1,98 +1,18 @@
 'use client';
 
 import Link from 'next/link';
-import { useRouter } from 'next/navigation';
-import { useEffect, useState, type FormEvent } from 'react';
+import { useEffect, useState } from 'react';
 import { ConfirmDialog } from '@/components/confirm';
-import {
-  EnvPicker,
-  choiceBody,
-  useEnvChoice,
-  useReadyEnvironments,
-  type EnvChoice,
-} from '@/components/env-picker';
+import { EnvPicker, useEnvChoice, useReadyEnvironments } from '@/components/env-picker';
 import { LoadMore } from '@/components/load-more';
 import { Empty, ErrorNotice, Loadable } from '@/components/status';
+import { LaunchForm, useLaunch } from '@/components/task-launch';
 import { StateBadge, formatDuration, taskDuration } from '@/components/task-ui';
-import { ApiError, api, newIdempotencyKey, toApiError, type Environment, type Task } from '@/lib/api';
-import { joinCommand, splitCommand } from '@/lib/argv';
+import { api, newIdempotencyKey, type Task } from '@/lib/api';
+import { joinCommand } from '@/lib/argv';
 import { relative } from '@/lib/format';
 import { useLive } from '@/lib/live';
-import { useSession } from '@/lib/session';
-import type { Loaded } from '@/lib/use-api';
 import { usePagedList } from '@/lib/use-paged';
-
-/** Launches a task and opens its page. One idempotency key per intent, so a double tap runs it once. */
-function useLaunch() {
-  const router = useRouter();
-  const { expired } = useSession();
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
-  async function launch(argv: string[], where: EnvChoice, key: string) {
-    setBusy(true);
-    setError(null);
-    try {
-      const { task } = await api.tasks.create({ command: argv, ...choiceBody(where) }, key);
-      router.push(`/tasks/view?id=${task.id}`);
-    } catch (err) {
-      const e = toApiError(err);
-      if (e.unauthorized) expired();
-      else setError(e);
-      setBusy(false);
-    }
-  }
-  return { busy, error, setError, launch };
-}
-
-function LaunchForm({ ready }: { ready: Loaded<Environment[]> }) {
-  const [line, setLine] = useState('');
-  const [key, setKey] = useState(newIdempotencyKey);
-  const where = useEnvChoice(ready);
-  const { busy, error, setError, launch } = useLaunch();
-
-  function submit(e: FormEvent) {
-    e.preventDefault();
-    const r = splitCommand(line);
-    if ('error' in r) {
-      setError(new ApiError(400, 'bad_command', r.error, 'close the quote, or escape it with a backslash'));
-      return;
-    }
-    if (where.choice) void launch(r.argv, where.choice, key);
-  }
-
-  return (
-    <form className="card stack" onSubmit={submit} aria-labelledby="launch-h">
-      <h2 id="launch-h">Run a task</h2>
-      {error ? <ErrorNotice error={error} /> : null}
-      <div className="launch-row">
-        <label className="field grow">
-          <span className="sr-only">Command</span>
-          <input
-            name="command"
-            className="mono"
-            autoCapitalize="none"
-            autoCorrect="off"
-            spellCheck={false}
-            placeholder="npm test"
-            value={line}
-            onChange={(e) => {
-              setLine(e.target.value);
-              setKey(newIdempotencyKey()); // a different command is a different launch
-            }}
-          />
-        </label>
-        <button type="submit" className="btn btn-primary" disabled={busy || !line.trim() || !where.choice}>
-          {busy ? 'Starting…' : 'Run'}
-        </button>
-      </div>
-      <p className="muted small">
-        Runs the program directly with its arguments (quotes work as in a shell). For pipes or{' '}
-        <code>&amp;&amp;</code>, run a shell: <code>sh -c &apos;make &amp;&amp; make test&apos;</code>.
-      </p>
-      <EnvPicker ready={ready} state={where} onChange={() => setKey(newIdempotencyKey())} idPrefix="launch" />
-    </form>
-  );
-}
 
 function TaskRow({ t, now, onRunAgain }: { t: Task; now: number; onRunAgain: () => void }) {
   const cmd = joinCommand(t.command);
@@ -224,7 +144,13 @@ export default function TasksPage() {
         busy={launch.busy}
         onCancel={() => setAgain(null)}
         onConfirm={() =>
-          again && againWhere.choice && void launch.launch(again.task.command, againWhere.choice, again.key)
+          again &&
+          againWhere.choice &&
+          // The same timeout and secrets as the first run (null secrets: all of them).
+          void launch.launch(again.task.command, againWhere.choice, again.key, {
+            timeoutSeconds: again.task.timeoutSeconds,
+            ...(again.task.secrets ? { secrets: again.task.secrets } : {}),
+          })
         }
       >
         <p>

@@ -14,6 +14,12 @@ import { useSession } from '@/lib/session';
 import { useApi } from '@/lib/use-api';
 
 const POLL_MS = 1000;
+const SOURCE_TEXT: Record<string, string> = {
+  web: 'the web app',
+  mobile: 'the web app on a phone',
+  cli: 'the CLI',
+  api: 'the API',
+};
 const MAX_LINES_SHOWN = 5000;
 
 function fromBase64(b64: string): Uint8Array {
@@ -259,6 +265,20 @@ function TaskDetail({ id }: { id: string }) {
               <dd>{formatDateTime(t.finishedAt, 'not yet')}</dd>
               <dt>Duration</dt>
               <dd>{t.startedAt ? formatDuration(taskDuration(t, now)) : '—'}</dd>
+              <dt>Timeout</dt>
+              <dd data-testid="task-timeout">{formatDuration(t.timeoutSeconds * 1000)}</dd>
+              <dt>Secrets</dt>
+              <dd data-testid="task-secrets">
+                {t.secrets === null ? (
+                  'all of your references'
+                ) : t.secrets.length === 0 ? (
+                  'none'
+                ) : (
+                  <code>{t.secrets.join(', ')}</code>
+                )}
+              </dd>
+              <dt>Launched from</dt>
+              <dd data-testid="task-source">{SOURCE_TEXT[t.launchSource] ?? t.launchSource}</dd>
               {t.environmentId ? (
                 <>
                   <dt>Environment</dt>
