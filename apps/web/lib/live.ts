@@ -23,7 +23,8 @@ export function useLive(onChange: (c: LiveChange) => void, onReconnect?: () => v
     const socket = io('/events', {
       path: '/socket.io',
       withCredentials: true,
-      transports: ['websocket', 'polling'],
+      // The server speaks WebSocket only (no sticky sessions needed across replicas).
+      transports: ['websocket'],
     });
     let wasConnected = false;
     socket.on('connect', () => {

@@ -57,7 +57,14 @@ export class LiveService implements OnApplicationBootstrap, OnModuleDestroy {
 
   async onApplicationBootstrap(): Promise<void> {
     const http = this.host.httpAdapter.getHttpServer() as HttpServer;
-    this.io = new Server(http, { path: '/socket.io', serveClient: false, cors: { origin: false } });
+    // WebSocket only: long-polling spreads one client over many requests, which several replicas
+    // behind a plain load balancer would split between them (it needs sticky sessions; this does not).
+    this.io = new Server(http, {
+      path: '/socket.io',
+      serveClient: false,
+      cors: { origin: false },
+      transports: ['websocket'],
+    });
     const nsp = this.io.of('/events');
     nsp.use((socket, next) => {
       this.authenticate(socket).then(

@@ -52,6 +52,14 @@ describe('socket.io /events', () => {
     await expect(connect({ token: 'berth_pat_bogus' })).rejects.toThrow(/invalid/);
   });
 
+  it('speaks WebSocket only: a long-polling client (which would need sticky sessions across replicas) is refused', async () => {
+    const r = await fetch(`${s.url}/socket.io/?EIO=4&transport=polling`, {
+      headers: { cookie: admin.cookie! },
+    });
+    expect(r.status).toBe(400);
+    expect(await r.json()).toMatchObject({ message: 'Transport unknown' });
+  });
+
   it('delivers changes of my environments to me, by cookie or token, and not to another user', async () => {
     const me = (await admin.get('/api/v1/me')).json.user.id as string;
     const byCookie = await connect({ cookie: admin.cookie! });
