@@ -184,9 +184,10 @@ export class SdkModalApi implements ModalApi {
     return this.with(sandboxId, async (sb) => (await sb.snapshotFilesystem()).imageId);
   }
 
+  /** Returns once the sandbox has finished, so a list right after no longer shows it running. */
   terminate(sandboxId: string): Promise<void> {
     return this.with(sandboxId, async (sb) => {
-      await sb.terminate();
+      await sb.terminate({ wait: true });
     });
   }
 
