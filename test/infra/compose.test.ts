@@ -4,10 +4,11 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { generatedKeyFiles } from './shared-settings.js';
 
 const file = fileURLToPath(new URL('../../infra/compose.yaml', import.meta.url));
 // Compose interpolates these; the file refuses to start without them (`:?` errors).
-const env = { ...process.env, POSTGRES_PASSWORD: 'pw', BERTH_SIGNING_KEYS: '[]' };
+const env = { ...process.env, POSTGRES_PASSWORD: 'pw', BERTH_SIGNING_KEYS: '[]', BERTH_WEBHOOK_KEY: 'a2V5' };
 
 /** The real validator when one is installed: the compose plugin, else Debian's docker-compose. */
 function composeCli(): string[] | null {
@@ -94,6 +95,23 @@ describe('infra/compose.yaml', () => {
     expect(socket.volumes).toContain('/var/run/docker.sock:/var/run/docker.sock');
     expect(dind.environment?.DOCKER_HOST).toBe('tcp://dind:2376');
     expect(c.services.dind?.privileged).toBe(true);
+  });
+
+  it('takes every key the control plane would otherwise generate from infra/.env, required', async () => {
+    const raw = parse(await readFile(file, 'utf8'), { merge: true }) as {
+      services: Record<string, { environment?: Record<string, string> }>;
+    };
+    const example = await readFile(new URL('../../infra/.env.example', import.meta.url), 'utf8');
+    const generated = await generatedKeyFiles();
+    expect(generated.length).toBeGreaterThanOrEqual(2);
+    for (const { file: key, variable } of generated) {
+      expect(variable, `documented setting for <data dir>/keys/${key}`).toBeDefined();
+      for (const service of ['berth', 'berth-dind'])
+        expect(raw.services[service]?.environment?.[variable!], `${service}: ${variable}`).toMatch(
+          new RegExp(`^\\$\\{${variable}:\\?`),
+        );
+      expect(example, `infra/.env.example: ${variable}`).toMatch(new RegExp(`^${variable}=`, 'm'));
+    }
   });
 
   const cli = composeCli();

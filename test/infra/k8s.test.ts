@@ -2,8 +2,10 @@ import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { generatedKeyFiles, replicaSharedSettings } from './shared-settings.js';
 
 const dir = fileURLToPath(new URL('../../infra/k8s/', import.meta.url));
+const readme = fileURLToPath(new URL('../../infra/README.md', import.meta.url));
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- manifests are free-form; fields are asserted below */
 async function manifests(): Promise<Array<{ file: string; doc: any }>> {
@@ -81,6 +83,37 @@ describe('infra/k8s', () => {
     const [pdb] = await byKind('PodDisruptionBudget');
     expect(labels).toMatchObject(pdb.spec.selector.matchLabels);
     expect(pdb.spec.minAvailable).toBeLessThan(d.spec.replicas);
+  });
+
+  it('every key the control plane would generate per pod comes from the Secret, the same for all replicas', async () => {
+    // Keys generated into the data dir (an emptyDir here) on first start differ by pod: each must
+    // have a setting, documented as shared by replicas.
+    const generated = await generatedKeyFiles();
+    expect(generated.map((g) => g.file)).toEqual(
+      expect.arrayContaining(['signing-keys.json', 'webhook.key']),
+    );
+    const shared = await replicaSharedSettings();
+    for (const g of generated) expect(shared, `<data dir>/keys/${g.file}`).toContain(g.variable);
+    expect(shared).toEqual(
+      expect.arrayContaining(['DATABASE_URL', 'BERTH_SIGNING_KEYS', 'BERTH_WEBHOOK_KEY']),
+    );
+
+    const [d] = await byKind('Deployment');
+    const [c] = d.spec.template.spec.containers;
+    const env = new Map(
+      (c.env as Array<{ name: string; value?: string; valueFrom?: any }>).map((e) => [e.name, e]),
+    );
+    const [cm] = await byKind('ConfigMap');
+    const example = (await byKind('Secret'))[0];
+    const createCommand =
+      (await readFile(readme, 'utf8')).match(/kubectl -n berth create secret[^`]*/)?.[0] ?? '';
+    for (const name of shared) {
+      expect(env.get(name)?.valueFrom?.secretKeyRef, name).toEqual({ name: 'berth', key: name });
+      expect(env.get(name)?.value, name).toBeUndefined();
+      expect(Object.keys(cm.data), name).not.toContain(name);
+      expect(Object.keys(example.stringData), `secret.example.yaml: ${name}`).toContain(name);
+      expect(createCommand, `infra/README.md secret command: ${name}`).toContain(`${name}=`);
+    }
   });
 
   it('the ConfigMap holds no secret', async () => {
