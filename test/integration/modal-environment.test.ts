@@ -172,7 +172,12 @@ describe('modal provider through the control plane', () => {
     expect(ev.json.items.some((e: { kind: string }) => e.kind === 'retry')).toBe(false);
     const failed = ev.json.items.find((e: { kind: string }) => e.kind === 'failed');
     expect(failed.data.hint).toMatch(/Modal workspace limit/);
-    expect(JSON.stringify(ev.json)).not.toContain(FAKE_TOKEN.tokenSecret);
+    // Neither half of the Modal token in any event, or in any line the server logged so far.
+    for (const secret of [FAKE_TOKEN.tokenId, FAKE_TOKEN.tokenSecret]) {
+      expect(JSON.stringify(ev.json)).not.toContain(secret);
+      expect(s.logs.join('\n')).not.toContain(secret);
+    }
+    expect(s.logs.length).toBeGreaterThan(0);
     await admin.del(`/api/v1/environments/${id}`);
     await live.until(
       () => admin.get(`/api/v1/environments/${id}`),
