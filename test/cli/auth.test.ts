@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -130,5 +130,38 @@ describe('berth secrets', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/environment variable name/);
     expect((await runCli(['secrets', 'rm', ref.id], env)).code).toBe(0);
+  });
+
+  it('config --ca-cert sends the PEM of a private CA; a file that is not one is refused; unset forgets the settings', async () => {
+    const pem = '-----BEGIN CERTIFICATE-----\nMIIBdummyCAcertificate\n-----END CERTIFICATE-----\n';
+    const good = join(home, 'ca.pem');
+    const bad = join(home, 'key.pem');
+    await writeFile(good, pem);
+    await writeFile(bad, 'not a certificate\n');
+    const base = [
+      'secrets',
+      'config',
+      '--vault-address',
+      'https://vault.corp',
+      '--role',
+      'berth',
+      '--audience',
+      'v',
+    ];
+    const refused = await runCli([...base, '--ca-cert', bad], env);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/is not a PEM certificate/);
+    const missing = await runCli([...base, '--ca-cert', join(home, 'nope.pem')], env);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/cannot read --ca-cert/);
+    expect((await runCli([...base, '--ca-cert', good], env)).code).toBe(0);
+    const show = await runCli(['secrets', 'show', '--json'], env);
+    expect(JSON.parse(show.stdout).settings).toMatchObject({
+      vaultAddress: 'https://vault.corp',
+      caCert: pem,
+    });
+    const unset = await runCli(['secrets', 'unset'], env);
+    expect(unset).toMatchObject({ code: 0, stdout: 'Vault settings removed\n' });
+    expect(JSON.parse((await runCli(['secrets', 'show', '--json'], env)).stdout).settings).toBeNull();
   });
 });

@@ -1,5 +1,7 @@
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { api } from '../api.js';
+import { CliError, EXIT } from '../errors.js';
 import type { Ctx } from '../context.js';
 import { printJson, printTable } from '../output.js';
 
@@ -25,6 +27,7 @@ export function secretsCommands(program: Command, ctx: Ctx): void {
     .option('--auth-mount <path>', 'JWT auth mount (default jwt)')
     .option('--kv-mount <path>', 'KV v2 mount (default secret)')
     .option('--namespace <ns>', 'Vault Enterprise namespace')
+    .option('--ca-cert <file>', "PEM file of the CA that signed your Vault's TLS certificate (a private CA)")
     .option('--json', 'print as JSON')
     .action(
       async (o: {
@@ -34,8 +37,10 @@ export function secretsCommands(program: Command, ctx: Ctx): void {
         authMount?: string;
         kvMount?: string;
         namespace?: string;
+        caCert?: string;
         json?: boolean;
       }) => {
+        const caCert = o.caCert === undefined ? undefined : await readCaCert(o.caCert);
         const { data } = await api<{ settings: unknown; changed: boolean }>(
           await ctx.target(),
           'PUT',
@@ -47,6 +52,7 @@ export function secretsCommands(program: Command, ctx: Ctx): void {
             ...(o.authMount ? { authMount: o.authMount } : {}),
             ...(o.kvMount ? { kvMount: o.kvMount } : {}),
             ...(o.namespace ? { namespace: o.namespace } : {}),
+            ...(caCert ? { caCert } : {}),
           },
         );
         if (o.json) printJson(data);
@@ -100,10 +106,38 @@ export function secretsCommands(program: Command, ctx: Ctx): void {
     });
 
   secrets
+    .command('unset')
+    .description('forget your Vault settings (references stay; tasks then run without secrets)')
+    .action(async () => {
+      await api(await ctx.target(), 'DELETE', '/api/v1/secrets/settings');
+      process.stdout.write('Vault settings removed\n');
+    });
+
+  secrets
     .command('rm <id>')
     .description('remove a reference')
     .action(async (id: string) => {
       await api(await ctx.target(), 'DELETE', `/api/v1/secrets/refs/${encodeURIComponent(id)}`);
       process.stdout.write(`Removed ${id}\n`);
     });
+}
+
+async function readCaCert(path: string): Promise<string> {
+  let pem: string;
+  try {
+    pem = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new CliError(
+      `cannot read --ca-cert ${path}: ${(err as Error).message}`,
+      'give the path of a PEM file',
+      EXIT.usage,
+    );
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+    throw new CliError(
+      `--ca-cert ${path} is not a PEM certificate`,
+      'give the CA certificate in PEM form (the text starting with -----BEGIN CERTIFICATE-----)',
+      EXIT.usage,
+    );
+  return pem;
 }
