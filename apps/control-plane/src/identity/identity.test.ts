@@ -72,6 +72,9 @@ describe('OIDC issuer', () => {
       launch_source: 'mobile',
       jti,
     });
+    // A few minutes at most: a leaked identity is worth little for long.
+    expect(payload.exp! - payload.iat!).toBeGreaterThan(0);
+    expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(600);
   });
 });
 
