@@ -116,6 +116,29 @@ describe('infra/k8s', () => {
     }
   });
 
+  it('runs environments on a provider browsers and every replica reach (not local), with its settings', async () => {
+    const [cm] = await byKind('ConfigMap');
+    const [secret] = await byKind('Secret');
+    const [d] = await byKind('Deployment');
+    const [c] = d.spec.template.spec.containers;
+    // What a pod would start with: the ConfigMap, the Secret's keys the Deployment maps, nothing else.
+    const fromSecret = Object.fromEntries(
+      (c.env as Array<{ name: string; valueFrom?: any }>)
+        .filter((e) => e.valueFrom?.secretKeyRef)
+        .map((e) => [e.name, secret.stringData[e.valueFrom.secretKeyRef.key] as string]),
+    );
+    const { loadConfig } = await import('../../apps/control-plane/src/config.js');
+    const config = loadConfig({ ...cm.data, ...fromSecret });
+    expect(config.providers).toEqual(['modal']);
+    expect(config.providers).not.toContain('local');
+    expect(fromSecret).toMatchObject({
+      MODAL_TOKEN_ID: expect.any(String),
+      MODAL_TOKEN_SECRET: expect.any(String),
+    });
+    expect(Object.keys(cm.data)).not.toContain('MODAL_TOKEN_ID');
+    expect(Object.keys(cm.data)).not.toContain('MODAL_TOKEN_SECRET');
+  });
+
   it('the ConfigMap holds no secret', async () => {
     const [cm] = await byKind('ConfigMap');
     expect(Object.keys(cm.data)).not.toContain('DATABASE_URL');
