@@ -48,12 +48,23 @@ class Receiver {
 let s: TestServer;
 let admin: Client;
 const receiver = new Receiver();
+/**
+ * The server's injected clock: real time (plus an offset) unless a test pins it; the retry test
+ * moves it by hand. It never goes back, as the server's rate limits expect.
+ */
+let pinned: Date | undefined;
+let offsetMs = 0;
+const clock = { now: () => pinned ?? new Date(Date.now() + offsetMs) };
+function unpin() {
+  if (pinned) offsetMs = Math.max(offsetMs, pinned.getTime() - Date.now());
+  pinned = undefined;
+}
 
 beforeAll(async () => {
   await receiver.start();
   s = await startTestServer(
     { BERTH_PROVIDERS: 'fake', BERTH_WEBHOOK_ALLOW_PRIVATE: '1', BERTH_WEBHOOK_RETRY_BASE_MS: '20' },
-    { providers: { fake: new FakeProvider() } },
+    { clock, providers: { fake: new FakeProvider() } },
   );
   admin = new Client(s.url);
   await admin.login(ADMIN.email, ADMIN.password);
@@ -62,6 +73,17 @@ afterAll(async () => {
   await s.stop();
   await receiver.stop();
 });
+
+/** The body of a task event, as a receiver parses it. */
+interface TaskPayload {
+  id: string;
+  event: string;
+  occurredAt: string;
+  data: {
+    task: { id: string; state: string; command: string[]; exitCode: number | null; finishedAt: string };
+    failuresInARow?: number;
+  };
+}
 
 async function deliveries(c: Client, hookId: string) {
   const r = await c.get(`/api/v1/webhooks/${hookId}/deliveries`);
@@ -127,19 +149,70 @@ describe('webhooks', () => {
     await admin.del(`/api/v1/webhooks/${created.json.id}`);
   });
 
-  it('a failing receiver is retried with backoff, then the delivery is marked failed with its last answer', async () => {
+  it('a failing receiver is retried with growing gaps between attempts, then the delivery is marked failed with its last answer', async () => {
     const hook = await admin.post('/api/v1/webhooks', { url: receiver.url, events: ['environment.stopped'] });
     receiver.statuses = Array.from({ length: 8 }, () => 503);
     const before = receiver.got.length;
-    const ping = await admin.post(`/api/v1/webhooks/${hook.json.id}/ping`);
-    expect(ping.status).toBe(202);
-    const mine = () => receiver.got.slice(before).filter((g) => g.headers['berth-delivery'] === ping.json.id);
-    while (mine().length < 8) await receiver.count(receiver.got.length + 1);
-    await vi.waitFor(async () =>
-      expect(await deliveries(admin, hook.json.id as string)).toEqual([
-        expect.objectContaining({ event: 'ping', state: 'failed', attempts: 8, responseStatus: 503 }),
-      ]),
-    );
+    // The clock stands still a minute ahead: the first attempt is due at once (queued at database
+    // time, before it), and each retry waits until the test moves the clock to the time it was
+    // scheduled for. So each gap is read exactly: when the retry is due minus when the attempt failed.
+    let at = new Date(clock.now().getTime() + 60_000);
+    pinned = at;
+    try {
+      const ping = await admin.post(`/api/v1/webhooks/${hook.json.id}/ping`);
+      expect(ping.status).toBe(202);
+      const job = async () =>
+        (
+          await s.pool.query<{ state: string; attempts: number; run_at: Date; updated_at: Date }>(
+            `SELECT state, attempts, run_at, updated_at FROM jobs
+             WHERE kind = 'webhook.deliver' AND payload->>'deliveryId' = $1`,
+            [ping.json.id],
+          )
+        ).rows[0];
+      const gaps: number[] = [];
+      for (let attempt = 1; attempt < 8; attempt++) {
+        const retry = await vi.waitFor(
+          async () => {
+            const j = await job();
+            expect(j).toMatchObject({ state: 'ready', attempts: attempt });
+            return j!;
+          },
+          { timeout: 15_000 },
+        );
+        expect(retry.updated_at).toEqual(at); // failed at the pinned time
+        expect((await deliveries(admin, hook.json.id as string))[0]).toMatchObject({
+          state: 'pending',
+          attempts: attempt,
+          responseStatus: 503,
+        });
+        gaps.push(retry.run_at.getTime() - at.getTime());
+        at = retry.run_at;
+        pinned = at;
+      }
+      await vi.waitFor(
+        async () =>
+          expect(await deliveries(admin, hook.json.id as string)).toEqual([
+            expect.objectContaining({ event: 'ping', state: 'failed', attempts: 8, responseStatus: 503 }),
+          ]),
+        { timeout: 15_000 },
+      );
+      expect(
+        receiver.got.slice(before).filter((g) => g.headers['berth-delivery'] === ping.json.id),
+      ).toHaveLength(8);
+      // Marked failed by the last attempt itself: its job ends there, nothing more is scheduled.
+      await vi.waitFor(async () => expect(await job()).toBeUndefined());
+      // Exponential backoff from BERTH_WEBHOOK_RETRY_BASE_MS (20), doubling, with up to half of
+      // each gap random: gap n is within [20·2ⁿ⁻¹/2, 20·2ⁿ⁻¹], so never shorter than the one before,
+      // and more than the one two before.
+      gaps.forEach((gap, i) => {
+        expect(gap).toBeGreaterThanOrEqual((20 * 2 ** i) / 2);
+        expect(gap).toBeLessThanOrEqual(20 * 2 ** i);
+        if (i >= 1) expect(gap).toBeGreaterThanOrEqual(gaps[i - 1]!);
+        if (i >= 2) expect(gap).toBeGreaterThan(gaps[i - 2]!);
+      });
+    } finally {
+      unpin();
+    }
     const [d] = await deliveries(admin, hook.json.id as string);
     expect(d!.lastError).toContain('receiver answered 503: receiver is down');
 
@@ -155,10 +228,13 @@ describe('webhooks', () => {
   it('task events: finished, failed, timed out, and one alert when the same command fails N times in a row', async () => {
     const hook = await admin.post('/api/v1/webhooks', {
       url: receiver.url,
-      events: ['task.failed', 'task.timed_out', 'task.failure_streak'],
+      events: ['task.finished', 'task.failed', 'task.timed_out', 'task.failure_streak'],
       failureStreak: 3,
     });
+    const secret = hook.json.secret as string;
     const me = (await admin.get('/api/v1/me')).json.user.id as string;
+    /** What each task ended as, by id: what its task.finished delivery must say. */
+    const ended = new Map<string, { command: string[]; state: string; exitCode: number | null }>();
     // Tasks moved by the engine's own transition function, as a worker does when a process exits.
     const run = async (command: string[], end: 'succeeded' | 'failed' | 'timed_out') => {
       const { rows } = await s.pool.query<{ id: string }>(
@@ -166,7 +242,9 @@ describe('webhooks', () => {
         [me, command],
       );
       const id = rows[0]!.id;
-      await transitionTask(s.pool, id, { to: end, now: new Date(), exitCode: end === 'failed' ? 1 : null });
+      const exitCode = end === 'failed' ? 1 : null;
+      await transitionTask(s.pool, id, { to: end, now: new Date(), exitCode });
+      ended.set(id, { command, state: end, exitCode });
       return id;
     };
     const before = receiver.got.length;
@@ -175,16 +253,36 @@ describe('webhooks', () => {
     await run(['make', 'lint'], 'succeeded'); // another command does not break the streak
     const third = await run(['make', 'test'], 'failed');
     await run(['make', 'test'], 'failed'); // the fourth in a row: no second alert
-    // failed, timed_out, failed + streak, failed = 5 deliveries
-    const got = (await receiver.count(before + 5)).slice(before);
-    const events = got.map(
-      (g) => JSON.parse(g.body) as { event: string; data: { task: { id: string }; failuresInARow?: number } },
+    // task.finished for each of the 5; then failed, timed_out, failed + streak, failed: 10 deliveries
+    const got = (await receiver.count(before + 10)).slice(before).map((g) => ({
+      ...g,
+      json: JSON.parse(g.body) as TaskPayload,
+    }));
+    expect(got.map((g) => g.json.event).sort()).toEqual(
+      [
+        ...Array.from({ length: 5 }, () => 'task.finished'),
+        'task.failed',
+        'task.failed',
+        'task.failed',
+        'task.failure_streak',
+        'task.timed_out',
+      ].sort(),
     );
-    expect(events.map((e) => e.event).sort()).toEqual(
-      ['task.failed', 'task.failed', 'task.failed', 'task.failure_streak', 'task.timed_out'].sort(),
-    );
-    const streak = events.find((e) => e.event === 'task.failure_streak')!;
-    expect(streak.data).toMatchObject({ failuresInARow: 3, task: { id: third } });
+    const streak = got.find((g) => g.json.event === 'task.failure_streak')!;
+    expect(streak.json.data).toMatchObject({ failuresInARow: 3, task: { id: third } });
+
+    // task.finished: one per task, whatever its end, saying what it ended as; signed like the rest.
+    const finished = got.filter((g) => g.json.event === 'task.finished');
+    expect(finished.map((g) => g.json.data.task.id).sort()).toEqual([...ended.keys()].sort());
+    for (const g of finished) {
+      expect(g.headers['berth-event']).toBe('task.finished');
+      expect(g.json.id).toBe(g.headers['berth-delivery']);
+      expect(g.json.data.task).toMatchObject(ended.get(g.json.data.task.id)!);
+      expect(Date.parse(g.json.data.task.finishedAt)).not.toBeNaN();
+      expect(Date.parse(g.json.occurredAt)).not.toBeNaN();
+      const sig = String(g.headers['berth-signature']);
+      expect(verifySignature(secret, g.body, sig, Math.floor(clock.now().getTime() / 1000))).toBe(true);
+    }
     await admin.del(`/api/v1/webhooks/${hook.json.id}`);
   });
 
