@@ -30,8 +30,10 @@ describe('warm pools', () => {
     };
     const identity = {
       issuer: 'http://berth.test',
-      jwks: () => ({ keys: [{ kid: 'a' }] }),
-      gatewaySpec: () => ({ issuer: 'http://berth.test', jwks: { keys: [{ kid: 'a' }] } }),
+      jwks: (): { keys: Array<Record<string, unknown>> } => ({ keys: [{ kid: 'a' }] }),
+      gatewaySpec() {
+        return { issuer: this.issuer, jwks: this.jwks() };
+      },
     };
     const envs = { installationId: async () => 'inst-1' } as unknown as EnvironmentsRepository;
     const logger = { warn: () => undefined } as unknown as Logger;
