@@ -13,7 +13,9 @@ import { BERTH_BIN, waitForExit, waitForLine } from '../helpers/cli.js';
 
 /**
  * Three `berth server` processes on one Postgres, as an operator runs them behind a load
- * balancer: no sticky sessions, no coordination but the database.
+ * balancer: no sticky sessions, no coordination but the database. The first (A) serves the API
+ * and live events but runs no workers (BERTH_WORKERS=false, as beside separate `berth worker`s):
+ * whatever its clients see of a task was done by another process and reached A through NOTIFY.
  */
 interface Replica {
   child: ChildProcess;
@@ -70,9 +72,15 @@ beforeAll(async () => {
   // One host, so one data dir: the local provider's environments live there for every replica.
   const home = await mkdtemp(join(tmpdir(), 'berth-replica-'));
   replicas = await Promise.all(
-    [0, 1, 2].map(async () => {
+    [0, 1, 2].map(async (i) => {
       const child = spawn(BERTH_BIN, ['server', '--port', '0'], {
-        env: { ...shared, HOME: home, BERTH_ADMIN_EMAIL: ADMIN.email, BERTH_ADMIN_PASSWORD: ADMIN.password },
+        env: {
+          ...shared,
+          HOME: home,
+          BERTH_ADMIN_EMAIL: ADMIN.email,
+          BERTH_ADMIN_PASSWORD: ADMIN.password,
+          BERTH_WORKERS: i === 0 ? 'false' : 'true',
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       const [, url] = await waitForLine(child, /listening on (http:\/\/\S+)/);
@@ -123,7 +131,7 @@ describe('three control planes on one database', () => {
     for (const r of replicas) expect((await fetch(`${r.url}/readyz`)).status).toBe(200);
   });
 
-  it('a client connected to replica A sees a change made through replica B', async () => {
+  it('a client connected to replica A sees changes made through replica B and run by another process', async () => {
     const [a, b] = replicas as [Replica, Replica];
     const socket: Socket = io(`${a.url}/events`, {
       transports: ['websocket'],
@@ -147,6 +155,14 @@ describe('three control planes on one database', () => {
       while (!seen.some((c) => c.id === id && c.state === 'succeeded'))
         await new Promise<void>((r) => (notify = r));
       expect(seen.filter((c) => c.id === id).map((c) => c.state)).toContain('running');
+      // Run by a worker of B or C (worker ids are host:pid:…), never by A, which has none.
+      const { rows } = await pool.query<{ worker_id: string | null }>(
+        `SELECT worker_id FROM tasks WHERE id = $1`,
+        [id],
+      );
+      const pid = Number(rows[0]?.worker_id?.split(':')[1]);
+      expect(replicas.slice(1).map((r) => r.child.pid)).toContain(pid);
+      expect(pid).not.toBe(a.child.pid);
     } finally {
       socket.close();
     }
