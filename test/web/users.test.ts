@@ -154,4 +154,57 @@ describe('web app: users page (admin)', { timeout: 120_000 }, () => {
       await context.close();
     }
   });
+
+  it('changing your own password asks for the current one; without it or with a wrong one, the API’s hint', async () => {
+    const admin = new Client(s.url);
+    await admin.login(ADMIN.email, ADMIN.password);
+    const other = { email: 'reset-me@example.com', password: 'reset me password 1', role: 'member' };
+    expect((await admin.post('/api/v1/users', other)).status).toBe(201);
+    const { page, context, problems } = await openTab(browser, s.url, DESKTOP);
+    const next = 'new admin password 9';
+    try {
+      await signIn(page, ADMIN.email, ADMIN.password);
+      await page.goto('/users');
+      const dialog = page.getByRole('dialog');
+      // Someone else's password is a reset: no current password to give.
+      await row(page, other.email).getByRole('button', { name: 'Reset password' }).click();
+      await dialog.getByLabel('Password').waitFor();
+      expect(await dialog.getByLabel('Current password').count()).toBe(0);
+      await dialog.getByRole('button', { name: 'Cancel' }).click();
+      await dialog.waitFor({ state: 'hidden' });
+
+      await row(page, ADMIN.email).getByRole('button', { name: 'Change password' }).click();
+      expect(await dialog.getByRole('heading').textContent()).toBe('Change your password');
+      await dialog.getByLabel('New password').fill(next);
+      await dialog.getByRole('button', { name: 'Set password' }).click();
+      await dialog.getByTestId('error').waitFor();
+      expect(await dialog.getByTestId('error').textContent()).toContain('needs your current password');
+      expect(await dialog.getByTestId('error-hint').textContent()).toContain('ask another admin');
+
+      await dialog.getByLabel('Current password').fill('not my password 1');
+      await dialog.getByRole('button', { name: 'Set password' }).click();
+      await dialog.getByTestId('error').filter({ hasText: 'the current password is wrong' }).waitFor();
+      expect(await dialog.getByTestId('error-hint').textContent()).toContain('ask an admin to reset it');
+      expect(await canSignIn(s.url, ADMIN.email, ADMIN.password)).toBe(true);
+      await screenshot(page, 'users-own-password', 'desktop', { fullPage: false });
+
+      await dialog.getByLabel('Current password').fill(ADMIN.password);
+      await dialog.getByRole('button', { name: 'Set password' }).click();
+      await dialog.waitFor({ state: 'hidden' });
+      expect(await canSignIn(s.url, ADMIN.email, next)).toBe(true);
+      expect(await canSignIn(s.url, ADMIN.email, ADMIN.password)).toBe(false);
+      expect(problems).toEqual([]);
+    } finally {
+      await context.close();
+    }
+    // Back to the shared password for anything that runs after.
+    const c = new Client(s.url);
+    await c.login(ADMIN.email, next);
+    const me = (await c.get('/api/v1/me')).json.user.id as string;
+    const r = await c.req('PATCH', `/api/v1/users/${me}`, {
+      password: ADMIN.password,
+      currentPassword: next,
+    });
+    expect(r.status).toBe(200);
+  });
 });

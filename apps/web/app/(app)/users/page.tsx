@@ -124,16 +124,20 @@ function ActionDialog({
   paged: PagedList<User>;
   onClose: () => void;
 }) {
-  const { expired } = useSession();
+  const { me, expired } = useSession();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
   const [password, setPassword] = useState('');
+  const [currentPassword, setCurrentPassword] = useState('');
   const u = action?.user;
+  // Your own password needs the current one (the API insists); someone else's is a reset.
+  const self = u?.id === me.user.id;
   const newRole: Role = u?.role === 'admin' ? 'member' : 'admin';
 
   function close() {
     setError(null);
     setPassword('');
+    setCurrentPassword('');
     onClose();
   }
 
@@ -151,13 +155,25 @@ function ActionDialog({
       );
       return;
     }
+    if (action.kind === 'password' && self && !currentPassword) {
+      setError(
+        new ApiError(
+          400,
+          'current_password_required',
+          'changing your password needs your current password',
+          'type it above; if you forgot it, ask another admin to reset it',
+        ),
+      );
+      return;
+    }
     setBusy(true);
     try {
       if (action.kind === 'delete') {
         await api.users.remove(action.user.id);
         paged.remove(action.user.id);
       } else {
-        const body = action.kind === 'role' ? { role: newRole } : { password };
+        const body =
+          action.kind === 'role' ? { role: newRole } : self ? { password, currentPassword } : { password };
         paged.replace((await api.users.update(action.user.id, body)).user);
       }
       close();
@@ -176,7 +192,9 @@ function ActionDialog({
       ? `Delete ${who}?`
       : action?.kind === 'role'
         ? `Make ${who} ${newRole === 'admin' ? 'an admin' : 'a member'}?`
-        : `New password for ${who}`;
+        : self
+          ? 'Change your password'
+          : `New password for ${who}`;
   return (
     <ConfirmDialog
       open={action !== null}
@@ -203,9 +221,21 @@ function ActionDialog({
             : 'They keep their account but lose admin rights.'}
         </p>
       ) : null}
+      {action?.kind === 'password' && self ? (
+        <label className="field">
+          <span>Current password</span>
+          <input
+            type="password"
+            name="current-password"
+            autoComplete="current-password"
+            value={currentPassword}
+            onChange={(e) => setCurrentPassword(e.target.value)}
+          />
+        </label>
+      ) : null}
       {action?.kind === 'password' ? (
         <label className="field">
-          <span>Password</span>
+          <span>{self ? 'New password' : 'Password'}</span>
           <input
             type="password"
             name="new-password"
@@ -214,7 +244,8 @@ function ActionDialog({
             onChange={(e) => setPassword(e.target.value)}
           />
           <small className="muted">
-            At least {MIN_PASSWORD} characters. Their other sessions stay signed in.
+            At least {MIN_PASSWORD} characters.{' '}
+            {self ? 'Your other sessions stay signed in.' : 'Their other sessions stay signed in.'}
           </small>
         </label>
       ) : null}
