@@ -24,7 +24,7 @@ let now = new Date();
 const clock = { now: () => now };
 let attached = 0;
 
-function reaper(opts: { idle?: number; lifetime?: number } = {}) {
+function reaper(opts: { idle?: number; lifetime?: number; hoursPerDay?: number } = {}) {
   const registry = s.app.get<ProviderRegistry>(PROVIDERS);
   const jobs = new QueueEnvironmentJobs(registry);
   return new EnvironmentReaper({
@@ -35,7 +35,7 @@ function reaper(opts: { idle?: number; lifetime?: number } = {}) {
     idleStopMinutes: opts.idle ?? 0,
     maxLifetimeHours: opts.lifetime ?? 0,
     quotas: new QuotasRepository(s.pool),
-    envHoursPerDay: 0,
+    envHoursPerDay: opts.hoursPerDay ?? 0,
     enqueue: (tx, kind, id) => jobs.enqueue(tx, kind, id),
     attachedClients: () => Promise.resolve(attached),
     logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
@@ -135,6 +135,22 @@ describe('environment reaper (injected clock)', () => {
       expect((await eventsOf(under, b)).map((e) => e.kind)).not.toContain('quota-stop');
       // Nothing of the over-quota user is left running, so the next sweep has nothing to do.
       expect((await reaper().sweep()).quotaStopped).toEqual([]);
+
+      // With an installation default of 2 h: a user without a quota of their own gets it; one
+      // whose quota is higher keeps theirs.
+      const plain = await memberClient(s, admin, 'hours-default@example.com');
+      const plainLive = await LiveWaiter.connect(plain);
+      try {
+        const c = await ready(plain, plainLive);
+        expect((await reaper({ hoursPerDay: 2 }).sweep()).quotaStopped).toEqual([c]);
+        await state(c, ['stopped'], plain, plainLive);
+        expect((await eventsOf(plain, c)).find((e) => e.kind === 'quota-stop')?.message).toMatch(
+          /^stopped: quota envHoursPerDay 2 h reached today/,
+        );
+        expect((await under.get(`/api/v1/environments/${b}`)).json.environment.state).toBe('ready');
+      } finally {
+        plainLive.close();
+      }
     } finally {
       overLive.close();
       underLive.close();
