@@ -85,6 +85,34 @@ describe('modal provider through the control plane', () => {
     const registry = await createProviders(config, {}, 'inst1', pool);
     expect(registry.names).toEqual(['local', 'modal']);
     expect(registry.get('modal')).toBeInstanceOf(ModalProvider);
+    // The sandbox timeouts come from the operator's settings (Modal's 24 h cap, no idle timeout by default).
+    const opts = (p: unknown) => (p as { opts: { timeoutMs?: number; idleTimeoutMs?: number } }).opts;
+    expect(opts(registry.get('modal'))).toMatchObject({ timeoutMs: 24 * 3_600_000 });
+    expect(opts(registry.get('modal')).idleTimeoutMs).toBeUndefined();
+    const tuned = await createProviders(
+      loadConfig({
+        HOME: dir,
+        BERTH_DATA_DIR: dir,
+        BERTH_PROVIDERS: 'modal',
+        MODAL_TOKEN_ID: 'ak-x',
+        MODAL_TOKEN_SECRET: 'as-secret-canary',
+        BERTH_MODAL_TIMEOUT_HOURS: '2',
+        BERTH_MODAL_IDLE_TIMEOUT_MINUTES: '30',
+      }),
+      {},
+      'inst1',
+      pool,
+    );
+    expect(opts(tuned.get('modal'))).toMatchObject({ timeoutMs: 7_200_000, idleTimeoutMs: 1_800_000 });
+    expect(() =>
+      loadConfig({
+        HOME: dir,
+        BERTH_PROVIDERS: 'modal',
+        MODAL_TOKEN_ID: 'a',
+        MODAL_TOKEN_SECRET: 'b',
+        BERTH_MODAL_TIMEOUT_HOURS: '48',
+      }),
+    ).toThrow(/BERTH_MODAL_TIMEOUT_HOURS|modalTimeoutHours|24/);
     expect(s.logs.join('\n')).not.toContain(FAKE_TOKEN.tokenSecret);
   });
 

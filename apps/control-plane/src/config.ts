@@ -96,6 +96,10 @@ export const ConfigSchema = z.object({
   modalBaseImage: z.string().min(1).default('node:20-bookworm-slim'),
   /** Where Modal sandboxes fetch the gateway bundle; unset: it is inlined in the image build. */
   modalGatewayBundleUrl: z.string().url().optional(),
+  /** Modal `timeout`: a sandbox's lifetime cap (Modal allows up to 24 h). */
+  modalTimeoutHours: z.coerce.number().positive().max(24).default(24),
+  /** Modal `idleTimeout`; 0: none. Modal then terminates without a snapshot, so files are lost. */
+  modalIdleTimeoutMinutes: z.coerce.number().min(0).default(0),
   /** Maximums an environment may ask for, and what it gets when it asks for nothing. */
   envMaxCpus: z.coerce.number().positive().default(4),
   envMaxMemoryMb: z.coerce.number().int().positive().default(8192),
@@ -234,6 +238,8 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
       modalEnvironment: env.MODAL_ENVIRONMENT,
       modalBaseImage: env.BERTH_MODAL_BASE_IMAGE,
       modalGatewayBundleUrl: env.BERTH_MODAL_GATEWAY_BUNDLE_URL,
+      modalTimeoutHours: env.BERTH_MODAL_TIMEOUT_HOURS,
+      modalIdleTimeoutMinutes: env.BERTH_MODAL_IDLE_TIMEOUT_MINUTES,
       dockerBindAddress: env.BERTH_DOCKER_BIND_ADDRESS,
       envMaxCpus: env.BERTH_ENV_MAX_CPUS,
       envMaxMemoryMb: env.BERTH_ENV_MAX_MEMORY_MB,

@@ -72,6 +72,10 @@ export async function createProviders(
           baseImage: config.modalBaseImage,
           gateway,
           state: new PostgresProviderStateStore(db, 'modal'),
+          timeoutMs: config.modalTimeoutHours * 3_600_000,
+          ...(config.modalIdleTimeoutMinutes
+            ? { idleTimeoutMs: config.modalIdleTimeoutMinutes * 60_000 }
+            : {}),
           policy,
         }),
       );
