@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { gatewayAssetsIn } from '../../packages/providers/src/assets.js';
 import { generatedKeyFiles } from './shared-settings.js';
 
 const file = fileURLToPath(new URL('../../infra/compose.yaml', import.meta.url));
@@ -112,6 +113,39 @@ describe('infra/compose.yaml', () => {
         );
       expect(example, `infra/.env.example: ${variable}`).toMatch(new RegExp(`^${variable}=`, 'm'));
     }
+  });
+
+  it('shares every file the docker provider bind-mounts with the engine, at the same path, in both profiles', async () => {
+    const c = await load();
+    const mounts = (service: string) =>
+      new Map((c.services[service]?.volumes ?? []).map((v) => [v.split(':')[1]!, v.split(':')[0]!]));
+    const covered = (dir: string, path: string) => path.startsWith(`${dir}/`);
+    for (const [service, engine] of [
+      ['berth', 'host'],
+      ['berth-dind', 'dind'],
+    ] as const) {
+      const dir = c.services[service]?.environment?.BERTH_GATEWAY_ASSETS_DIR;
+      expect(dir, `${service}: BERTH_GATEWAY_ASSETS_DIR`).toMatch(/^\/[^:]+$/);
+      // What the provider mounts, as the engine will resolve it.
+      for (const path of Object.values(gatewayAssetsIn(dir!))) expect(covered(dir!, path), path).toBe(true);
+      const source = mounts(service).get(dir!);
+      expect(source, `${service} mounts ${dir}`).toBeDefined();
+      if (engine === 'host') {
+        // The host's engine resolves bind sources on the host: the host path must be the same.
+        expect(source).toBe(dir);
+      } else {
+        // A named volume, mounted in the dind engine's container at the same path.
+        expect(Object.keys(c.volumes)).toContain(source);
+        expect(mounts('dind').get(dir!), `dind mounts ${source} at ${dir}`).toBe(source);
+      }
+    }
+    // A fresh volume takes its owner from the image's directory: the service user must own it.
+    const dockerfile = await readFile(
+      new URL('../../docker/control-plane/Dockerfile', import.meta.url),
+      'utf8',
+    );
+    const dir = c.services.berth!.environment!.BERTH_GATEWAY_ASSETS_DIR!;
+    expect(dockerfile).toMatch(new RegExp(`chown 1000:1000 [^\\n]*${dir}`));
   });
 
   const cli = composeCli();
