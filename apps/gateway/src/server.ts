@@ -20,6 +20,7 @@ import { createPortRoutes } from './ports/routes.js';
 import { SessionRegistry } from './sessions.js';
 import { createTracer } from './tracing.js';
 import type { Attachment, Session } from './session.js';
+import { sendBinary } from './ws-send.js';
 
 export const GATEWAY_VERSION = '0.1.0';
 export const TERMINAL_PATH = '/terminal';
@@ -188,7 +189,7 @@ export async function startGateway(
       sentOffset: 0,
       ackedOffset: 0,
       send: (frame) => {
-        if (ws.readyState === ws.OPEN) ws.send(frame, { binary: true });
+        if (ws.readyState === ws.OPEN) sendBinary(ws, frame);
       },
       close: (code, reason) => ws.close(code, reason),
     };

@@ -50,6 +50,8 @@ export type SessionState = 'running' | 'exited' | 'closed';
 
 const KILL_GRACE_MS = 2000;
 const EMPTY = new Uint8Array(0);
+/** Reads up to this size go out without waiting for the rest of the loop iteration. */
+const SEND_AT_ONCE_BYTES = 512;
 
 /** Emits `pause` (true/false) when flow control stops or restarts reading the PTY. */
 export class Session extends EventEmitter<{ pause: [boolean] }> {
@@ -261,10 +263,16 @@ export class Session extends EventEmitter<{ pause: [boolean] }> {
   private flushScheduled = false;
 
   /**
-   * libuv hands over up to 32 PTY reads in one poll phase; they go out as one frame in the check
-   * phase of the same loop iteration (setImmediate), never later, so no timer delays a keystroke.
+   * A read that finds nothing pending and is small (a keystroke's echo, a prompt) is sent at once:
+   * waiting for the check phase cost ~20 µs per keystroke. Bigger reads are bulk output: libuv
+   * hands over up to 32 of them in one poll phase, and they go out as one frame in the check
+   * phase of the same loop iteration (setImmediate), never later, so no timer delays output.
    */
   private onOutput(data: Buffer): void {
+    if (!this.flushScheduled && data.byteLength <= SEND_AT_ONCE_BYTES) {
+      this.emitOutput([data]);
+      return;
+    }
     this.pending.push(data);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
@@ -276,6 +284,10 @@ export class Session extends EventEmitter<{ pause: [boolean] }> {
     const chunks = this.pending;
     if (chunks.length === 0) return;
     this.pending = [];
+    this.emitOutput(chunks);
+  }
+
+  private emitOutput(chunks: Buffer[]): void {
     const offset = this.ring.endOffset;
     // The reads are copied once, straight into the frame that every client is sent; the ring
     // copies from it and the mirror keeps a view of it.
@@ -288,15 +300,16 @@ export class Session extends EventEmitter<{ pause: [boolean] }> {
       at += c.byteLength;
     }
     const data = frame.subarray(OUTPUT_HEADER_BYTES);
-    this.ring.push(data);
-    this.mirror.feed(data);
-    const end = this.ring.endOffset;
+    const end = offset + total;
+    // Clients first: the ring and the mirror are bookkeeping nobody waits for.
     for (const c of this.clients) {
       if (c.mode !== 'live') continue;
       c.send(frame);
       c.sentOffset = end;
-      this.checkFlow(c);
     }
+    this.ring.push(data);
+    this.mirror.feed(data);
+    for (const c of this.clients) if (c.mode === 'live' && c.sentOffset === end) this.checkFlow(c);
     // xterm parses slower than a PTY can write; never let it fall further behind than the ring
     // reaches, or a snapshot could not be continued with exact bytes.
     if (this.mirror.lag > this.opts.ringBytes / 2) this.pause('mirror');
