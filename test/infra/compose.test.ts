@@ -1,17 +1,26 @@
 import { spawnSync } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { gatewayAssetsIn } from '../../packages/providers/src/assets.js';
 import { generatedKeyFiles } from './shared-settings.js';
 
 const file = fileURLToPath(new URL('../../infra/compose.yaml', import.meta.url));
+// Only the variables below, never an operator's infra/.env (docker-compose 1.29 wants a regular file).
+const emptyEnvFile = join(mkdtempSync(join(tmpdir(), 'berth-compose-env-')), 'empty.env');
+writeFileSync(emptyEnvFile, '');
 // Compose interpolates these; the file refuses to start without them (`:?` errors).
 const env = { ...process.env, POSTGRES_PASSWORD: 'pw', BERTH_SIGNING_KEYS: '[]', BERTH_WEBHOOK_KEY: 'a2V5' };
 
-/** The real validator when one is installed: the compose plugin, else Debian's docker-compose. */
+/**
+ * The real validator: the compose plugin, else Debian's docker-compose 1.29
+ * (scripts/prereqs/25-compose.sh installs it).
+ */
 function composeCli(): string[] | null {
   if (spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' }).status === 0)
     return ['docker', 'compose'];
@@ -62,6 +71,8 @@ async function load() {
 }
 
 describe('infra/compose.yaml', () => {
+  afterAll(() => rmSync(dirname(emptyEnvFile), { recursive: true, force: true }));
+
   it('matches the compose schema subset, with references that resolve', async () => {
     const c = await load();
     for (const [name, s] of Object.entries(c.services)) {
@@ -149,15 +160,58 @@ describe('infra/compose.yaml', () => {
   });
 
   const cli = composeCli();
-  it.skipIf(!cli)(`passes \`${cli?.join(' ') ?? 'docker compose'} config\` in each profile`, () => {
+  it(`passes \`${cli?.join(' ') ?? 'docker compose'} config\` in each profile`, () => {
+    if (!cli)
+      throw new Error('no compose CLI: run scripts/prereqs/25-compose.sh (or install the compose plugin)');
     for (const profile of ['socket', 'dind']) {
-      const [cmd, ...pre] = cli!;
-      const r = spawnSync(cmd!, [...pre, '-f', file, '--profile', profile, 'config', '-q'], {
-        encoding: 'utf8',
-        env,
-      });
+      const [cmd, ...pre] = cli;
+      const r = spawnSync(
+        cmd!,
+        [...pre, '--env-file', emptyEnvFile, '-f', file, '--profile', profile, 'config', '-q'],
+        {
+          encoding: 'utf8',
+          env,
+        },
+      );
       expect(r.stderr, `profile ${profile}`).toBe('');
       expect(r.status).toBe(0);
+    }
+    // The validator really checks: a required secret left unset, or a volume nobody declared, fails.
+    const [cmd, ...pre] = cli;
+    const { BERTH_WEBHOOK_KEY: _unset, ...noKey } = env;
+    const missing = spawnSync(
+      cmd!,
+      [...pre, '--env-file', emptyEnvFile, '-f', file, '--profile', 'socket', 'config', '-q'],
+      {
+        encoding: 'utf8',
+        env: noKey,
+      },
+    );
+    expect(missing.status).not.toBe(0);
+    expect(missing.stderr).toContain('set BERTH_WEBHOOK_KEY in infra/.env');
+  });
+
+  it('the compose CLI refuses a file with an undeclared volume (the check is real)', async () => {
+    if (!cli) throw new Error('no compose CLI: run scripts/prereqs/25-compose.sh');
+    const dir = await mkdtemp(join(tmpdir(), 'berth-compose-'));
+    try {
+      const broken = join(dir, 'compose.yaml');
+      const text = await readFile(file, 'utf8');
+      expect(text).toContain('- berth-gateway:/var/lib/berth-gateway:ro');
+      await writeFile(broken, text.replace('- berth-gateway:/var/lib/berth-gateway:ro', '- typo:/x:ro'));
+      const [cmd, ...pre] = cli;
+      const r = spawnSync(
+        cmd!,
+        [...pre, '--env-file', emptyEnvFile, '-f', broken, '--profile', 'dind', 'config', '-q'],
+        {
+          encoding: 'utf8',
+          env,
+        },
+      );
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toMatch(/typo/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
