@@ -262,6 +262,55 @@ describe('web app: environments and terminals (local provider)', { timeout: 180_
     }
   });
 
+  it('creates from a repository with a devcontainer.json and a size; a quota refusal shows its hint; a failed clone shows its reason', async () => {
+    const adminId = (await admin.get('/api/v1/me')).json.user.id as string;
+    const repo = 'https://git.example.invalid/team/app.git';
+    const devcontainer = '{ "image": "debian:bookworm", "postCreateCommand": "true" }';
+    const { page, context, problems } = await openTab(browser, s.url, DESKTOP);
+    try {
+      await signIn(page, ADMIN.email, ADMIN.password);
+      await page.goto('/environments');
+      await page.getByLabel('Name').fill('from-repo');
+      await page.getByLabel('Repository URL').fill(repo);
+      await page.getByLabel('Branch or tag').fill('main');
+      await page.getByRole('radio', { name: 'devcontainer.json' }).check();
+      await page.getByRole('textbox', { name: 'devcontainer.json contents' }).fill(devcontainer);
+
+      // A size above this user's quota: refused before anything is made, with what to do.
+      expect((await admin.req('PUT', `/api/v1/users/${adminId}/quotas`, { maxCpus: 2 })).status).toBe(200);
+      await page.getByLabel('Size').selectOption({ label: 'Large (4 CPUs, 8 GB)' });
+      await page.getByRole('button', { name: 'Create environment' }).click();
+      await page.getByTestId('error').waitFor();
+      expect(await page.getByTestId('error').textContent()).toContain('at most 2 CPUs');
+      expect(await page.getByTestId('error-hint').textContent()).toContain('ask for fewer CPUs');
+      expect((await admin.req('PUT', `/api/v1/users/${adminId}/quotas`, { maxCpus: null })).status).toBe(200);
+
+      await page.getByLabel('Size').selectOption({ label: 'Medium (2 CPUs, 4 GB)' });
+      await page.getByRole('button', { name: 'Create environment' }).click();
+      await page.waitForURL(/\/environments\/view\?id=/);
+      const id = new URL(page.url()).searchParams.get('id')!;
+      // What the server kept is what the form said.
+      expect((await admin.get(`/api/v1/environments/${id}`)).json.environment.spec).toMatchObject({
+        repo: { url: repo, ref: 'main' },
+        devcontainer,
+        resources: { cpu: 2, memoryMb: 4096 },
+      });
+      await page.getByText(`${repo} @ main · devcontainer.json · 2 CPUs · 4 GB`, { exact: true }).waitFor();
+      // The host does not exist: provisioning fails, and the page says why, without a stack trace.
+      await envState(page).and(page.locator('[data-state="failed"]')).waitFor({ timeout: 120_000 });
+      await page.getByTestId('events').locator('[data-kind="failed"]').waitFor();
+      expect(await page.getByTestId('error').textContent()).toContain(`could not clone ${repo}`);
+      expect(await page.getByTestId('error-hint').textContent()).toContain('read the events below');
+      const body = (await page.locator('main').textContent()) ?? '';
+      expect(body).not.toMatch(/\bat \S+ \(.*:\d+:\d+\)/);
+      await screenshot(page, 'environment-failed', 'desktop');
+      expect(problems).toEqual([]);
+      await admin.del(`/api/v1/environments/${id}`);
+    } finally {
+      await context.close();
+    }
+  });
+
   it("another user's environment and terminal are not found, with the API's hint", async () => {
     const id = await readyEnv('private-one');
     expect(
@@ -290,7 +339,7 @@ describe('web app: environments and terminals (local provider)', { timeout: 180_
     await admin.del(`/api/v1/environments/${id}`);
   });
 
-  it('at 375 px: list and detail fit, and the key bar drives the shell (Esc, sticky Ctrl, arrows, pipe)', async () => {
+  it('at 375 px: list and detail fit, and the key bar drives the shell (Esc, sticky Ctrl and Alt, Tab, arrows, |, ~, /)', async () => {
     const id = await readyEnv('phone-one');
     const { page, context, problems } = await openTab(browser, s.url, PHONE);
     try {
@@ -331,6 +380,20 @@ describe('web app: environments and terminals (local provider)', { timeout: 180_
       await keys.getByRole('button', { name: 'Pipe' }).tap();
       await page.keyboard.type(' tr a-z A-Z\n');
       await seeLine(page, 'A B');
+      // The other keys, byte for byte: `cat -A` prints what it receives (^I is Tab, ^[ is Esc).
+      await page.keyboard.type('cat -A\n');
+      await keys.getByRole('button', { name: 'Tab' }).tap();
+      await keys.getByRole('button', { name: 'Alt' }).tap();
+      await page.keyboard.type('b');
+      expect(await keys.getByRole('button', { name: 'Alt' }).getAttribute('aria-pressed')).toBe('false');
+      for (const k of ['Tilde', 'Slash', 'Left', 'Right', 'Down'])
+        await keys.getByRole('button', { name: k }).tap();
+      await page.keyboard.type('\n');
+      await seeLine(page, '^I^[b~/^[[D^[[C^[[B$');
+      await keys.getByRole('button', { name: 'Ctrl' }).tap();
+      await page.keyboard.type('d');
+      await page.keyboard.type('echo cat-done\n');
+      await seeLine(page, 'cat-done');
       await screenshot(page, 'terminal', 'phone', { fullPage: false });
       expect(problems).toEqual([]);
     } finally {

@@ -29,12 +29,18 @@ export function EnvStateBadge({ state }: { state: EnvironmentState }) {
 export function describeSpec(spec: Environment['spec']): string {
   const parts: string[] = [];
   const image = typeof spec.image === 'string' ? spec.image : null;
-  parts.push(image ?? 'default image');
+  // A devcontainer.json usually names its own image; "default image" would then be wrong.
+  if (image) parts.push(image);
+  else if (!spec.devcontainer) parts.push('default image');
   const repo = spec.repo as { url?: unknown; ref?: unknown } | undefined;
   if (repo && typeof repo.url === 'string')
     parts.push(typeof repo.ref === 'string' ? `${repo.url} @ ${repo.ref}` : repo.url);
   if (spec.berthYaml) parts.push('berth.yaml');
   if (spec.devcontainer) parts.push('devcontainer.json');
+  const res = spec.resources as { cpu?: unknown; memoryMb?: unknown } | undefined;
+  if (res && typeof res.cpu === 'number') parts.push(`${res.cpu} CPU${res.cpu === 1 ? '' : 's'}`);
+  if (res && typeof res.memoryMb === 'number')
+    parts.push(res.memoryMb % 1024 === 0 ? `${res.memoryMb / 1024} GB` : `${res.memoryMb} MB`);
   return parts.join(' · ');
 }
 

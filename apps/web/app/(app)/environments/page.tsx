@@ -24,6 +24,15 @@ const SETUP_PLACEHOLDER: Record<Exclude<SetupKind, 'none'>, string> = {
 // the API names the enabled ones in its error if the choice is not one of them.
 const KNOWN_PROVIDERS = ['local', 'docker', 'modal'];
 
+// Sizes by name rather than numbers to type; the server checks them against your quota and the
+// provider's limits and says which one refused. 1 CPU and 1 GB is what providers give by default.
+const SIZES = {
+  default: { label: 'Default (1 CPU, 1 GB)', resources: undefined },
+  medium: { label: 'Medium (2 CPUs, 4 GB)', resources: { cpu: 2, memoryMb: 4096 } },
+  large: { label: 'Large (4 CPUs, 8 GB)', resources: { cpu: 4, memoryMb: 8192 } },
+} as const;
+type Size = keyof typeof SIZES;
+
 function CreateForm() {
   const router = useRouter();
   const { expired } = useSession();
@@ -34,6 +43,7 @@ function CreateForm() {
   const [repoRef, setRepoRef] = useState('');
   const [setup, setSetup] = useState<SetupKind>('none');
   const [setupText, setSetupText] = useState('');
+  const [size, setSize] = useState<Size>('default');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
 
@@ -46,6 +56,8 @@ function CreateForm() {
     if (repoUrl.trim())
       body.repo = { url: repoUrl.trim(), ...(repoRef.trim() ? { ref: repoRef.trim() } : {}) };
     if (setup !== 'none' && setupText.trim()) body[setup] = setupText;
+    const resources = SIZES[size].resources;
+    if (resources) body.resources = { ...resources };
     setBusy(true);
     setError(null);
     try {
@@ -92,6 +104,16 @@ function CreateForm() {
               <option key={p} value={p} />
             ))}
           </datalist>
+        </label>
+        <label className="field grow">
+          <span>Size</span>
+          <select name="size" value={size} onChange={(e) => setSize(e.target.value as Size)}>
+            {(Object.keys(SIZES) as Size[]).map((k) => (
+              <option key={k} value={k}>
+                {SIZES[k].label}
+              </option>
+            ))}
+          </select>
         </label>
         <label className="field grow">
           <span>Image</span>
