@@ -6,10 +6,25 @@
 # The tag is a hash of every input (base image id, node binary, lockfile, sources, web build,
 # these files), so an unchanged tree finds its image and builds nothing.
 # Prints the image tag on stdout; progress goes to stderr.
+# `--dockerfile` prints the Dockerfile it would build (with @BASE@) and exits.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 name="${BERTH_CONTROL_PLANE_IMAGE:-berth-control-plane}"
+
+# Dockerfile.offline, then every line of ./Dockerfile after its last FROM (the shipped final
+# stage), the app taken from the context instead of the build stage.
+offline_dockerfile() {
+  local copy='COPY --from=build /out /opt/berth/app'
+  grep -qxF "$copy" "$here/Dockerfile" || { echo "build-offline: no '$copy' line in Dockerfile" >&2; return 1; }
+  cat "$here/Dockerfile.offline"
+  awk '/^FROM /{n=NR} {line[NR]=$0} END{for (i=n+1; i<=NR; i++) print line[i]}' "$here/Dockerfile" \
+    | sed "s#^${copy}\$#COPY app /opt/berth/app#"
+}
+if [ "${1:-}" = "--dockerfile" ]; then
+  offline_dockerfile
+  exit 0
+fi
 
 base="${BERTH_BASE_IMAGE:-$(bash "$root/docker/base/build-offline.sh")}"
 base_id="$(docker image inspect -f '{{.Id}}' "$base")"
@@ -39,7 +54,7 @@ ctx="$(mktemp -d /tmp/berth-cp-image-XXXXXX)"
 trap 'rm -rf "$ctx"' EXIT
 cp "$node_bin" "$ctx/node"
 node "$here/prune.mjs" --root "$root" --out "$ctx/app" >&2
-sed "s#@BASE@#$base#" "$here/Dockerfile.offline" > "$ctx/Dockerfile"
+offline_dockerfile | sed "s#@BASE@#$base#" > "$ctx/Dockerfile"
 echo "build-offline: building $image from $base" >&2
 # Legacy builder: no BuildKit or buildx needed, and no network (no RUN fetches anything).
 DOCKER_BUILDKIT=0 docker build -q -t "$image" "$ctx" >&2

@@ -43,6 +43,23 @@ describe.skipIf(skip)('control-plane image (docker/control-plane/build-offline.s
     expect(id.stdout.trim()).toBe('1000');
   });
 
+  it('carries the shipped Dockerfile’s user, port and health check', async () => {
+    const { stdout } = await run('docker', ['image', 'inspect', '-f', '{{json .Config}}', image]);
+    const config = JSON.parse(stdout) as {
+      User: string;
+      ExposedPorts: Record<string, unknown>;
+      Healthcheck?: { Test: string[] };
+      Entrypoint: string[];
+      Cmd: string[];
+    };
+    expect(config.User).toBe('1000:1000');
+    expect(Object.keys(config.ExposedPorts)).toEqual(['8080/tcp']);
+    expect(config.Healthcheck?.Test[0]).toBe('CMD');
+    expect(config.Healthcheck?.Test.join(' ')).toContain('/healthz');
+    expect(config.Entrypoint).toEqual(['/opt/berth/app/node_modules/.bin/berth']);
+    expect(config.Cmd).toEqual(['server']);
+  });
+
   it('ships no dev tooling', async () => {
     const ls = await run('docker', ['run', '--rm', '--entrypoint', 'ls', image, 'node_modules']);
     const names = ls.stdout.split('\n');
@@ -112,6 +129,21 @@ describe.skipIf(skip)('control-plane image (docker/control-plane/build-offline.s
         body: JSON.stringify({ email: 'admin@example.com', password: 'image test password' }),
       });
       expect(login.status).toBe(200);
+      // The image's own HEALTHCHECK command, run as Docker runs it, passes on the configured port.
+      const { stdout } = await run('docker', [
+        'image',
+        'inspect',
+        '-f',
+        '{{json .Config.Healthcheck.Test}}',
+        image,
+      ]);
+      const [kind, ...cmd] = JSON.parse(stdout) as string[];
+      expect(kind).toBe('CMD');
+      await expect(run('docker', ['exec', name, ...cmd])).resolves.toBeDefined();
+      // And fails when the server is not there: the check is real.
+      await expect(
+        run('docker', ['exec', '-e', `BERTH_PORT=${await freePort()}`, name, ...cmd]),
+      ).rejects.toThrow();
     });
   });
 });
