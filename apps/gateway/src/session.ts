@@ -52,6 +52,8 @@ const KILL_GRACE_MS = 2000;
 const EMPTY = new Uint8Array(0);
 /** Reads up to this size go out without waiting for the rest of the loop iteration. */
 const SEND_AT_ONCE_BYTES = 512;
+/** Bulk output is sent in frames of about this size (well under the flow-control high-water mark). */
+const BATCH_MAX_BYTES = 64 * 1024;
 
 /** Emits `pause` (true/false) when flow control stops or restarts reading the PTY. */
 export class Session extends EventEmitter<{ pause: [boolean] }> {
@@ -260,13 +262,17 @@ export class Session extends EventEmitter<{ pause: [boolean] }> {
   }
 
   private pending: Buffer[] = [];
+  private pendingBytes = 0;
   private flushScheduled = false;
+  /** Bytes read since the flush was last scheduled or put off. */
+  private readSinceCheck = 0;
 
   /**
    * A read that finds nothing pending and is small (a keystroke's echo, a prompt) is sent at once:
-   * waiting for the check phase cost ~20 µs per keystroke. Bigger reads are bulk output: libuv
-   * hands over up to 32 of them in one poll phase, and they go out as one frame in the check
-   * phase of the same loop iteration (setImmediate), never later, so no timer delays output.
+   * waiting for the check phase cost ~20 µs per keystroke. Bigger reads are collected and sent in
+   * the check phase (setImmediate) of a loop iteration that brought no more output, or once a
+   * batch reaches BATCH_MAX_BYTES: never delayed by a timer, and a PTY that has gone quiet costs
+   * output at most one more loop iteration.
    */
   private onOutput(data: Buffer): void {
     if (!this.flushScheduled && data.byteLength <= SEND_AT_ONCE_BYTES) {
@@ -274,16 +280,28 @@ export class Session extends EventEmitter<{ pause: [boolean] }> {
       return;
     }
     this.pending.push(data);
+    this.pendingBytes += data.byteLength;
+    this.readSinceCheck += data.byteLength;
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => this.flushOutput());
+    setImmediate(() => this.flushOutput(false));
   }
 
-  private flushOutput(): void {
+  private flushOutput(force: boolean): void {
+    // Bulk output arrives one PTY read (2–4 KiB) per loop iteration; a frame per read cost the
+    // gateway a socket write and the client a wake-up and a message each. While reads keep coming,
+    // wait one more iteration: with an immediate pending the loop polls without blocking.
+    if (!force && this.readSinceCheck > SEND_AT_ONCE_BYTES && this.pendingBytes < BATCH_MAX_BYTES) {
+      this.readSinceCheck = 0;
+      setImmediate(() => this.flushOutput(false));
+      return;
+    }
     this.flushScheduled = false;
+    this.readSinceCheck = 0;
     const chunks = this.pending;
     if (chunks.length === 0) return;
     this.pending = [];
+    this.pendingBytes = 0;
     this.emitOutput(chunks);
   }
 
@@ -388,7 +406,7 @@ export class Session extends EventEmitter<{ pause: [boolean] }> {
   }
 
   private onExit(code: number, signal: number): void {
-    this.flushOutput();
+    this.flushOutput(true);
     this.exit = { code, signal };
     if (this.state === 'running') this.state = 'exited';
     clearTimeout(this.killTimer);
