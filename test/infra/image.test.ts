@@ -1,9 +1,15 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { chown, mkdtemp, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createTestDatabase, type TestDatabase } from '@berth/db/testing';
+import { ensureDocker } from '@berth/providers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
+import { ADMIN, Client } from '../../apps/control-plane/src/testing/server.js';
 import { waitForExit, waitForLine } from '../helpers/cli.js';
 
 const run = promisify(execFile);
@@ -145,5 +151,120 @@ describe.skipIf(skip)('control-plane image (docker/control-plane/build-offline.s
         run('docker', ['exec', '-e', `BERTH_PORT=${await freePort()}`, name, ...cmd]),
       ).rejects.toThrow();
     });
+  });
+  // infra/compose.yaml's socket profile: Berth in its container, environments on the host's engine,
+  // the gateway's files shared through BERTH_GATEWAY_ASSETS_DIR at the same path on the host.
+  describe('docker environments from inside the image, through the host’s socket', () => {
+    let db: TestDatabase;
+    let child: ChildProcess | undefined;
+    let assets = '';
+    let live: LiveWaiter | undefined;
+    const made: string[] = [];
+    const name = `berth-image-socket-test-${process.pid}`;
+    beforeAll(async () => {
+      db = await createTestDatabase();
+      assets = await mkdtemp(join(tmpdir(), 'berth-gateway-'));
+      await chown(assets, 1000, 1000);
+    });
+    afterAll(async () => {
+      live?.close();
+      for (const id of made) await run('docker', ['rm', '-f', `berth-env-${id}`]).catch(() => undefined);
+      if (child && child.exitCode === null) {
+        await run('docker', ['stop', '-t', '10', name]).catch(() => undefined);
+        await waitForExit(child);
+      }
+      await db?.drop();
+      if (assets) await rm(assets, { recursive: true, force: true });
+    });
+
+    it(
+      'creates an environment whose gateway runs from the shared files, and destroys it',
+      { timeout: 240_000 },
+      async () => {
+        const base = ensureDocker();
+        const port = await freePort();
+        const socketGid = String((await stat('/var/run/docker.sock')).gid);
+        child = spawn(
+          'docker',
+          [
+            'run',
+            '--rm',
+            '--name',
+            name,
+            '--network',
+            'host',
+            '--read-only',
+            '--tmpfs',
+            '/tmp',
+            '--tmpfs',
+            '/var/lib/berth:uid=1000,gid=1000',
+            '--cap-drop',
+            'ALL',
+            '--security-opt',
+            'no-new-privileges:true',
+            '--group-add',
+            socketGid,
+            '-v',
+            '/var/run/docker.sock:/var/run/docker.sock',
+            '-v',
+            `${assets}:${assets}`,
+            '-e',
+            `BERTH_GATEWAY_ASSETS_DIR=${assets}`,
+            '-e',
+            'BERTH_PROVIDERS=docker',
+            '-e',
+            `BERTH_DOCKER_BASE_IMAGE=${base}`,
+            '-e',
+            'BERTH_ENV_DEFAULT_MEMORY_MB=512',
+            '-e',
+            `DATABASE_URL=${db.url}`,
+            '-e',
+            `BERTH_PORT=${port}`,
+            '-e',
+            'BERTH_HOST=127.0.0.1',
+            '-e',
+            `BERTH_ADMIN_EMAIL=${ADMIN.email}`,
+            '-e',
+            `BERTH_ADMIN_PASSWORD=${ADMIN.password}`,
+            image,
+            'server',
+          ],
+          { stdio: 'pipe' },
+        );
+        await waitForLine(child, /listening on/);
+        const admin = new Client(`http://127.0.0.1:${port}`);
+        await admin.login(ADMIN.email, ADMIN.password);
+        live = await LiveWaiter.connect(admin);
+        const r = await admin.post('/api/v1/environments', { name: 'from-the-image' });
+        expect(r.status).toBe(201);
+        const id = r.json.environment.id as string;
+        made.push(id);
+        const settle = () =>
+          live!.until(
+            () => admin.get(`/api/v1/environments/${id}`),
+            (x) => ['ready', 'stopped', 'destroyed', 'failed'].includes(x.json.environment.state as string),
+          );
+        const env = (await settle()).json.environment;
+        expect(env.stateReason ?? '').toBe('');
+        expect(env.state).toBe('ready');
+        expect((await fetch(`${env.gatewayUrl as string}/healthz`)).status).toBe(200);
+        // The engine mounted the copies in the shared directory, not paths inside Berth's image.
+        const { stdout } = await run('docker', [
+          'inspect',
+          '-f',
+          '{{json .HostConfig.Binds}}',
+          `berth-env-${id}`,
+        ]);
+        const sources = (JSON.parse(stdout) as string[]).map((b) => b.split(':')[0]!);
+        expect(sources).toEqual([
+          join(assets, 'node'),
+          join(assets, 'gateway.mjs'),
+          join(assets, 'node-pty'),
+        ]);
+
+        await admin.del(`/api/v1/environments/${id}`);
+        expect((await settle()).json.environment.state).toBe('destroyed');
+      },
+    );
   });
 });
