@@ -18,62 +18,13 @@ import {
   signIn,
   type PageWindow,
 } from './browser.js';
+import { openTerminal, recordTerminalSockets, seeLine, termText, type TermWindow } from './terminal.js';
 
 // Environments and terminals in the browser against a real control plane with the `local`
 // provider: each environment is a real gateway child process with real PTYs (bash).
 
-/** What page-side callbacks touch: the terminal the page exposes, and the sockets recorded below. */
-interface TermWindow {
-  __berthTerminal?: { text(): string };
-  __terminalSockets: Array<{ readyState: number; close(): void }>;
-}
-
-/**
- * Runs in the page before its scripts: remembers every WebSocket to a gateway terminal, so a test
- * can drop one as a network failure would (the page's own code never sees this).
- */
-function recordTerminalSockets() {
-  const w = globalThis as unknown as {
-    WebSocket: new (url: string, p?: string | string[]) => { readyState: number; close(): void };
-  } & TermWindow;
-  const Native = w.WebSocket;
-  w.__terminalSockets = [];
-  w.WebSocket = class extends (Native as unknown as new (url: string, p?: string | string[]) => object) {
-    constructor(url: string, protocols?: string | string[]) {
-      super(url, protocols);
-      if (String(url).includes('/terminal'))
-        w.__terminalSockets.push(this as unknown as { readyState: number; close(): void });
-    }
-  } as unknown as typeof w.WebSocket;
-}
-
 const envState = (page: Page) => page.locator('.page-head [data-testid="env-state"]');
 const rowOf = (page: Page, id: string) => page.locator(`[data-testid="env-row"][data-env-id="${id}"]`);
-
-/** Waits until the visible terminal shows a line that, trimmed, equals `line`, `times` times over. */
-async function seeLine(page: Page, line: string, times = 1): Promise<void> {
-  await page.waitForFunction(
-    ([want, n]) => {
-      const t = (globalThis as unknown as TermWindow).__berthTerminal;
-      return (
-        !!t &&
-        t
-          .text()
-          .split('\n')
-          .filter((l) => l.trim() === want).length >= (n as number)
-      );
-    },
-    [line, times] as const,
-  );
-}
-
-const termText = (page: Page) =>
-  page.evaluate(() => (globalThis as unknown as TermWindow).__berthTerminal?.text() ?? '');
-
-async function openTerminal(page: Page): Promise<void> {
-  await page.locator('[data-testid="term-status"][data-status="open"]').waitFor();
-  await page.locator('[data-testid="terminal"]:visible').click();
-}
 
 describe('web app: environments and terminals (local provider)', { timeout: 180_000 }, () => {
   let s: TestServer;
