@@ -262,6 +262,60 @@ describe('web app: environments and terminals (local provider)', { timeout: 180_
     }
   });
 
+  it('a link printed in the terminal opens in a new tab; without a hardware GPU the DOM renderer draws', async () => {
+    const id = await readyEnv('links-one');
+    const { page, context, problems } = await openTab(browser, s.url, DESKTOP);
+    const url = 'https://docs.example.invalid/berth/terminals';
+    // The link's host does not exist; the browser answers for it, so the new tab has a page.
+    await context.route('https://docs.example.invalid/**', (r) =>
+      r.fulfill({ contentType: 'text/html', body: '<title>docs</title>docs' }),
+    );
+    try {
+      await signIn(page, ADMIN.email, ADMIN.password);
+      await page.goto(`/terminal?env=${id}`);
+      await openTerminal(page);
+      // Headless Chromium here has software WebGL only (--disable-gpu): the DOM renderer is used.
+      expect(await page.locator('[data-testid="terminal"]:visible').getAttribute('data-renderer')).toBe(
+        'dom',
+      );
+      await page.keyboard.type(`printf '%s\\n' ${url}\n`);
+      await seeLine(page, url);
+
+      // Where the printed line is on screen, in cells, from the terminal's own buffer.
+      const cell = await page.evaluate((want) => {
+        interface Term {
+          cols: number;
+          rows: number;
+          buffer: {
+            active: {
+              viewportY: number;
+              getLine(i: number): { translateToString(t: boolean): string } | undefined;
+            };
+          };
+        }
+        const t = (globalThis as unknown as { __berthTerminal: { term: Term } }).__berthTerminal.term;
+        const b = t.buffer.active;
+        for (let r = 0; r < t.rows; r++)
+          if (b.getLine(b.viewportY + r)?.translateToString(true) === want)
+            return { row: r, cols: t.cols, rows: t.rows };
+        return null;
+      }, url);
+      expect(cell).not.toBeNull();
+      const screen = (await page.locator('[data-testid="terminal"]:visible .xterm-screen').boundingBox())!;
+      const x = screen.x + (10.5 * screen.width) / cell!.cols;
+      const y = screen.y + ((cell!.row + 0.5) * screen.height) / cell!.rows;
+      await page.mouse.move(x, y);
+      const [popup] = await Promise.all([page.waitForEvent('popup'), page.mouse.click(x, y)]);
+      await popup.waitForURL(url);
+      expect(await popup.title()).toBe('docs');
+      await popup.close();
+      expect(problems).toEqual([]);
+    } finally {
+      await context.close();
+    }
+    await admin.del(`/api/v1/environments/${id}`);
+  });
+
   it("another user's environment and terminal are not found, with the API's hint", async () => {
     const id = await readyEnv('private-one');
     expect(
