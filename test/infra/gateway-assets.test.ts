@@ -16,10 +16,10 @@ describe('gateway assets staged for an engine on another filesystem', () => {
   });
 
   it('copies this installation’s node, gateway bundle and node-pty there, and the provider uses those paths', async () => {
-    const own = defaultGatewayAssets({}, {});
+    const own = defaultGatewayAssets({});
     const dir = join(tmp, 'shared');
     await mkdir(dir);
-    const staged = defaultGatewayAssets({}, { BERTH_GATEWAY_ASSETS_DIR: dir });
+    const staged = defaultGatewayAssets({}, dir);
     expect(staged).toEqual({
       node: join(dir, 'node'),
       bundle: join(dir, 'gateway.mjs'),

@@ -87,6 +87,11 @@ export const ConfigSchema = z.object({
   /** Docker provider: the base image (default: the one docker/base builds) and where gateway ports are published. */
   dockerBaseImage: z.string().min(1).optional(),
   dockerBindAddress: z.string().min(1).default('127.0.0.1'),
+  /** Where the docker provider stages the gateway's files for an engine that does not share Berth's filesystem. */
+  gatewayAssetsDir: z
+    .string()
+    .refine((p) => p.startsWith('/'), 'must be an absolute path')
+    .optional(),
   /** Modal provider: the operator's token (never logged), optional endpoint and workspace environment. */
   modalTokenId: z.string().min(1).optional(),
   modalTokenSecret: z.string().min(1).optional(),
@@ -241,6 +246,7 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}): Config {
       modalTimeoutHours: env.BERTH_MODAL_TIMEOUT_HOURS,
       modalIdleTimeoutMinutes: env.BERTH_MODAL_IDLE_TIMEOUT_MINUTES,
       dockerBindAddress: env.BERTH_DOCKER_BIND_ADDRESS,
+      gatewayAssetsDir: env.BERTH_GATEWAY_ASSETS_DIR || undefined,
       envMaxCpus: env.BERTH_ENV_MAX_CPUS,
       envMaxMemoryMb: env.BERTH_ENV_MAX_MEMORY_MB,
       envDefaultCpus: env.BERTH_ENV_DEFAULT_CPUS,

@@ -18,13 +18,13 @@ export interface GatewayAssets {
 }
 
 /**
- * The assets of this installation, or given ones. With BERTH_GATEWAY_ASSETS_DIR set (read here,
- * like DOCKER_HOST by the Docker client; docs/configuration.md), the ones not given are copied
- * into that directory and used from there (see stageGatewayAssets).
+ * The assets of this installation, or given ones. With `stageDir` (the operator's
+ * BERTH_GATEWAY_ASSETS_DIR, docs/configuration.md), the ones not given are copied into that
+ * directory and used from there (see stageGatewayAssets).
  */
 export function defaultGatewayAssets(
   overrides: Partial<GatewayAssets> = {},
-  env: Record<string, string | undefined> = process.env,
+  stageDir?: string,
 ): GatewayAssets {
   const bundle = overrides.bundle ?? join(repoRoot, 'apps/gateway/dist/gateway.mjs');
   let nodePtyDir = overrides.nodePtyDir;
@@ -33,7 +33,7 @@ export function defaultGatewayAssets(
     nodePtyDir = dirname(req.resolve('node-pty/package.json'));
   }
   const own = { node: overrides.node ?? process.execPath, bundle, nodePtyDir };
-  const dir = env.BERTH_GATEWAY_ASSETS_DIR;
+  const dir = stageDir;
   if (!dir) return own;
   const staged = stageGatewayAssets(
     {

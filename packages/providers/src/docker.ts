@@ -37,6 +37,8 @@ export interface DockerProviderOptions {
   bindAddress?: string;
   policy?: SpecPolicy;
   assets?: Partial<GatewayAssets>;
+  /** Copy the gateway's files here and mount them from here (BERTH_GATEWAY_ASSETS_DIR). */
+  assetsDir?: string;
   /** Try `docker pull` for images not on the host (off: no registry is assumed reachable). */
   allowPull?: boolean;
   readyTimeoutMs?: number;
@@ -58,7 +60,7 @@ export class DockerProvider implements EnvironmentProvider {
   constructor(private readonly opts: DockerProviderOptions) {
     this.docker = opts.docker ?? new Docker();
     this.images = new ImageBuilder(this.docker, { allowPull: opts.allowPull });
-    this.assets = defaultGatewayAssets(opts.assets);
+    this.assets = defaultGatewayAssets(opts.assets, opts.assetsDir);
   }
 
   async create(input: EnvironmentSpec, options: CreateOptions = {}): Promise<CreateResult> {

@@ -51,6 +51,7 @@ export async function createProviders(
         new mod.DockerProvider({
           baseImage: config.dockerBaseImage ?? mod.baseImageTag(),
           bindAddress: config.dockerBindAddress,
+          ...(config.gatewayAssetsDir ? { assetsDir: config.gatewayAssetsDir } : {}),
           policy,
         }),
       );
