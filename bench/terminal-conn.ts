@@ -27,18 +27,28 @@ export function withTimeout<T>(p: Promise<T>, what: string, ms = STEP_TIMEOUT_MS
   ]);
 }
 
-/** Resolves when the accumulated output contains `marker`. */
+/**
+ * Resolves when the output contains `marker` (ASCII), also split across chunks. Chunks are
+ * searched as they are, without decoding them: the bench's client should do no more per byte than
+ * a real one (every target's output passes here during the throughput runs).
+ */
 export function waitFor(conn: Conn, marker: string): Promise<void> {
+  const keep = marker.length - 1;
+  const edge = (chunk: Buffer | string, from: number, to: number): string =>
+    typeof chunk === 'string' ? chunk.slice(from, to) : chunk.subarray(from, to).toString('latin1');
   return new Promise((resolve) => {
-    let seen = '';
+    // The last `keep` characters seen: with the start of the next chunk, they hold any split marker.
+    let carry = '';
     let done = false;
     conn.onData((chunk) => {
       if (done) return;
-      seen = (seen + chunk.toString()).slice(-4096);
-      if (seen.includes(marker)) {
+      const len = chunk.length;
+      if (chunk.includes(marker) || (carry + edge(chunk, 0, keep)).includes(marker)) {
         done = true;
         resolve();
+        return;
       }
+      carry = (carry + edge(chunk, Math.max(0, len - keep), len)).slice(-keep);
     });
   });
 }
