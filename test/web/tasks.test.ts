@@ -41,6 +41,22 @@ function recordClientHeader(page: Page): () => Promise<Array<string | undefined>
   return () => Promise.all(seen);
 }
 
+interface ScrollBox {
+  scrollTop: number;
+  scrollHeight: number;
+  clientHeight: number;
+}
+
+/** Waits until the log box is scrolled to its end (where Follow keeps it). */
+async function logAtEnd(page: Page): Promise<void> {
+  await page.waitForFunction(() => {
+    const el = (
+      globalThis as unknown as { document: { querySelector(s: string): ScrollBox | null } }
+    ).document.querySelector('[data-testid="log"]');
+    return !!el && el.scrollHeight > el.clientHeight && el.scrollTop + el.clientHeight >= el.scrollHeight - 8;
+  });
+}
+
 async function launch(page: Page, command: string): Promise<string> {
   await page.getByRole('textbox', { name: 'Command' }).fill(command);
   await page.getByRole('button', { name: 'Run', exact: true }).click();
@@ -254,6 +270,38 @@ describe('web app: tasks (launch, live status, log, timeline)', { timeout: 180_0
       expect(await page.getByTestId('timeline').getByRole('img').getAttribute('aria-label')).toMatch(
         /running \d/,
       );
+      expect(problems).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('the log follows new output; scrolling up stops following until Follow is ticked again', async () => {
+    const { page, context, problems } = await openTab(browser, s.url, DESKTOP);
+    try {
+      await signIn(page, ADMIN.email, ADMIN.password);
+      await page.goto('/tasks');
+      expect(await page.getByRole('combobox', { name: 'Environment' }).inputValue()).toBe(workId);
+      await launch(
+        page,
+        `sh -c 'seq -f "row %g" 1 200; sleep 2; seq -f "row %g" 201 400; sleep 2; seq -f "row %g" 401 600'`,
+      );
+      const log = page.getByTestId('log');
+      const follow = page.getByRole('checkbox', { name: 'Follow' });
+      expect(await follow.isChecked()).toBe(true);
+      // Output that arrived after the page drew the first rows: the box went along to the end.
+      await log.getByText('row 400', { exact: true }).waitFor();
+      await logAtEnd(page);
+
+      // Reading further up: following stops, and later output leaves the reader where they are.
+      await log.evaluate((el: ScrollBox) => (el.scrollTop = 0));
+      await page.locator('input[name="follow"]:not(:checked)').waitFor();
+      await log.getByText('row 600', { exact: true }).waitFor();
+      await state(page).and(page.locator('[data-state="succeeded"]')).waitFor();
+      expect(await log.evaluate((el: ScrollBox) => el.scrollTop)).toBe(0);
+
+      await follow.check();
+      await logAtEnd(page);
       expect(problems).toEqual([]);
     } finally {
       await context.close();
