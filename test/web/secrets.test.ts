@@ -97,6 +97,10 @@ describe('web app: secret settings page (Vault references only)', { timeout: 120
         await ref(page, env).waitFor();
       }
       expect(await ref(page, 'GITHUB_TOKEN').textContent()).toContain('users/me/github#token');
+      // References only: no field on the page takes a secret's value, and none hides what is typed.
+      expect(await page.getByRole('textbox', { name: /value|password/i }).count()).toBe(0);
+      for (const control of await page.locator('input, textarea, select').all())
+        expect(await control.getAttribute('type')).not.toBe('password');
 
       await page.getByLabel('Env var').fill('GITHUB_TOKEN');
       await page.getByLabel('KV path').fill('other');
