@@ -163,6 +163,16 @@ describe('web app: secrets picked at launch (FAKE Vault, local provider)', { tim
         launchSource: 'web',
       });
       await screenshot(page, 'task-secrets', 'desktop');
+
+      // Run again asks for the same secrets, and only those.
+      await page.getByRole('link', { name: '← Tasks' }).click();
+      await page.getByRole('button', { name: /^Run again: sh -c 'printf/ }).click();
+      await page.getByRole('dialog').getByRole('button', { name: 'Run', exact: true }).click();
+      await page.waitForURL((u) => u.pathname === '/tasks/view' && u.searchParams.get('id') !== id);
+      await state(page).and(page.locator('[data-state="succeeded"]')).waitFor();
+      await page.getByTestId('log').getByText('gh: ***.', { exact: true }).waitFor();
+      await page.getByTestId('log').getByText('npm: unset.', { exact: true }).waitFor();
+      expect(await page.getByTestId('task-secrets').textContent()).toBe('GITHUB_TOKEN');
       expect(problems).toEqual([]);
     } finally {
       await context.close();
