@@ -28,6 +28,10 @@ const API = '/api/v1';
 const ALIASES: Record<string, string> = {
   'POST /api/v1/environments/:id/terminals': 'terminals.open',
   'POST /api/v1/environments/:id/terminals/:sessionId/tickets': 'terminals.attach',
+  'POST /api/v1/environments/:id/terminals/:sessionId/shares': 'terminals.share',
+  'DELETE /api/v1/environments/:id/terminals/shares/:shareId': 'terminals.share.revoke',
+  // Someone else attaching, read-only, through a shared link.
+  'POST /api/v1/terminal-shares/tickets': 'terminals.attach.shared',
   // Port tickets (docs/ports.md); visits of a preview link are recorded as ports.open too.
   'POST /api/v1/environments/:id/ports/:port/open': 'ports.open',
   'POST /api/v1/environments/:id/ports/:port/forward': 'ports.forward',

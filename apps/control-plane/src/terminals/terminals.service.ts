@@ -60,10 +60,28 @@ export class TerminalsService {
     }
   }
 
+  /**
+   * An observer ticket for someone the owner shared a session with (see SharesService, which
+   * has checked the share): the viewer's own identity, never the owner's.
+   */
+  async sharedTicket(viewer: AuthContext, environmentId: string, sessionId: string): Promise<Ticket> {
+    this.attachAllowed();
+    const env = await this.envs.findById(environmentId);
+    if (!env) throw notFound('environment', environmentId);
+    return this.ticket(viewer, await this.ready(env), sessionId, 'observer');
+  }
+
   private async reachable(
     ctx: AuthContext,
     environmentId: string,
   ): Promise<EnvironmentRow & { gateway_url: string }> {
+    this.attachAllowed();
+    const env = await this.envs.findOwned(ctx.userId, environmentId);
+    if (!env) throw notFound('environment', environmentId);
+    return this.ready(env);
+  }
+
+  private attachAllowed(): void {
     if (!this.config.interactiveAttach)
       throw new ApiError(
         403,
@@ -71,8 +89,9 @@ export class TerminalsService {
         'interactive terminals are turned off on this Berth',
         'run a task instead (berth run), or ask the operator',
       );
-    const env = await this.envs.findOwned(ctx.userId, environmentId);
-    if (!env) throw notFound('environment', environmentId);
+  }
+
+  private async ready(env: EnvironmentRow): Promise<EnvironmentRow & { gateway_url: string }> {
     if (env.state !== 'ready' || !env.gateway_url)
       throw new ApiError(
         409,

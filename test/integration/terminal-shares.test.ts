@@ -1,0 +1,184 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type Gateway } from '@berth/gateway';
+import { connectTerminal, type TerminalClient } from '@berth/terminal';
+import { nodeSocketFactory } from '@berth/terminal/node';
+import {
+  ADMIN,
+  Client,
+  memberClient,
+  startTestServer,
+  type TestServer,
+} from '../../apps/control-plane/src/testing/server.js';
+
+/**
+ * Read-only links: the owner shares a terminal session; another signed-in user opens it as an
+ * observer under their own name (a real gateway with real PTYs), cannot type, and loses access
+ * when the link is revoked or expires.
+ */
+let s: TestServer;
+let owner: Client;
+let viewer: Client;
+let gateway: Gateway;
+let envId: string;
+let dir: string;
+const clients: TerminalClient[] = [];
+
+function collect(client: TerminalClient): { text: () => string } {
+  const chunks: Buffer[] = [];
+  client.onOutput((d) => chunks.push(Buffer.from(d)));
+  return { text: () => Buffer.concat(chunks).toString('utf8') };
+}
+
+function until(client: TerminalClient, out: { text: () => string }, re: RegExp): Promise<void> {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (re.test(out.text())) {
+        off();
+        resolve();
+      }
+    };
+    const off = client.onOutput(() => queueMicrotask(check));
+    check();
+  });
+}
+
+beforeAll(async () => {
+  s = await startTestServer();
+  owner = new Client(s.url);
+  await owner.login(ADMIN.email, ADMIN.password);
+  viewer = await memberClient(s, owner, 'share-viewer@example.com');
+  const me = (await owner.get('/api/v1/me')).json.user.id as string;
+  dir = await mkdtemp(join(tmpdir(), 'berth-share-'));
+  const db = new pg.Client({ connectionString: s.db.url });
+  await db.connect();
+  try {
+    // The environment id is the gateway's audience: the row first, then the gateway.
+    const { rows } = await db.query<{ id: string }>(
+      `INSERT INTO environments (owner_id, name, provider, spec, spec_hash, state)
+       VALUES ($1, 'shared', 'local', '{}', 'x', 'provisioning') RETURNING id`,
+      [me],
+    );
+    envId = rows[0]!.id;
+    const jwks = (await (await fetch(`${s.url}/.well-known/jwks.json`)).json()) as {
+      keys: Array<Record<string, unknown>>;
+    };
+    gateway = await startGateway(
+      { environmentId: envId, host: '127.0.0.1', port: 0, issuer: s.url, jwks, dataDir: dir, workdir: dir },
+      { logToStdout: false, shell: ['/bin/sh'] },
+    );
+    await db.query(`UPDATE environments SET state = 'ready', gateway_url = $2 WHERE id = $1`, [
+      envId,
+      `http://127.0.0.1:${gateway.port}`,
+    ]);
+  } finally {
+    await db.end();
+  }
+});
+
+afterAll(async () => {
+  for (const c of clients) c.close();
+  await gateway?.close();
+  await s?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('read-only terminal links', () => {
+  it('another user opens the shared session read-only, under their own name, until the owner revokes the link', async () => {
+    const t = await owner.post(`/api/v1/environments/${envId}/terminals`, {});
+    const driver = connectTerminal({
+      url: t.json.url,
+      token: t.json.token,
+      socketFactory: nodeSocketFactory,
+    });
+    clients.push(driver);
+    const mine = collect(driver);
+    const { sessionId } = await driver.ready();
+
+    // Only the owner can share, and only with a sane lifetime.
+    expect(
+      (await viewer.post(`/api/v1/environments/${envId}/terminals/${sessionId}/shares`, {})).status,
+    ).toBe(404);
+    const tooLong = await owner.post(`/api/v1/environments/${envId}/terminals/${sessionId}/shares`, {
+      expiresInMinutes: 100_000,
+    });
+    expect(tooLong.status).toBe(400);
+    const made = await owner.post(`/api/v1/environments/${envId}/terminals/${sessionId}/shares`, {});
+    expect(made.status).toBe(201);
+    expect(made.json.token).toMatch(/^berth_shr_/);
+    expect(made.json.path).toBe(`/share/?token=${encodeURIComponent(made.json.token as string)}`);
+    expect(made.json.share).toMatchObject({ environmentId: envId, sessionId });
+    // The token is shown once: the list has the share, not its token.
+    const list = await owner.get(`/api/v1/environments/${envId}/terminals/shares`);
+    expect(list.json.items).toEqual([made.json.share]);
+    expect(list.text).not.toContain(made.json.token);
+    expect((await viewer.get(`/api/v1/environments/${envId}/terminals/shares`)).status).toBe(404);
+
+    const got = await viewer.post('/api/v1/terminal-shares/tickets', { token: made.json.token });
+    expect(got.status).toBe(200);
+    expect(got.json).toMatchObject({
+      environment: { id: envId, name: 'shared' },
+      sharedBy: ADMIN.email,
+      ticket: { role: 'observer', sessionId },
+    });
+    const watcher = connectTerminal({
+      url: got.json.ticket.url,
+      token: got.json.ticket.token,
+      sessionId,
+      socketFactory: nodeSocketFactory,
+    });
+    clients.push(watcher);
+    const seen = collect(watcher);
+    await watcher.ready();
+    watcher.write('echo viewer-typed-this\n');
+    driver.write('echo shared-$((6*7))\n');
+    await until(watcher, seen, /shared-42/);
+    expect(mine.text()).not.toContain('viewer-typed-this');
+    // The session list shows the viewer attached as an observer, under their own id.
+    const viewerId = (await viewer.get('/api/v1/me')).json.user.id as string;
+    const sessions = JSON.stringify(
+      (await owner.get(`/api/v1/environments/${envId}/terminals`)).json.sessions,
+    );
+    expect(sessions).toContain(viewerId);
+
+    expect(
+      (await owner.del(`/api/v1/environments/${envId}/terminals/shares/${made.json.share.id}`)).json,
+    ).toEqual({
+      revoked: true,
+    });
+    const after = await viewer.post('/api/v1/terminal-shares/tickets', { token: made.json.token });
+    expect(after.status).toBe(404);
+    expect(after.json.error).toMatchObject({ code: 'share_not_found' });
+    expect(after.json.error.hint).toMatch(/new link/);
+    expect((await owner.get(`/api/v1/environments/${envId}/terminals/shares`)).json.items).toEqual([]);
+
+    // Neither the token nor its hash is anything an audit reader can reuse.
+    const audit = await owner.get('/api/v1/audit?limit=100');
+    expect(audit.text).not.toContain(made.json.token);
+    expect(audit.text).toContain('terminals.attach.shared');
+  });
+
+  it('an expired link says so; a made-up one is not found', async () => {
+    const made = await owner.post(`/api/v1/environments/${envId}/terminals/any-session/shares`, {
+      expiresInMinutes: 1,
+    });
+    expect(made.status).toBe(201);
+    const db = new pg.Client({ connectionString: s.db.url });
+    await db.connect();
+    await db.query(`UPDATE terminal_shares SET expires_at = now() - interval '1 second' WHERE id = $1`, [
+      made.json.share.id,
+    ]);
+    await db.end();
+    const r = await viewer.post('/api/v1/terminal-shares/tickets', { token: made.json.token });
+    expect(r.status).toBe(410);
+    expect(r.json.error.code).toBe('share_expired');
+    const bogus = await viewer.post('/api/v1/terminal-shares/tickets', { token: 'berth_shr_nope' });
+    expect(bogus.status).toBe(404);
+    expect(
+      (await new Client(s.url).post('/api/v1/terminal-shares/tickets', { token: made.json.token })).status,
+    ).toBe(401);
+  });
+});
