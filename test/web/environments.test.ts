@@ -163,10 +163,11 @@ describe('web app: environments and terminals (local provider)', { timeout: 180_
       await page.getByRole('button', { name: 'Copy', exact: true }).waitFor(); // "Copied" goes back after a moment
       await screenshot(page, 'terminal', 'desktop', { fullPage: false });
 
-      // Read-only share: an observer link for this session; opened by the owner elsewhere, it watches.
+      // Read-only share: a link with its own token (share.test.ts has another user open it); opened
+      // here, in another tab, it watches.
       await page.getByRole('button', { name: 'Share read-only' }).click();
       const link = (await page.getByTestId('share-link').textContent())!;
-      expect(link).toMatch(new RegExp(`/terminal\\?env=${id}&session=[^&]+&observe=1$`));
+      expect(link).toMatch(/\/share\/\?token=[^&]+$/);
       await screenshot(page, 'terminal-share', 'desktop', { fullPage: false });
       const watcher = await context.newPage();
       await watcher.goto(link);

@@ -4,7 +4,7 @@ import { useEffect, useImperativeHandle, useRef, useState, type Ref } from 'reac
 import type { Terminal } from '@xterm/xterm';
 import type { FitAddon } from '@xterm/addon-fit';
 import type { TerminalClient, TerminalStatus } from '@berth/terminal';
-import { ApiError, api, toApiError } from '@/lib/api';
+import { ApiError, api, toApiError, type TerminalTicket } from '@/lib/api';
 import { useSession } from '@/lib/session';
 
 export interface TerminalHandle {
@@ -65,10 +65,16 @@ export function TerminalPane({
   modifiers,
   onState,
   handle,
+  ticket: ticketSource,
 }: {
   envId: string;
   /** Join this session; without it a new shell starts. */
   sessionId?: string;
+  /**
+   * Where tickets come from instead of the owner's endpoints (a share link): called for the first
+   * connection and again whenever a reconnect needs a fresh one. Its ticket names the session.
+   */
+  ticket?: () => Promise<TerminalTicket>;
   observe: boolean;
   visible: boolean;
   /** Sticky modifiers from the key bar, applied to the next key typed; `consume` clears them. */
@@ -169,11 +175,15 @@ export function TerminalPane({
       emit({ renderer });
       if (!observe) fit.fit();
 
-      let ticket;
+      const fetchTicket = (sid: string | undefined) =>
+        ticketSource
+          ? ticketSource()
+          : sid
+            ? api.terminals.attach(envId, sid, role)
+            : api.terminals.create(envId);
+      let ticket: TerminalTicket;
       try {
-        ticket = sessionId
-          ? await api.terminals.attach(envId, sessionId, role)
-          : await api.terminals.create(envId);
+        ticket = await fetchTicket(sessionId);
       } catch (err) {
         const e = toApiError(err);
         if (e.unauthorized) return expired();
@@ -182,10 +192,13 @@ export function TerminalPane({
       }
       if (gone()) return;
 
+      const joinSid = sessionId ?? (ticketSource ? (ticket.sessionId ?? undefined) : undefined);
+      // Why a fresh ticket was refused (a share revoked or expired meanwhile): shown instead of the close code.
+      let refreshError: ApiError | undefined;
       const client = connectTerminal({
         url: ticket.url,
         token: ticket.token,
-        ...(sessionId ? { sessionId } : {}),
+        ...(joinSid ? { sessionId: joinSid } : {}),
         cols: term.cols,
         rows: term.rows,
         socketFactory: browserSocketFactory,
@@ -194,7 +207,13 @@ export function TerminalPane({
         refreshToken: async () => {
           const sid = client.sessionId;
           if (!sid) throw new Error('no session to rejoin');
-          return (await api.terminals.attach(envId, sid, role)).token;
+          try {
+            return (await fetchTicket(sid)).token;
+          } catch (err) {
+            refreshError = toApiError(err);
+            if (refreshError.unauthorized) expired();
+            throw err;
+          }
         },
       });
       clientRef.current = client;
@@ -226,7 +245,7 @@ export function TerminalPane({
       cleanups.push(
         client.onStatus((status, close) => {
           if (status === 'closed' && close && close.code !== 1000 && close.code !== 4410 && !disposed)
-            emit({ status, error: closeError(close) });
+            emit({ status, error: refreshError ?? closeError(close) });
           else emit({ status });
         }),
       );

@@ -165,6 +165,30 @@ export interface TerminalTicket {
   expiresAt: string;
 }
 
+/** A read-only link to one terminal session. The token itself is only in the create answer. */
+export interface TerminalShare {
+  id: string;
+  environmentId: string;
+  sessionId: string;
+  createdAt: string;
+  expiresAt: string;
+}
+
+export interface CreatedShare {
+  share: TerminalShare;
+  /** `bsh_…`, shown once. */
+  token: string;
+  /** `/share/?token=…`, relative to this site. */
+  path: string;
+}
+
+/** What a signed-in viewer gets for a share token: an observer ticket and whose terminal it is. */
+export interface ShareTicket {
+  ticket: TerminalTicket;
+  environment: { id: string; name: string };
+  sharedBy: string;
+}
+
 /** The gateway's own view of a session (fields it may add later are ignored). */
 export interface TerminalSessionSummary {
   id: string;
@@ -409,6 +433,26 @@ export const api = {
         'GET',
         `/environments/${encodeURIComponent(envId)}/terminals`,
       ),
+    /** A read-only link to a session of yours; anyone signed in who has it can watch until it expires. */
+    share: (envId: string, sessionId: string, expiresInMinutes?: number) =>
+      request<CreatedShare>(
+        'POST',
+        `/environments/${encodeURIComponent(envId)}/terminals/${encodeURIComponent(sessionId)}/shares`,
+        expiresInMinutes === undefined ? {} : { expiresInMinutes },
+      ),
+    /** The environment's live links (neither expired nor revoked). */
+    shares: (envId: string) =>
+      request<{ items: TerminalShare[] }>(
+        'GET',
+        `/environments/${encodeURIComponent(envId)}/terminals/shares`,
+      ),
+    revokeShare: (envId: string, shareId: string) =>
+      request<{ revoked: true }>(
+        'DELETE',
+        `/environments/${encodeURIComponent(envId)}/terminals/shares/${encodeURIComponent(shareId)}`,
+      ),
+    /** An observer ticket from a share token; called again for each fresh ticket a reconnect needs. */
+    shareTicket: (token: string) => request<ShareTicket>('POST', '/terminal-shares/tickets', { token }),
   },
   tokens: {
     list: (opts: { cursor?: string | null; limit?: number } = {}) =>

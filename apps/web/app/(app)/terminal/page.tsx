@@ -8,7 +8,8 @@ import { CopyButton } from '@/components/copy-button';
 import { EnvStateBadge } from '@/components/env-ui';
 import { ErrorNotice, Loadable, Loading } from '@/components/status';
 import { TerminalPane, ctrlKey, type PaneState, type TerminalHandle } from '@/components/terminal-pane';
-import { ApiError, api, toApiError, type Environment } from '@/lib/api';
+import { SharePanel } from '@/components/terminal-shares';
+import { ApiError, api, toApiError, type CreatedShare, type Environment } from '@/lib/api';
 import { useSession } from '@/lib/session';
 import { useApi } from '@/lib/use-api';
 
@@ -58,7 +59,9 @@ function TerminalWorkspace({
   const [states, setStates] = useState<Record<number, PaneState>>({});
   const [ctrl, setCtrl] = useState(false);
   const [alt, setAlt] = useState(false);
-  const [share, setShare] = useState<{ link: string } | { error: ApiError } | null>(null);
+  const [share, setShare] = useState<
+    { created: CreatedShare; sessionId: string } | { error: ApiError } | null
+  >(null);
   const [sharing, setSharing] = useState(false);
   const [pasteNote, setPasteNote] = useState<string | null>(null);
   const current = states[active];
@@ -112,10 +115,8 @@ function TerminalWorkspace({
     if (!sid) return;
     setSharing(true);
     try {
-      // Proves the session can be watched before handing out the link; the viewer's page mints its own.
-      await api.terminals.attach(env.id, sid, 'observer');
-      const link = `${window.location.origin}/terminal?env=${encodeURIComponent(env.id)}&session=${encodeURIComponent(sid)}&observe=1`;
-      setShare({ link });
+      // A link with its own token: whoever opens it (signed in as anyone) gets observer tickets from it.
+      setShare({ created: await api.terminals.share(env.id, sid), sessionId: sid });
     } catch (err) {
       const e = toApiError(err);
       if (e.unauthorized) return expired();
@@ -220,23 +221,13 @@ function TerminalWorkspace({
       </div>
 
       {share ? (
-        'link' in share ? (
-          <div className="notice notice-success share" data-testid="share">
-            <p className="notice-title">Read-only link to this terminal</p>
-            <div className="code-row">
-              <code className="code-block" data-testid="share-link">
-                {share.link}
-              </code>
-              <CopyButton text={share.link} />
-            </div>
-            <p className="small">
-              Whoever opens it watches without typing. For now it opens only for you, signed in on another
-              device or browser; sharing with other people is not available yet.
-            </p>
-            <button type="button" className="btn btn-small" onClick={() => setShare(null)}>
-              Close
-            </button>
-          </div>
+        'created' in share ? (
+          <SharePanel
+            envId={env.id}
+            sessionId={share.sessionId}
+            first={share.created}
+            onClose={() => setShare(null)}
+          />
         ) : (
           <ErrorNotice error={share.error} />
         )

@@ -1,0 +1,198 @@
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ADMIN,
+  Client,
+  startTestServer,
+  type TestServer,
+} from '../../apps/control-plane/src/testing/server.js';
+import { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
+import {
+  DESKTOP,
+  PHONE,
+  ensureWebBuilt,
+  expectPhoneFriendly,
+  launchBrowser,
+  openTab,
+  screenshot,
+  signIn,
+} from './browser.js';
+import { openTerminal, recordTerminalSockets, seeLine, termText, type TermWindow } from './terminal.js';
+
+// Read-only links (issue 8): the owner of a terminal makes a link; another signed-in user opens it,
+// watches the owner's shell live and cannot type into it; a revoked link says so with its hint.
+// Real control plane, `local` provider (a real gateway with bash PTYs), two browser contexts.
+
+const MEMBER = { email: 'viewer@example.com', password: 'viewer password 1' };
+
+/** The sign-in form, already on /login (where the share page sent us). */
+async function fillSignIn(page: Page, email: string, password: string): Promise<void> {
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+describe('web app: read-only terminal links for other users', { timeout: 180_000 }, () => {
+  let s: TestServer;
+  let browser: Browser;
+  let admin: Client;
+  let live: LiveWaiter;
+
+  beforeAll(async () => {
+    await ensureWebBuilt();
+    s = await startTestServer({ BERTH_PROVIDERS: 'local' });
+    admin = new Client(s.url);
+    await admin.login(ADMIN.email, ADMIN.password);
+    live = await LiveWaiter.connect(admin);
+    expect((await admin.post('/api/v1/users', { ...MEMBER, role: 'member' })).status).toBe(201);
+    browser = await launchBrowser();
+  }, 900_000);
+
+  afterAll(async () => {
+    live?.close();
+    await browser?.close();
+    await s?.stop();
+  });
+
+  async function readyEnv(name: string): Promise<string> {
+    const r = await admin.post('/api/v1/environments', { name, provider: 'local' });
+    expect(r.status).toBe(201);
+    const id = r.json.environment.id as string;
+    const done = await live.until(
+      () => admin.get(`/api/v1/environments/${id}`),
+      (x) => ['ready', 'failed'].includes(x.json.environment.state as string),
+    );
+    expect(done.json.environment.state).toBe('ready');
+    return id;
+  }
+
+  it('a member opens the link after signing in, watches live, cannot type; revoked, the link says so', async () => {
+    const id = await readyEnv('shared-one');
+    const owner = await openTab(browser, s.url, DESKTOP);
+    const viewer = await openTab(browser, s.url, DESKTOP);
+    await viewer.context.addInitScript(recordTerminalSockets);
+    const phone = await openTab(browser, s.url, PHONE);
+    try {
+      // The owner's shell, and a link to it.
+      await signIn(owner.page, ADMIN.email, ADMIN.password);
+      await owner.page.goto(`/terminal?env=${id}`);
+      await openTerminal(owner.page);
+      await owner.page.keyboard.type('echo before-$((2*2))\n');
+      await seeLine(owner.page, 'before-4');
+      await owner.page.waitForURL(/[?&]session=/);
+      await owner.page.getByRole('button', { name: 'Share read-only' }).click();
+      const link = (await owner.page.getByTestId('share-link').textContent())!;
+      expect(link.startsWith(`${s.url}/share/?token=`)).toBe(true);
+      expect(await owner.page.getByTestId('share-expiry').textContent()).toMatch(/in (1 hour|60 minutes)/);
+      const item = owner.page.getByTestId('share-list').locator('.share-item');
+      await item.first().waitFor();
+      expect(await item.count()).toBe(1);
+      await screenshot(owner.page, 'terminal-share-panel', 'desktop', { fullPage: false });
+
+      // Someone else, not signed in: sign-in first, then back to the link.
+      await viewer.page.goto(link);
+      await viewer.page.waitForURL(/\/login\?next=/);
+      await fillSignIn(viewer.page, MEMBER.email, MEMBER.password);
+      await viewer.page.waitForURL((u) => u.pathname.startsWith('/share') && u.search.includes('token='));
+      await viewer.page.getByTestId('read-only').waitFor();
+      expect(await viewer.page.getByTestId('read-only').textContent()).toBe(
+        `read-only — shared by ${ADMIN.email}`,
+      );
+      expect(await viewer.page.getByTestId('share-env').textContent()).toBe('shared-one');
+      await viewer.page.locator('[data-testid="term-status"][data-status="open"]').waitFor();
+      await seeLine(viewer.page, 'before-4'); // what was on the screen already
+
+      // Live: the owner types, the viewer sees it.
+      await owner.page.locator('[data-testid="terminal"]:visible').click();
+      await owner.page.keyboard.type('echo shared-$((6*7))\n');
+      await seeLine(viewer.page, 'shared-42');
+
+      // The viewer's keys never reach the shell: the owner's next command runs alone.
+      await viewer.page.locator('[data-testid="terminal"]').click();
+      await viewer.page.keyboard.type('echo nope\n');
+      await owner.page.locator('[data-testid="terminal"]:visible').click();
+      await owner.page.keyboard.type('echo owner-$((1+1))\n');
+      await seeLine(owner.page, 'owner-2');
+      await seeLine(viewer.page, 'owner-2');
+      expect(await termText(owner.page)).not.toContain('nope');
+      expect(await termText(viewer.page)).not.toContain('nope');
+      await screenshot(viewer.page, 'share', 'desktop', { fullPage: false });
+
+      // A dropped connection comes back by itself, like the owner's.
+      await viewer.page.evaluate(() => {
+        const w = globalThis as unknown as TermWindow;
+        w.__terminalSockets[w.__terminalSockets.length - 1]!.close();
+      });
+      await viewer.page.waitForFunction(
+        () => (globalThis as unknown as TermWindow).__terminalSockets.length > 1,
+      );
+      await viewer.page.locator('[data-testid="term-status"][data-status="open"]').waitFor();
+      await owner.page.keyboard.type('echo again-$((3+4))\n');
+      await seeLine(viewer.page, 'again-7');
+
+      // On a phone: the viewer's page fits, and so does the owner's share panel.
+      await signIn(phone.page, MEMBER.email, MEMBER.password);
+      await phone.page.goto(link);
+      await phone.page.getByTestId('read-only').waitFor();
+      await phone.page.locator('[data-testid="term-status"][data-status="open"]').waitFor();
+      await seeLine(phone.page, 'again-7');
+      await expectPhoneFriendly(phone.page);
+      await screenshot(phone.page, 'share', 'phone', { fullPage: false });
+
+      // The owner revokes the link: opening it again says it is gone, with what to do.
+      await item.first().getByRole('button', { name: 'Revoke' }).click();
+      await owner.page.getByTestId('share-none').waitFor();
+      await viewer.page.goto(link);
+      await viewer.page.getByTestId('error').waitFor();
+      expect(await viewer.page.getByTestId('error').textContent()).toContain('does not exist or was revoked');
+      expect(await viewer.page.getByTestId('error-hint').textContent()).toContain(
+        'ask the person who shared the terminal for a new link',
+      );
+      await screenshot(viewer.page, 'share-revoked', 'desktop');
+
+      expect(owner.problems).toEqual([]);
+      expect(viewer.problems).toEqual([]);
+      expect(phone.problems).toEqual([]);
+    } finally {
+      await owner.context.close();
+      await viewer.context.close();
+      await phone.context.close();
+    }
+    await admin.del(`/api/v1/environments/${id}`);
+  });
+
+  it("at 375 px the owner's share panel fits: link, copy, expiry, another link with a lifetime, revoke", async () => {
+    const id = await readyEnv('shared-phone');
+    const { page, context, problems } = await openTab(browser, s.url, PHONE);
+    try {
+      await signIn(page, ADMIN.email, ADMIN.password);
+      await page.goto(`/terminal?env=${id}`);
+      await page.locator('[data-testid="term-status"][data-status="open"]').waitFor();
+      await page.waitForURL(/[?&]session=/);
+      await page.getByRole('button', { name: 'Share read-only' }).tap();
+      await page.getByTestId('share-link').waitFor();
+      const item = page.getByTestId('share-list').locator('.share-item');
+      await item.first().waitFor();
+
+      await page.getByLabel('New link, valid for').selectOption({ label: '15 minutes' });
+      await page.getByRole('button', { name: 'Create link' }).tap();
+      await item.nth(1).waitFor();
+      expect(await page.getByTestId('share-expiry').textContent()).toContain('in 15 minutes');
+      await expectPhoneFriendly(page);
+      await screenshot(page, 'terminal-share-panel', 'phone', { fullPage: false });
+
+      await item.first().getByRole('button', { name: 'Revoke' }).tap();
+      await page.waitForFunction(
+        () =>
+          (
+            globalThis as unknown as { document: { querySelectorAll(s: string): { length: number } } }
+          ).document.querySelectorAll('.share-item').length === 1,
+      );
+      expect((await admin.get(`/api/v1/environments/${id}/terminals/shares`)).json.items).toHaveLength(1);
+      expect(problems).toEqual([]);
+    } finally {
+      await context.close();
+    }
+    await admin.del(`/api/v1/environments/${id}`);
+  });
+});
