@@ -1,3 +1,4 @@
+import pg from 'pg';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -137,6 +138,13 @@ describe('web app: read-only terminal links for other users', { timeout: 180_000
       await phone.page.locator('[data-testid="term-status"][data-status="open"]').waitFor();
       await seeLine(phone.page, 'again-7');
       await expectPhoneFriendly(phone.page);
+      // The owner's wide shell scrolls sideways inside the terminal box instead of being cut off.
+      const box = await phone.page.getByTestId('terminal').evaluate((el) => {
+        const e = el as unknown as { scrollWidth: number; clientWidth: number; scrollLeft: number };
+        e.scrollLeft = 0;
+        return { scroll: e.scrollWidth, client: e.clientWidth };
+      });
+      expect(box.scroll).toBeGreaterThan(box.client);
       await screenshot(phone.page, 'share', 'phone', { fullPage: false });
 
       // The owner revokes the link: opening it again says it is gone, with what to do.
@@ -157,6 +165,56 @@ describe('web app: read-only terminal links for other users', { timeout: 180_000
       await owner.context.close();
       await viewer.context.close();
       await phone.context.close();
+    }
+    await admin.del(`/api/v1/environments/${id}`);
+  });
+
+  it('an expired link and a stopped environment say so, with their hints', async () => {
+    const id = await readyEnv('shared-stopped');
+    // Links made through the API (the session need not exist to make one); one is made to expire.
+    const make = async () => {
+      const r = await admin.post(`/api/v1/environments/${id}/terminals/some-session/shares`, {});
+      expect(r.status).toBe(201);
+      return { id: r.json.share.id as string, url: `${s.url}${r.json.path as string}` };
+    };
+    const old = await make();
+    const fresh = await make();
+    const db = new pg.Client({ connectionString: s.db.url });
+    await db.connect();
+    try {
+      await db.query(`UPDATE terminal_shares SET expires_at = now() - interval '1 second' WHERE id = $1`, [
+        old.id,
+      ]);
+    } finally {
+      await db.end();
+    }
+    expect((await admin.post(`/api/v1/environments/${id}/stop`)).status).toBe(200);
+    await live.until(
+      () => admin.get(`/api/v1/environments/${id}`),
+      (x) => x.json.environment.state === 'stopped',
+    );
+
+    const { page, context, problems } = await openTab(browser, s.url, PHONE);
+    try {
+      await signIn(page, MEMBER.email, MEMBER.password);
+      await page.goto(old.url);
+      await page.getByTestId('error').waitFor();
+      expect(await page.getByTestId('error').textContent()).toContain('this read-only link expired');
+      expect(await page.getByTestId('error-hint').textContent()).toContain('ask the person who shared');
+      // Nothing to retry: an expired link stays expired.
+      expect(await page.getByRole('button', { name: 'Try again' }).count()).toBe(0);
+
+      await page.goto(fresh.url);
+      await page.getByTestId('error').waitFor();
+      expect(await page.getByTestId('error').textContent()).toContain('is stopped');
+      expect(await page.getByTestId('error-hint').textContent()).not.toBe('');
+      // The owner may start it again, so this one offers a retry.
+      await page.getByRole('button', { name: 'Try again' }).waitFor();
+      await expectPhoneFriendly(page);
+      await screenshot(page, 'share-not-ready', 'phone');
+      expect(problems).toEqual([]);
+    } finally {
+      await context.close();
     }
     await admin.del(`/api/v1/environments/${id}`);
   });

@@ -299,7 +299,16 @@ export function TerminalPane({
     return () => ro.disconnect();
   }, [ready, visible, observe]);
 
-  return <div className="term-box" ref={box} data-testid="terminal" hidden={!visible} />;
+  return (
+    <div
+      // An observer gets the driver's size, which may be wider than this window (a phone watching a
+      // desktop's shell): it scrolls sideways inside the box instead of being cut off.
+      className={observe ? 'term-box term-box-observe' : 'term-box'}
+      ref={box}
+      data-testid="terminal"
+      hidden={!visible}
+    />
+  );
 }
 
 /**
