@@ -219,7 +219,7 @@ describe('web app: read-only terminal links for other users', { timeout: 180_000
     await admin.del(`/api/v1/environments/${id}`);
   });
 
-  it("at 375 px the owner's share panel fits: link, copy, expiry, another link with a lifetime, revoke", async () => {
+  it("at 375 px the owner's share panel fits: link, copy, expiry, another link with a lifetime, revoke; the environment page revokes too", async () => {
     const id = await readyEnv('shared-phone');
     const { page, context, problems } = await openTab(browser, s.url, PHONE);
     try {
@@ -247,6 +247,18 @@ describe('web app: read-only terminal links for other users', { timeout: 180_000
           ).document.querySelectorAll('.share-item').length === 1,
       );
       expect((await admin.get(`/api/v1/environments/${id}/terminals/shares`)).json.items).toHaveLength(1);
+
+      // The environment's page lists the session's live link, and revokes it too.
+      const sid = new URL(page.url()).searchParams.get('session')!;
+      await page.goto(`/environments/view?id=${id}`);
+      const links = page.locator(`.session[data-session-id="${sid}"]`).getByTestId('session-shares');
+      await links.locator('.share-item').first().waitFor();
+      expect(await links.locator('.share-item').count()).toBe(1);
+      expect(await links.textContent()).toContain('1 read-only link');
+      await expectPhoneFriendly(page);
+      await links.getByRole('button', { name: 'Revoke' }).tap();
+      await links.waitFor({ state: 'detached' });
+      expect((await admin.get(`/api/v1/environments/${id}/terminals/shares`)).json.items).toHaveLength(0);
       expect(problems).toEqual([]);
     } finally {
       await context.close();

@@ -140,29 +140,13 @@ export function SharePanel({
         <p className="share-list-title">Live links to this terminal</p>
         {items === null ? (
           <p className="small muted">Loading…</p>
-        ) : items.length === 0 ? (
-          <p className="small muted" data-testid="share-none">
-            None: nobody can watch through a link.
-          </p>
         ) : (
-          <ul className="share-list" data-testid="share-list">
-            {items.map((s) => (
-              <li key={s.id} className="share-item" data-share-id={s.id}>
-                <span className="small">
-                  Made {formatDateTime(s.createdAt)}, expires {relative(s.expiresAt)}
-                  {created?.share.id === s.id ? ' (the link above)' : ''}
-                </span>
-                <button
-                  type="button"
-                  className="btn btn-small btn-danger-outline"
-                  disabled={busy !== null}
-                  onClick={() => void revoke(s.id)}
-                >
-                  {busy === s.id ? 'Revoking…' : 'Revoke'}
-                </button>
-              </li>
-            ))}
-          </ul>
+          <ShareList
+            items={items}
+            busy={busy}
+            onRevoke={(id) => void revoke(id)}
+            {...(created ? { current: created.share.id } : {})}
+          />
         )}
       </div>
 
@@ -170,5 +154,47 @@ export function SharePanel({
         Close
       </button>
     </section>
+  );
+}
+
+/** Live read-only links with Revoke; the panel above and the environment page both show them. */
+export function ShareList({
+  items,
+  busy,
+  onRevoke,
+  current,
+}: {
+  items: TerminalShare[];
+  /** The id being revoked (or any non-null: another action runs), to disable the buttons. */
+  busy: string | null;
+  onRevoke: (id: string) => void;
+  /** The link shown in full just above, if any. */
+  current?: string;
+}) {
+  if (items.length === 0)
+    return (
+      <p className="small muted" data-testid="share-none">
+        None: nobody can watch through a link.
+      </p>
+    );
+  return (
+    <ul className="share-list" data-testid="share-list">
+      {items.map((s) => (
+        <li key={s.id} className="share-item" data-share-id={s.id}>
+          <span className="small">
+            Made {formatDateTime(s.createdAt)}, expires {relative(s.expiresAt)}
+            {current === s.id ? ' (the link above)' : ''}
+          </span>
+          <button
+            type="button"
+            className="btn btn-small btn-danger-outline"
+            disabled={busy !== null}
+            onClick={() => onRevoke(s.id)}
+          >
+            {busy === s.id ? 'Revoking…' : 'Revoke'}
+          </button>
+        </li>
+      ))}
+    </ul>
   );
 }

@@ -10,9 +10,9 @@ import { TerminalPane, type PaneState, type TerminalHandle } from '@/components/
 import { ApiError, api, toApiError, type ShareTicket, type TerminalTicket } from '@/lib/api';
 import { useSession } from '@/lib/session';
 
-// A read-only link someone made for one of their terminals (`/share/?token=bsh_…`). This page is in
-// the signed-in group, so without a session the layout sends the viewer to /login?next=<this page>
-// and back here after. The share token is exchanged for an observer ticket on every connection
+// A read-only link someone made for one of their terminals (`/share/?token=berth_shr_…`). This page
+// is in the signed-in group, so without a session the layout sends the viewer to
+// /login?next=<this page> and back here after. The share token is exchanged for an observer ticket on every connection
 // that needs one (the first, and a reconnect whose resume the gateway refused), so a revoked or
 // expired link stops working on the next one.
 
@@ -143,7 +143,7 @@ function SharePageInner() {
             400,
             'missing_token',
             'this link has no share token',
-            'open the whole link you were given; it ends in ?token=bsh_…',
+            'open the whole link you were given; it ends in ?token= and a long code',
           )
         }
       />

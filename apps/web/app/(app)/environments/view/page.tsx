@@ -7,6 +7,7 @@ import { EnvActionButtons, useEnvActions } from '@/components/env-actions';
 import { EnvStateBadge, describeSpec, isBusy } from '@/components/env-ui';
 import { EnvPorts } from '@/components/env-ports';
 import { ErrorNotice, Loadable, Loading } from '@/components/status';
+import { ShareList } from '@/components/terminal-shares';
 import { ApiError, api, toApiError, type Environment, type EnvironmentEvent } from '@/lib/api';
 import { formatDateTime } from '@/lib/format';
 import { useLive } from '@/lib/live';
@@ -96,8 +97,28 @@ function Events({ env, nudge }: { env: Environment; nudge: number }) {
 
 /** Shells open in the environment (from its gateway): join one from here, or watch it. */
 function Sessions({ env, nudge }: { env: Environment; nudge: number }) {
+  const { expired } = useSession();
   const [again, setAgain] = useState(0);
   const sessions = useApi(() => api.terminals.list(env.id), `terms:${env.id}:${nudge}:${again}`);
+  // Read-only links still working, shown under their session so they can be revoked from here too.
+  const shares = useApi(() => api.terminals.shares(env.id), `shares:${env.id}:${nudge}:${again}`);
+  const [revoking, setRevoking] = useState<string | null>(null);
+  const [shareError, setShareError] = useState<ApiError | null>(null);
+
+  async function revoke(shareId: string) {
+    setRevoking(shareId);
+    setShareError(null);
+    try {
+      await api.terminals.revokeShare(env.id, shareId);
+      shares.set((prev) => prev && { items: prev.items.filter((x) => x.id !== shareId) });
+    } catch (err) {
+      const e = toApiError(err);
+      if (e.unauthorized) expired();
+      else setShareError(e);
+    } finally {
+      setRevoking(null);
+    }
+  }
   return (
     <section className="card stack" aria-labelledby="sessions-h">
       <div className="log-head">
@@ -111,6 +132,8 @@ function Sessions({ env, nudge }: { env: Environment; nudge: number }) {
           Refresh
         </button>
       </div>
+      {shares.error ? <ErrorNotice error={shares.error} title="Read-only links could not be loaded" /> : null}
+      {shareError ? <ErrorNotice error={shareError} /> : null}
       <Loadable state={sessions} onRetry={sessions.reload}>
         {({ sessions: list }) =>
           list.length === 0 ? (
@@ -123,6 +146,7 @@ function Sessions({ env, nudge }: { env: Environment; nudge: number }) {
               {list.map((t) => {
                 const clients = t.clients ?? [];
                 const drivers = clients.filter((c) => c.role === 'driver').length;
+                const links = shares.data?.items.filter((x) => x.sessionId === t.id) ?? [];
                 return (
                   <li key={t.id} className="session" data-session-id={t.id}>
                     <div className="session-what">
@@ -149,6 +173,15 @@ function Sessions({ env, nudge }: { env: Environment; nudge: number }) {
                         Watch
                       </Link>
                     </div>
+                    {links.length > 0 ? (
+                      <div className="session-shares" data-testid="session-shares">
+                        <p className="small">
+                          {links.length === 1 ? '1 read-only link' : `${links.length} read-only links`} for
+                          other signed-in users
+                        </p>
+                        <ShareList items={links} busy={revoking} onRevoke={(x) => void revoke(x)} />
+                      </div>
+                    ) : null}
                   </li>
                 );
               })}
