@@ -26,6 +26,40 @@ import { openTerminal, recordTerminalSockets, seeLine, termText, type TermWindow
 
 const MEMBER = { email: 'viewer@example.com', password: 'viewer password 1' };
 
+/** The page's view of the socket spoiler below. */
+interface SpoilWindow {
+  __spoilResume?: boolean;
+}
+
+/**
+ * Runs in the page before its scripts: while `__spoilResume` is set, a reconnect's resume token is
+ * replaced, so the gateway refuses it as it would after a restart and the page must fetch a fresh
+ * ticket (for a viewer: from the share token again).
+ */
+function spoilResumeTokens() {
+  const w = globalThis as unknown as {
+    WebSocket: new (url: string, p?: string | string[]) => object;
+  } & SpoilWindow;
+  const Native = w.WebSocket;
+  w.WebSocket = class extends Native {
+    constructor(url: string, protocols?: string | string[]) {
+      const u = String(url);
+      super(
+        w.__spoilResume && u.includes('resume=') ? u.replace(/resume=[^&]*/, 'resume=spoiled') : u,
+        protocols,
+      );
+    }
+  } as unknown as typeof w.WebSocket;
+}
+
+/** Drops the viewer's newest gateway socket, as a network failure would. */
+async function dropSocket(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const w = globalThis as unknown as TermWindow;
+    w.__terminalSockets[w.__terminalSockets.length - 1]!.close();
+  });
+}
+
 /** The sign-in form, already on /login (where the share page sent us). */
 async function fillSignIn(page: Page, email: string, password: string): Promise<void> {
   await page.getByLabel('Email').fill(email);
@@ -72,6 +106,11 @@ describe('web app: read-only terminal links for other users', { timeout: 180_000
     const owner = await openTab(browser, s.url, DESKTOP);
     const viewer = await openTab(browser, s.url, DESKTOP);
     await viewer.context.addInitScript(recordTerminalSockets);
+    await viewer.context.addInitScript(spoilResumeTokens);
+    let shareTickets = 0;
+    viewer.page.on('request', (r) => {
+      if (r.url().endsWith('/api/v1/terminal-shares/tickets')) shareTickets++;
+    });
     const phone = await openTab(browser, s.url, PHONE);
     try {
       // The owner's shell, and a link to it.
@@ -120,10 +159,8 @@ describe('web app: read-only terminal links for other users', { timeout: 180_000
       await screenshot(viewer.page, 'share', 'desktop', { fullPage: false });
 
       // A dropped connection comes back by itself, like the owner's.
-      await viewer.page.evaluate(() => {
-        const w = globalThis as unknown as TermWindow;
-        w.__terminalSockets[w.__terminalSockets.length - 1]!.close();
-      });
+      expect(shareTickets).toBe(1);
+      await dropSocket(viewer.page);
       await viewer.page.waitForFunction(
         () => (globalThis as unknown as TermWindow).__terminalSockets.length > 1,
       );
@@ -131,12 +168,23 @@ describe('web app: read-only terminal links for other users', { timeout: 180_000
       await owner.page.keyboard.type('echo again-$((3+4))\n');
       await seeLine(viewer.page, 'again-7');
 
+      // The gateway refuses the resume (as after a restart): a fresh ticket from the same link.
+      await viewer.page.evaluate(() => ((globalThis as unknown as SpoilWindow).__spoilResume = true));
+      await dropSocket(viewer.page);
+      await viewer.page.waitForFunction(
+        () => (globalThis as unknown as TermWindow).__terminalSockets.length > 3,
+      );
+      await viewer.page.locator('[data-testid="term-status"][data-status="open"]').waitFor();
+      expect(shareTickets).toBe(2);
+      await owner.page.keyboard.type('echo fresh-$((4+5))\n');
+      await seeLine(viewer.page, 'fresh-9');
+
       // On a phone: the viewer's page fits, and so does the owner's share panel.
       await signIn(phone.page, MEMBER.email, MEMBER.password);
       await phone.page.goto(link);
       await phone.page.getByTestId('read-only').waitFor();
       await phone.page.locator('[data-testid="term-status"][data-status="open"]').waitFor();
-      await seeLine(phone.page, 'again-7');
+      await seeLine(phone.page, 'fresh-9');
       await expectPhoneFriendly(phone.page);
       // The owner's wide shell scrolls sideways inside the terminal box instead of being cut off.
       const box = await phone.page.getByTestId('terminal').evaluate((el) => {
@@ -150,6 +198,11 @@ describe('web app: read-only terminal links for other users', { timeout: 180_000
       // The owner revokes the link: opening it again says it is gone, with what to do.
       await item.first().getByRole('button', { name: 'Revoke' }).click();
       await owner.page.getByTestId('share-none').waitFor();
+      // The viewer still watching needs a new ticket at the next refused resume: it says why it stopped.
+      await dropSocket(viewer.page);
+      await viewer.page.locator('[data-testid="term-status"][data-status="closed"]').waitFor();
+      expect(await viewer.page.getByTestId('error').textContent()).toContain('does not exist or was revoked');
+      expect(shareTickets).toBe(3);
       await viewer.page.goto(link);
       await viewer.page.getByTestId('error').waitFor();
       expect(await viewer.page.getByTestId('error').textContent()).toContain('does not exist or was revoked');
