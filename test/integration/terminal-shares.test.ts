@@ -175,6 +175,20 @@ describe('read-only terminal links', () => {
     const r = await viewer.post('/api/v1/terminal-shares/tickets', { token: made.json.token });
     expect(r.status).toBe(410);
     expect(r.json.error.code).toBe('share_expired');
+    const fresh = await owner.post(`/api/v1/environments/${envId}/terminals/any-session/shares`, {});
+    const db2 = new pg.Client({ connectionString: s.db.url });
+    await db2.connect();
+    await db2.query(`UPDATE environments SET state = 'stopped' WHERE id = $1`, [envId]);
+    try {
+      const stopped = await viewer.post('/api/v1/terminal-shares/tickets', { token: fresh.json.token });
+      expect(stopped.status).toBe(409);
+      expect(stopped.json.error.hint).toBe(
+        `ask ${ADMIN.email}, who shared it, to start it; then open the link again`,
+      );
+    } finally {
+      await db2.query(`UPDATE environments SET state = 'ready' WHERE id = $1`, [envId]);
+      await db2.end();
+    }
     const bogus = await viewer.post('/api/v1/terminal-shares/tickets', { token: 'berth_shr_nope' });
     expect(bogus.status).toBe(404);
     expect(

@@ -87,7 +87,19 @@ export class SharesService {
         `this read-only link expired at ${share.expires_at.toISOString()}`,
         'ask the person who shared the terminal for a new link',
       );
-    const ticket = await this.terminals.sharedTicket(viewer, share.environment_id, share.session_id);
+    const ticket = await this.terminals
+      .sharedTicket(viewer, share.environment_id, share.session_id)
+      .catch((err) => {
+        // The owner's hint (start it yourself) is no use to a viewer, who cannot.
+        if (err instanceof ApiError && err.code === 'environment_not_ready')
+          throw new ApiError(
+            409,
+            err.code,
+            err.message,
+            `ask ${share.shared_by}, who shared it, to start it; then open the link again`,
+          );
+        throw err;
+      });
     const env = await this.envs.findById(share.environment_id);
     return {
       ticket,
