@@ -216,7 +216,8 @@ describe('web app: environments and terminals (local provider)', { timeout: 180_
 
   it('creates from a repository with a devcontainer.json and a size; a quota refusal shows its hint; a failed clone shows its reason', async () => {
     const adminId = (await admin.get('/api/v1/me')).json.user.id as string;
-    const repo = 'https://git.example.invalid/team/app.git';
+    // Nothing listens there: the clone fails at once (a name that does not resolve can wait on DNS).
+    const repo = 'https://127.0.0.1:9/team/app.git';
     const devcontainer = '{ "image": "debian:bookworm", "postCreateCommand": "true" }';
     const { page, context, problems } = await openTab(browser, s.url, DESKTOP);
     try {
