@@ -136,7 +136,25 @@ describe('read-only terminal links', () => {
     watcher.write('echo viewer-typed-this\n');
     driver.write('echo shared-$((6*7))\n');
     await until(watcher, seen, /shared-42/);
+    // The gateway handles a socket's frames in order: once the viewer's ping is answered, its
+    // input has been dealt with, so anything it put into the shell comes before the driver's marker.
+    watcher.write('echo viewer-again\n');
+    await new Promise<void>((resolve) => {
+      const off = watcher.onPong(() => {
+        off();
+        resolve();
+      });
+      watcher.ping(new Uint8Array([7]));
+    });
+    driver.write('echo after-$((2*3))\n');
+    await until(driver, mine, /after-6/);
     expect(mine.text()).not.toContain('viewer-typed-this');
+    expect(mine.text()).not.toContain('viewer-again');
+    // A ticket to one session cannot list the environment's sessions (their commands).
+    const listed = await fetch(`http://127.0.0.1:${gateway.port}/sessions`, {
+      headers: { authorization: `Bearer ${got.json.ticket.token}` },
+    });
+    expect(listed.status).toBe(401);
     // The session list shows the viewer attached as an observer, under their own id.
     const viewerId = (await viewer.get('/api/v1/me')).json.user.id as string;
     const sessions = JSON.stringify(

@@ -241,7 +241,11 @@ export async function startGateway(
     const token = bearer(req);
     try {
       if (!token) throw new AuthError('missing bearer token');
-      await verifier.verify(token, 'terminal');
+      const claims = await verifier.verify(token, 'terminal');
+      // The list names every session and its command: only for the owner's tokens, not for a
+      // ticket to one session (an observer someone shared a session with holds one of those).
+      if (claims.role === 'observer' || claims.sid)
+        throw new AuthError('this ticket is for one terminal session; it cannot list them');
     } catch (err) {
       return sendJson(res, 401, { error: { code: 'unauthorized', message: (err as Error).message } });
     }
