@@ -153,8 +153,13 @@ describe('gateway', () => {
 
     const unauth = await fetch(`${gw.http}/sessions`);
     expect(unauth.status).toBe(401);
+    // An observer's ticket (what a shared read-only link gives) may not see the other sessions.
+    const observerList = await fetch(`${gw.http}/sessions`, {
+      headers: { authorization: `Bearer ${await gw.signer.sign({ role: 'observer', sid: info.sessionId })}` },
+    });
+    expect(observerList.status).toBe(401);
     const res = await fetch(`${gw.http}/sessions`, {
-      headers: { authorization: `Bearer ${await gw.signer.sign({ role: 'observer' })}` },
+      headers: { authorization: `Bearer ${await gw.signer.sign({})}` },
     });
     const body = (await res.json()) as {
       sessions: { id: string; cols: number; clients: { sub: string; role: string }[] }[];
