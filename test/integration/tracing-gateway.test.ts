@@ -61,7 +61,9 @@ describe('traces reach into the environment’s gateway', () => {
     expect(done.json.task.state).toBe('succeeded');
     // Destroying the environment stops its gateway, which sends what it has buffered.
     expect((await admin.del(`/api/v1/environments/${envId}`)).status).toBe(200);
-    await vi.waitFor(() => expect(collector.spansOf('berth-gateway').length).toBeGreaterThan(0), {
+    const started = (x: { name: string; kind: number }) =>
+      x.name === 'POST /exec/tasks/:id/messages' && x.kind === SERVER;
+    await vi.waitFor(() => expect(collector.spansOf('berth-gateway').some(started)).toBe(true), {
       timeout: 15_000,
     });
     await s.stop(); // flushes the control plane's spans
@@ -78,8 +80,8 @@ describe('traces reach into the environment’s gateway', () => {
     const call = inTrace(cp).find((c) => c.spanId === start.parentSpanId);
     expect(call).toMatchObject({ kind: CLIENT, name: `POST /exec/tasks/${taskId}/messages` });
     // ...and the gateway's spans say which environment they come from.
-    const batch = collector.batches.find((b) => b.service === 'berth-gateway');
-    expect(batch).toBeDefined();
+    const batch = collector.batches.find((b) => b.spans.includes(start));
+    expect(batch?.resource).toMatchObject({ 'service.name': 'berth-gateway', 'berth.environment.id': envId });
     expect(start.attributes?.find((a) => a.key === 'url.path')?.value).toEqual({
       stringValue: `/exec/tasks/${taskId}/messages`,
     });

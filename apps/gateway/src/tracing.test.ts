@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseTraceparent, routeOf } from './tracing.js';
+import { isTraced, parseTraceparent, routeOf } from './tracing.js';
 
 describe('gateway tracing', () => {
   it('continues a sampled traceparent, starts a new trace for a missing or malformed one, records nothing for an unsampled one', () => {
@@ -15,6 +15,14 @@ describe('gateway tracing', () => {
       expect(root?.traceId).not.toBe(trace);
       expect(root?.parentSpanId).toBeUndefined();
     }
+  });
+
+  it('traces Berth’s own routes, never the application traffic of port previews', () => {
+    expect(isTraced('/exec/tasks/x/messages')).toBe(true);
+    expect(isTraced('/terminal')).toBe(true);
+    expect(isTraced('/sessions')).toBe(true);
+    expect(isTraced('/ports/3000/reset/abcDEFsecret')).toBe(false);
+    expect(isTraced('/healthz')).toBe(false);
   });
 
   it('names spans by route, so ids and port numbers do not make a span name per request', () => {

@@ -62,6 +62,17 @@ export function routeOf(path: string): string {
     .replace(/\/\d+(?=\/|$)/g, '/:n');
 }
 
+/**
+ * Berth's own routes only. Port previews carry the user's application traffic (paths with their
+ * tokens, anyone's requests on a public port): none of that goes to the operator's collector.
+ */
+export function isTraced(path: string): boolean {
+  return path.startsWith('/exec/') || path === '/terminal' || path === '/sessions';
+}
+
+/** Batches being sent at once; past it a batch is dropped rather than piling up requests. */
+const MAX_INFLIGHT = 4;
+
 export function createTracer(opts: TracerOptions): GatewayTracer {
   const url = `${opts.endpoint.replace(/\/+$/, '')}/v1/traces`;
   const batchSize = opts.batchSize ?? 64;
@@ -84,6 +95,10 @@ export function createTracer(opts: TracerOptions): GatewayTracer {
     if (buffer.length === 0) return;
     const spans = buffer;
     buffer = [];
+    if (inflight.size >= MAX_INFLIGHT) {
+      opts.onError?.(new Error(`OTLP collector at ${url} is slow: dropped ${spans.length} spans`));
+      return;
+    }
     const body = JSON.stringify({
       resourceSpans: [{ resource, scopeSpans: [{ scope: { name: 'berth.gateway' }, spans }] }],
     });
@@ -128,6 +143,7 @@ export function createTracer(opts: TracerOptions): GatewayTracer {
   return {
     onRequest(req, res) {
       const path = new URL(req.url ?? '/', 'http://gateway').pathname;
+      if (!isTraced(path)) return;
       const span = start(req, `${req.method ?? 'GET'} ${routeOf(path)}`);
       if (!span) return;
       let done = false;
@@ -152,6 +168,7 @@ export function createTracer(opts: TracerOptions): GatewayTracer {
     },
     onUpgrade(req, socket) {
       const path = new URL(req.url ?? '/', 'http://gateway').pathname;
+      if (!isTraced(path)) return;
       const span = start(req, `WS ${routeOf(path)}`);
       if (!span) return;
       socket.once('close', () =>

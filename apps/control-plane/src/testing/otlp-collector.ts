@@ -12,6 +12,8 @@ export interface OtlpSpan {
 
 export interface OtlpBatch {
   service: string | undefined;
+  /** The resource's string attributes (service.name, berth.environment.id, …). */
+  resource: Record<string, string>;
   spans: OtlpSpan[];
 }
 
@@ -43,8 +45,14 @@ export class Collector {
             }>;
           };
           for (const rs of body.resourceSpans) {
-            const service = rs.resource?.attributes?.find((a) => a.key === 'service.name')?.value.stringValue;
-            this.batches.push({ service, spans: rs.scopeSpans.flatMap((ss) => ss.spans) });
+            const resource: Record<string, string> = {};
+            for (const a of rs.resource?.attributes ?? [])
+              if (a.value.stringValue !== undefined) resource[a.key] = a.value.stringValue;
+            this.batches.push({
+              service: resource['service.name'],
+              resource,
+              spans: rs.scopeSpans.flatMap((ss) => ss.spans),
+            });
           }
         }
         res.setHeader('content-type', 'application/json');
