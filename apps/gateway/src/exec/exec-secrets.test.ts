@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ExecFrameDecoder } from '@berth/protocol';
 import { startFakeVault, VaultClient, type FakeVault } from '@berth/vault';
@@ -39,6 +41,42 @@ async function vaultWithSecret(issuer: TestIssuer): Promise<FakeVault> {
   });
   await root.request('POST', 'secret/data/app/db', { body: { data: { password: 'hunter2-but-longer' } } });
   return vault;
+}
+
+/**
+ * A loopback proxy in front of the fake Vault that holds KV reads until `release()`: the
+ * gateway has logged in (it holds a token) but has not got its secrets yet.
+ */
+async function holdingProxy(
+  target: string,
+): Promise<{ url: string; held: Promise<void>; release: () => void }> {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let seen!: () => void;
+  const held = new Promise<void>((r) => (seen = r));
+  const server = createServer((req, res) => {
+    const forward = () => {
+      const up = request(
+        new URL(req.url ?? '/', target),
+        { method: req.method, headers: req.headers },
+        (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        },
+      );
+      req.pipe(up);
+    };
+    if (req.method === 'GET' && req.url?.includes('/data/')) {
+      seen();
+      void gate.then(forward);
+    } else forward();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(() => {
+    server.closeAllConnections();
+    return new Promise((r) => server.close(() => r(undefined)));
+  });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, held, release };
 }
 
 describe('a task’s Vault token and the gateway’s end', () => {
@@ -98,6 +136,46 @@ describe('a task’s Vault token and the gateway’s end', () => {
     expect(vault.requests.filter((r) => r.path === 'auth/token/revoke-self')).toHaveLength(0);
 
     await g.close();
+    closed = true;
+    expect(vault.requests.filter((r) => r.path === 'auth/token/revoke-self')).toHaveLength(1);
+  });
+  it('stopping the gateway while the task is still reading its secrets revokes the token once they arrive', async () => {
+    const issuer = await startTestIssuer();
+    closers.push(() => issuer.close());
+    const vault = await vaultWithSecret(issuer);
+    const proxy = await holdingProxy(vault.address);
+    const g: TestGateway = await startTestGateway();
+    let closed = false;
+    closers.push(() => (closed ? Promise.resolve() : g.close()));
+    const taskId = randomUUID();
+    const sent = await fetch(`${g.http}/exec/tasks/${taskId}/messages`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${await g.signer.sign({ scope: 'exec', sid: taskId })}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({
+        messages: [
+          {
+            seq: 1,
+            kind: 'start',
+            body: {
+              command: ['sh', '-c', 'echo started'],
+              secrets: {
+                vault: { address: proxy.url, authMount: 'berth', role: 'berth', kvMount: 'secret' },
+                jwt: await issuer.sign({ aud: AUDIENCE, sub: 'user:alice' }),
+                refs: [{ env: 'DB_PASSWORD', path: 'app/db', key: 'password' }],
+              },
+            },
+          },
+        ],
+      }),
+    });
+    expect(sent.status).toBe(200);
+    await proxy.held; // logged in, the read is held
+    const closing = g.close();
+    proxy.release();
+    await closing;
     closed = true;
     expect(vault.requests.filter((r) => r.path === 'auth/token/revoke-self')).toHaveLength(1);
   });

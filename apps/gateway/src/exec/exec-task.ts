@@ -56,6 +56,8 @@ export class ExecTask {
   /** Set while the task's secrets are read from Vault: the process is not spawned yet. */
   private loading = false;
   private stopWhileLoading = false;
+  /** Settles once secrets being read have been used or, if the task ended meanwhile, revoked. */
+  private loaded: Promise<void> = Promise.resolve();
   private secrets: LaunchSecrets | undefined;
 
   private constructor(
@@ -161,13 +163,14 @@ export class ExecTask {
       );
     // Read before the spawn: a Vault that is down or says no fails the launch, not the program.
     this.loading = true;
-    loadSecrets(secrets.data, this.deps.clientSecrets).then(
-      (got) => {
+    this.loaded = loadSecrets(secrets.data, this.deps.clientSecrets).then(
+      async (got) => {
         this.loading = false;
         this.secrets = got;
         if (this.finished || this.stopWhileLoading) {
-          void this.revokeSecrets();
+          const revoked = this.revokeSecrets();
           if (!this.finished) this.onExit({ code: 143, signal: 'SIGTERM' });
+          await revoked;
           return;
         }
         this.spawn(body, cwd, { ...env, ...got.values }, got.values);
@@ -322,7 +325,8 @@ export class ExecTask {
     if (proc) setTimeout(() => proc.signal('SIGKILL'), 2000).unref();
     const revoked = this.revokeSecrets();
     this.wake();
-    return revoked;
+    // Secrets still being read: their token is revoked when they arrive (above); wait for that too.
+    return Promise.all([revoked, this.loaded]).then(() => undefined);
   }
 
   private persist(): void {
