@@ -176,7 +176,7 @@ export interface TerminalShare {
 
 export interface CreatedShare {
   share: TerminalShare;
-  /** `bsh_…`, shown once. */
+  /** `berth_shr_…`, shown once. */
   token: string;
   /** `/share/?token=…`, relative to this site. */
   path: string;

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { cpSync, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -73,7 +73,8 @@ export function stageGatewayAssets(from: Partial<GatewayAssets>, dir: string): P
       const stamp = `${dest}.stamp`;
       const want = JSON.stringify(fingerprint(src));
       if (!existsSync(dest) || !existsSync(stamp) || readFileSync(stamp, 'utf8') !== want) {
-        const tmp = `${dest}.tmp-${process.pid}`;
+        // Unique per copy: two containers sharing the directory may both be pid 1.
+        const tmp = `${dest}.tmp-${randomUUID()}`;
         rmSync(tmp, { recursive: true, force: true });
         cpSync(src, tmp, {
           recursive: true,
