@@ -13,6 +13,7 @@ import {
   startTestServer,
   type TestServer,
 } from '../../apps/control-plane/src/testing/server.js';
+import { collect, until } from '../helpers/terminal-output.js';
 
 /**
  * Read-only links: the owner shares a terminal session; another signed-in user opens it as an
@@ -26,25 +27,6 @@ let gateway: Gateway;
 let envId: string;
 let dir: string;
 const clients: TerminalClient[] = [];
-
-function collect(client: TerminalClient): { text: () => string } {
-  const chunks: Buffer[] = [];
-  client.onOutput((d) => chunks.push(Buffer.from(d)));
-  return { text: () => Buffer.concat(chunks).toString('utf8') };
-}
-
-function until(client: TerminalClient, out: { text: () => string }, re: RegExp): Promise<void> {
-  return new Promise((resolve) => {
-    const check = () => {
-      if (re.test(out.text())) {
-        off();
-        resolve();
-      }
-    };
-    const off = client.onOutput(() => queueMicrotask(check));
-    check();
-  });
-}
 
 beforeAll(async () => {
   s = await startTestServer();

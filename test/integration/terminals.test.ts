@@ -14,6 +14,7 @@ import {
   startTestServer,
   type TestServer,
 } from '../../apps/control-plane/src/testing/server.js';
+import { collect, until } from '../helpers/terminal-output.js';
 import { BERTH_BIN, runCli } from '../helpers/cli.js';
 
 /**
@@ -44,25 +45,6 @@ async function insertReadyEnvironment(
   } finally {
     await c.end();
   }
-}
-
-function collect(client: TerminalClient): { text: () => string } {
-  const chunks: Buffer[] = [];
-  client.onOutput((d) => chunks.push(Buffer.from(d)));
-  return { text: () => Buffer.concat(chunks).toString('utf8') };
-}
-
-function until(client: TerminalClient, out: { text: () => string }, re: RegExp): Promise<void> {
-  return new Promise((resolve) => {
-    const check = () => {
-      if (re.test(out.text())) {
-        off();
-        resolve();
-      }
-    };
-    const off = client.onOutput(() => queueMicrotask(check));
-    check();
-  });
 }
 
 beforeAll(async () => {
