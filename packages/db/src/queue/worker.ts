@@ -219,8 +219,10 @@ export class WorkerPool<C extends JobCatalogShape> {
           limit,
           kinds: this.kinds,
         });
-        // A full batch means there may be more; a short one means the table is drained for now.
-        this.maybeMore = jobs.length === limit;
+        // A full batch means there may be more; a short one means the table is drained for now,
+        // unless a nudge came during the claim (fetchAgain): its job may have committed after
+        // the claim's snapshot, and overwriting maybeMore would lose it until the next poll.
+        this.maybeMore = jobs.length === limit || this.fetchAgain;
         for (const job of jobs) {
           this.opts.metrics?.claimLatency.observe(
             { kind: job.kind },
