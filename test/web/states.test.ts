@@ -78,7 +78,11 @@ describe('web app: loading, empty and error states', { timeout: 180_000 }, () =>
         });
         await page.goto(list.path);
         await requested;
-        const loading = page.getByTestId('loading').first();
+        // The list's own spinner (the task page may also be loading its environment picker).
+        const loading = page
+          .getByTestId('loading')
+          .filter({ hasText: /^Loading…$/ })
+          .first();
         await loading.waitFor();
         expect(await loading.textContent()).toBe('Loading…');
         expect(await page.getByText(list.empty).count()).toBe(0);
