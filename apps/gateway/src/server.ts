@@ -20,7 +20,7 @@ import { createPortRoutes } from './ports/routes.js';
 import { SessionRegistry } from './sessions.js';
 import { createTracer } from './tracing.js';
 import type { Attachment, Session } from './session.js';
-import { sendBinary } from './ws-send.js';
+import { receiveDirect, sendBinary } from '@berth/terminal/node';
 
 export const GATEWAY_VERSION = '0.1.0';
 export const TERMINAL_PATH = '/terminal';
@@ -193,6 +193,7 @@ export async function startGateway(
       },
       close: (code, reason) => ws.close(code, reason),
     };
+    receiveDirect(ws);
     let alive = true;
     ws.on('pong', () => (alive = true));
     const heartbeat = setInterval(() => {
