@@ -218,7 +218,8 @@ export function environmentJobHandlers(deps: LifecycleDeps): JobHandlers<typeof 
         await ctx.complete(async (tx) => {
           const cur = await envs.lock(tx, environmentId);
           if (!cur || cur.state !== 'stopping') return;
-          await envs.setState(tx, environmentId, 'stopped', { gatewayUrl: null });
+          // Why it was stopped (requested by someone, idle, over quota) stays readable on it.
+          await envs.setState(tx, environmentId, 'stopped', { gatewayUrl: null, reason: cur.state_reason });
           await envs.addEvent(tx, environmentId, 'stopped', 'stopped; files in /workspace are kept');
         });
       });

@@ -91,7 +91,7 @@ describe('environment reaper (injected clock)', () => {
     now = new Date(now.getTime() + 61 * 60_000);
     expect((await reaper({ idle: 60 }).sweep()).idleStopped).toContain(id);
     const env = await state(id, ['stopped']);
-    expect(env.stateReason).toBeNull();
+    expect(env.stateReason).toBe('stopped after 60 min without use; start it again when you need it');
     const ev = await admin.get(`/api/v1/environments/${id}/events`);
     expect(ev.json.items.map((e: { kind: string }) => e.kind)).toContain('auto-stop');
   });
@@ -123,7 +123,9 @@ describe('environment reaper (injected clock)', () => {
       if (now.getTime() - midnight < 2 * 3_600_000) now = new Date(midnight + 2.5 * 3_600_000);
       expect((await reaper().sweep()).quotaStopped).toEqual([a]);
 
-      await state(a, ['stopped'], over, overLive);
+      const stopped = await state(a, ['stopped'], over, overLive);
+      // The reason stays on the stopped environment, not only in its events.
+      expect(stopped.stateReason).toMatch(/^stopped: quota envHoursPerDay 2 h reached today/);
       const stop = (await eventsOf(over, a)).find((e) => e.kind === 'quota-stop');
       expect(stop?.message).toMatch(
         /^stopped: quota envHoursPerDay 2 h reached today \(UTC, [\d.]+ h used\); start it again tomorrow or ask an admin to raise it$/,

@@ -86,7 +86,7 @@ export class EnvironmentReaper {
           'stopping',
           'environment.stop',
           'auto-stop',
-          `idle for ${this.d.idleStopMinutes} min: stopping`,
+          `stopped after ${this.d.idleStopMinutes} min without use; start it again when you need it`,
           (row) => row.last_activity_at < cutoff,
         );
         if (moved) report.idleStopped.push(env.id);

@@ -121,7 +121,14 @@ describe('webhooks', () => {
     expect(got!.headers['berth-event']).toBe('environment.stopped');
     expect(body).toMatchObject({
       event: 'environment.stopped',
-      data: { environment: { id: envId, name: 'hooked', state: 'stopped' } },
+      data: {
+        environment: {
+          id: envId,
+          name: 'hooked',
+          state: 'stopped',
+          reason: `stop requested by ${ADMIN.email}`,
+        },
+      },
     });
     expect(body.id).toBe(got!.headers['berth-delivery']);
     const sig = String(got!.headers['berth-signature']);
