@@ -11,6 +11,8 @@ import {
   type Page,
 } from 'playwright-core';
 import { expect } from 'vitest';
+import type { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
+import type { Client } from '../../apps/control-plane/src/testing/server.js';
 
 const BUILD_SCRIPT = fileURLToPath(new URL('../../apps/web/scripts/build-if-stale.mjs', import.meta.url));
 export const SCREENSHOTS = fileURLToPath(new URL('../e2e/screenshots/', import.meta.url));
@@ -144,4 +146,18 @@ export async function signIn(page: Page, email: string, password: string): Promi
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByTestId('whoami').waitFor({ state: 'attached' });
+}
+
+/** Creates a `local` environment through the API and waits, on live events, until it is ready. */
+export async function readyEnv(api: { admin: Client; live: LiveWaiter }, name: string): Promise<string> {
+  const { admin, live } = api;
+  const r = await admin.post('/api/v1/environments', { name, provider: 'local' });
+  expect(r.status).toBe(201);
+  const id = r.json.environment.id as string;
+  const done = await live.until(
+    () => admin.get(`/api/v1/environments/${id}`),
+    (x) => x.status === 404 || ['ready', 'failed'].includes(x.json.environment.state as string),
+  );
+  expect(done.status === 404 ? 'gone' : done.json.environment.state).toBe('ready');
+  return id;
 }

@@ -14,6 +14,7 @@ import {
   expectPhoneFriendly,
   launchBrowser,
   openTab,
+  readyEnv,
   screenshot,
   signIn,
   type PageWindow,
@@ -46,18 +47,6 @@ describe('web app: environments and terminals (local provider)', { timeout: 180_
     await browser?.close();
     await s?.stop();
   });
-
-  async function readyEnv(name: string): Promise<string> {
-    const r = await admin.post('/api/v1/environments', { name, provider: 'local' });
-    expect(r.status).toBe(201);
-    const id = r.json.environment.id as string;
-    const done = await live.until(
-      () => admin.get(`/api/v1/environments/${id}`),
-      (x) => ['ready', 'failed'].includes(x.json.environment.state as string),
-    );
-    expect(done.json.environment.state).toBe('ready');
-    return id;
-  }
 
   it('creates from the form, shows progress until ready, and runs a shell that survives a dropped connection', async () => {
     const { page, context, problems } = await openTab(browser, s.url, DESKTOP);
@@ -265,7 +254,7 @@ describe('web app: environments and terminals (local provider)', { timeout: 180_
   });
 
   it('a link printed in the terminal opens in a new tab; without a hardware GPU the DOM renderer draws', async () => {
-    const id = await readyEnv('links-one');
+    const id = await readyEnv({ admin, live }, 'links-one');
     const { page, context, problems } = await openTab(browser, s.url, DESKTOP);
     const url = 'https://docs.example.invalid/berth/terminals';
     // The link's host does not exist; the browser answers for it, so the new tab has a page.
@@ -319,7 +308,7 @@ describe('web app: environments and terminals (local provider)', { timeout: 180_
   });
 
   it("another user's environment and terminal are not found, with the API's hint", async () => {
-    const id = await readyEnv('private-one');
+    const id = await readyEnv({ admin, live }, 'private-one');
     expect(
       (
         await admin.post('/api/v1/users', {
@@ -347,7 +336,7 @@ describe('web app: environments and terminals (local provider)', { timeout: 180_
   });
 
   it('at 375 px: list and detail fit, and the key bar drives the shell (Esc, sticky Ctrl and Alt, Tab, arrows, |, ~, /)', async () => {
-    const id = await readyEnv('phone-one');
+    const id = await readyEnv({ admin, live }, 'phone-one');
     const { page, context, problems } = await openTab(browser, s.url, PHONE);
     try {
       await signIn(page, ADMIN.email, ADMIN.password);

@@ -18,6 +18,7 @@ import {
   expectPhoneFriendly,
   launchBrowser,
   openTab,
+  readyEnv,
   screenshot,
   signIn,
 } from './browser.js';
@@ -48,13 +49,7 @@ describe('web app: ports of an environment', { timeout: 180_000 }, () => {
     app.listen(0, '127.0.0.1');
     await once(app, 'listening');
     appPort = (app.address() as AddressInfo).port;
-    const r = await admin.post('/api/v1/environments', { name: 'web-ports', provider: 'local' });
-    envId = r.json.environment.id as string;
-    const done = await live.until(
-      () => admin.get(`/api/v1/environments/${envId}`),
-      (x) => ['ready', 'failed'].includes(x.json.environment.state as string),
-    );
-    expect(done.json.environment.state).toBe('ready');
+    envId = await readyEnv({ admin, live }, 'web-ports');
   }, 900_000);
 
   afterAll(async () => {

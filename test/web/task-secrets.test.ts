@@ -17,6 +17,7 @@ import {
   expectPhoneFriendly,
   launchBrowser,
   openTab,
+  readyEnv,
   screenshot,
   signIn,
 } from './browser.js';
@@ -97,14 +98,7 @@ describe('web app: secrets picked at launch (FAKE Vault, local provider)', { tim
       expect(r.status).toBe(201);
     }
 
-    const r = await admin.post('/api/v1/environments', { name: 'secrets-web', provider: 'local' });
-    expect(r.status).toBe(201);
-    envId = r.json.environment.id as string;
-    const ready = await live.until(
-      () => admin.get(`/api/v1/environments/${envId}`),
-      (x) => ['ready', 'failed'].includes(x.json.environment.state as string),
-    );
-    expect(ready.json.environment.state).toBe('ready');
+    envId = await readyEnv({ admin, live }, 'secrets-web');
     browser = await launchBrowser();
   }, 600_000);
 

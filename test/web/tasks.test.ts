@@ -15,6 +15,7 @@ import {
   expectPhoneFriendly,
   launchBrowser,
   openTab,
+  readyEnv,
   screenshot,
   signIn,
   type PageWindow,
@@ -103,14 +104,6 @@ describe('web app: tasks (launch, live status, log, timeline)', { timeout: 180_0
     return r.status === 404 ? 'gone' : (r.json.environment.state as string);
   }
 
-  async function readyEnv(name: string): Promise<string> {
-    const r = await admin.post('/api/v1/environments', { name, provider: 'local' });
-    expect(r.status).toBe(201);
-    const id = r.json.environment.id as string;
-    expect(await untilEnv(id, ['ready', 'failed'])).toBe('ready');
-    return id;
-  }
-
   it('with no environment: says so, links to create one, and runs the task in a new environment made for it', async () => {
     const { page, context, problems } = await openTab(browser, s.url, DESKTOP);
     try {
@@ -147,8 +140,8 @@ describe('web app: tasks (launch, live status, log, timeline)', { timeout: 180_0
   });
 
   it('picks the most recently used ready environment, shows its real output live, searches it, downloads it, and draws the timeline', async () => {
-    await readyEnv('older');
-    workId = await readyEnv('work');
+    await readyEnv({ admin, live }, 'older');
+    workId = await readyEnv({ admin, live }, 'work');
     const { page, context, problems } = await openTab(browser, s.url, DESKTOP);
     const clientHeaders = recordClientHeader(page);
     try {
