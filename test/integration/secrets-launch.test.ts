@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '@berth/db';
 import { VaultClient, startFakeVault, type FakeVault } from '@berth/vault';
+import { berthKeys, trustBerth } from '@berth/vault/testing';
 import {
   ADMIN,
   Client,
@@ -139,25 +140,11 @@ describe('a task gets secrets from the owner’s Vault (FAKE Vault), through a l
     // The user's one-time Vault setup from docs/secrets.md, against the fake.
     vault = await startFakeVault();
     root = new VaultClient({ address: vault.address, token: vault.rootToken });
-    const disco = (await (await fetch(`${s.url}/.well-known/openid-configuration`)).json()) as {
-      issuer: string;
-      jwks_uri: string;
-    };
-    await root.request('POST', 'sys/auth/berth', { body: { type: 'jwt' } });
-    const auths = await root.request<Record<string, { accessor: string }>>('GET', 'sys/auth');
-    const accessor = auths.data['berth/']?.accessor ?? '';
-    await root.request('POST', 'auth/berth/config', {
-      body: { jwks_url: disco.jwks_uri, bound_issuer: disco.issuer, jwt_supported_algs: ['EdDSA'] },
-    });
-    await root.request('POST', 'sys/policies/acl/berth-user', {
-      body: {
-        policy: `path "secret/data/berth/{{identity.entity.aliases.${accessor}.name}}/*" {\n  capabilities = ["read"]\n}\n`,
-      },
-    });
-    await root.request('POST', 'auth/berth/role/berth', {
-      body: {
-        role_type: 'jwt',
-        bound_audiences: [AUDIENCE],
+    await trustBerth(root, {
+      ...(await berthKeys(s.url)),
+      audience: AUDIENCE,
+      policy: { name: 'berth-user', path: (user) => `secret/data/berth/${user}/*` },
+      role: {
         // The launch's claims, checked by Vault: who, from where, on which provider.
         bound_claims: {
           sub: [`user:${adminId}`, `user:${bobId}`],
@@ -165,10 +152,7 @@ describe('a task gets secrets from the owner’s Vault (FAKE Vault), through a l
           // This user lets their CLI, the web and scripts read secrets, not a phone.
           launch_source: ['api', 'cli', 'web'],
         },
-        user_claim: 'sub',
         claim_mappings: { environment_id: 'environment_id', task_id: 'task_id' },
-        token_policies: ['berth-user'],
-        token_ttl: '10m',
       },
     });
     await root.request('POST', `secret/data/berth/user:${adminId}/github`, {

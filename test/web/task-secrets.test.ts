@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VaultClient, startFakeVault, type FakeVault } from '@berth/vault';
+import { berthKeys, trustBerth } from '@berth/vault/testing';
 import {
   ADMIN,
   Client,
@@ -53,29 +54,12 @@ describe('web app: secrets picked at launch (FAKE Vault, local provider)', { tim
     // The user's one-time Vault setup from docs/secrets.md, against the fake.
     vault = await startFakeVault();
     root = new VaultClient({ address: vault.address, token: vault.rootToken });
-    const disco = (await (await fetch(`${s.url}/.well-known/openid-configuration`)).json()) as {
-      issuer: string;
-      jwks_uri: string;
-    };
-    await root.request('POST', 'sys/auth/berth', { body: { type: 'jwt' } });
-    const auths = await root.request<Record<string, { accessor: string }>>('GET', 'sys/auth');
-    const accessor = auths.data['berth/']?.accessor ?? '';
-    await root.request('POST', 'auth/berth/config', {
-      body: { jwks_url: disco.jwks_uri, bound_issuer: disco.issuer, jwt_supported_algs: ['EdDSA'] },
-    });
-    await root.request('POST', 'sys/policies/acl/berth-user', {
-      body: {
-        policy: `path "secret/data/berth/{{identity.entity.aliases.${accessor}.name}}/*" {\n  capabilities = ["read"]\n}\n`,
-      },
-    });
-    await root.request('POST', 'auth/berth/role/berth', {
-      body: {
-        role_type: 'jwt',
-        bound_audiences: [AUDIENCE],
+    await trustBerth(root, {
+      ...(await berthKeys(s.url)),
+      audience: AUDIENCE,
+      policy: { name: 'berth-user', path: (user) => `secret/data/berth/${user}/*` },
+      role: {
         bound_claims: { sub: [`user:${adminId}`], provider: ['local'], launch_source: ['web', 'mobile'] },
-        user_claim: 'sub',
-        token_policies: ['berth-user'],
-        token_ttl: '10m',
       },
     });
     await root.request('POST', `secret/data/berth/user:${adminId}/github`, {

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ExecFrameDecoder } from '@berth/protocol';
 import { startFakeVault, VaultClient, type FakeVault } from '@berth/vault';
-import { startTestIssuer, type TestIssuer } from '@berth/vault/testing';
+import { startTestIssuer, trustBerth, type TestIssuer } from '@berth/vault/testing';
 import { startTestGateway, type TestGateway } from '../testing.js';
 
 /**
@@ -23,21 +23,11 @@ async function vaultWithSecret(issuer: TestIssuer): Promise<FakeVault> {
   closers.push(() => vault.close());
   const root = new VaultClient({ address: vault.address, token: vault.rootToken });
   closers.push(() => root.close());
-  await root.request('POST', 'sys/auth/berth', { body: { type: 'jwt' } });
-  await root.request('POST', 'auth/berth/config', {
-    body: { jwks_url: issuer.jwksUrl, bound_issuer: issuer.issuer, jwt_supported_algs: ['EdDSA'] },
-  });
-  await root.request('POST', 'sys/policies/acl/reader', {
-    body: { policy: 'path "secret/data/app/*" {\n  capabilities = ["read"]\n}\n' },
-  });
-  await root.request('POST', 'auth/berth/role/berth', {
-    body: {
-      role_type: 'jwt',
-      bound_audiences: [AUDIENCE],
-      user_claim: 'sub',
-      token_policies: ['reader'],
-      token_ttl: '10m',
-    },
+  await trustBerth(root, {
+    issuer: issuer.issuer,
+    jwksUrl: issuer.jwksUrl,
+    audience: AUDIENCE,
+    policy: { name: 'reader', path: 'secret/data/app/*' },
   });
   await root.request('POST', 'secret/data/app/db', { body: { data: { password: 'hunter2-but-longer' } } });
   return vault;

@@ -4,6 +4,7 @@ import { VaultClient } from '../client.js';
 import { VaultError } from '../errors.js';
 import { fetchSecrets, unwrapSecrets } from '../secrets.js';
 import { startTestIssuer, type TestIssuer, type WorkloadClaims } from './issuer.js';
+import { trustBerth } from './trust.js';
 
 /**
  * The Vault behaviour Berth relies on, written once and run against the fake (always) and a
@@ -56,44 +57,22 @@ async function provision(vault: VaultUnderTest, issuer: TestIssuer, discovery: b
     await admin.request('DELETE', `sys/mounts/${kvMount}`).catch(() => undefined);
     await admin.request('DELETE', `sys/policies/acl/${policy}`).catch(() => undefined);
   };
-  await admin.request('POST', `sys/auth/${jwtMount}`, {
-    body: { type: 'jwt', description: 'Berth workload identity (test)' },
-  });
-  const auths = await admin.request<Record<string, { accessor: string }>>('GET', 'sys/auth');
-  const accessor = auths.data[`${jwtMount}/`]?.accessor;
-  if (!accessor) throw new Error(`no accessor for ${jwtMount}/ in sys/auth`);
   await admin.request('POST', `sys/mounts/${kvMount}`, { body: { type: 'kv', options: { version: '2' } } });
-  await admin.request('POST', `auth/${jwtMount}/config`, {
-    body: discovery
-      ? { oidc_discovery_url: issuer.issuer, bound_issuer: issuer.issuer }
-      : { jwks_url: issuer.jwksUrl, bound_issuer: issuer.issuer, jwt_supported_algs: ['EdDSA'] },
-  });
-  await admin.request('POST', `sys/policies/acl/${policy}`, {
-    body: {
-      policy: `path "${kvMount}/data/users/{{identity.entity.aliases.${accessor}.name}}/*" {\n  capabilities = ["read"]\n}\n`,
-    },
-  });
-  const role = (extra: Record<string, unknown>): Record<string, unknown> => ({
-    role_type: 'jwt',
-    bound_audiences: [AUDIENCE],
-    user_claim: 'sub',
-    token_policies: [policy],
-    token_ttl: '10m',
-    token_max_ttl: '1h',
-    ...extra,
-  });
-  await admin.request('POST', `auth/${jwtMount}/role/berth`, {
-    body: role({
+  const trust = await trustBerth(admin, {
+    mount: jwtMount,
+    description: 'Berth workload identity (test)',
+    issuer: issuer.issuer,
+    ...(discovery ? {} : { jwksUrl: issuer.jwksUrl }),
+    audience: AUDIENCE,
+    policy: { name: policy, path: (user) => `${kvMount}/data/users/${user}/*` },
+    role: {
+      token_max_ttl: '1h',
       bound_claims: { launch_source: ['web', 'mobile', 'cli', 'api'] },
       claim_mappings: { environment_id: 'environment_id' },
-    }),
+    },
   });
-  await admin.request('POST', `auth/${jwtMount}/role/alice-only`, {
-    body: role({ bound_claims: { sub: 'user:alice' } }),
-  });
-  await admin.request('POST', `auth/${jwtMount}/role/short`, {
-    body: role({ token_ttl: '2s', token_max_ttl: '1h' }),
-  });
+  await trust.addRole('alice-only', { token_max_ttl: '1h', bound_claims: { sub: 'user:alice' } });
+  await trust.addRole('short', { token_ttl: '2s', token_max_ttl: '1h' });
   const put = (path: string, data: Record<string, unknown>): Promise<unknown> =>
     admin.request('POST', `${kvMount}/data/${path}`, { body: { data } });
   await kvReady(() => put('probe', { ready: 'yes' }));
