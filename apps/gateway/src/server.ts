@@ -18,8 +18,9 @@ import { createExecApi, type ExecOptions } from './exec/exec-api.js';
 import { createLogger, type Logger } from './log.js';
 import { createPortRoutes } from './ports/routes.js';
 import { SessionRegistry } from './sessions.js';
+import { ShareGuard } from './shares.js';
 import { createTracer } from './tracing.js';
-import type { Attachment, Session } from './session.js';
+import type { Attachment, Session, ShareBinding } from './session.js';
 import { receiveDirect, sendBinary } from '@berth/terminal/node';
 
 export const GATEWAY_VERSION = '0.1.0';
@@ -58,6 +59,7 @@ interface Admission {
   session: Session;
   sub: string;
   role: TerminalRole;
+  share: ShareBinding | undefined;
   resumeToken: string | undefined;
   offset: number | undefined;
 }
@@ -111,6 +113,7 @@ export async function startGateway(
     lowWaterBytes: options.lowWaterBytes ?? Math.floor(highWaterBytes / 4),
   });
   sessions.on('ended', (s) => log.info('session ended', { sessionId: s.id, exit: s.exit }));
+  const shares = new ShareGuard(sessions, verifier, log);
 
   async function admit(url: URL, req: IncomingMessage): Promise<Admission> {
     const ticket = url.searchParams.get('token') ?? bearer(req);
@@ -119,6 +122,7 @@ export async function startGateway(
     let sid = url.searchParams.get('sid') ?? undefined;
     let sub: string;
     let role: TerminalRole;
+    let share: ShareBinding | undefined;
     if (ticket) {
       let claims;
       try {
@@ -134,13 +138,16 @@ export async function startGateway(
       sid = sid ?? claims.sid;
       sub = claims.sub;
       role = claims.role ?? 'observer';
+      share = claims.share ? { id: claims.share, exp: claims.share_exp } : undefined;
     } else if (resume && sid) {
       const ident = sessions.get(sid)?.resolveResumeToken(resume);
       if (!ident) throw new Refusal(TerminalCloseCode.Unauthorized, 'invalid resume token');
-      ({ sub, role } = ident);
+      ({ sub, role, share } = ident);
     } else {
       throw new Refusal(TerminalCloseCode.Unauthorized, 'missing token');
     }
+    const ended = shares.refusal(share);
+    if (ended) throw new Refusal(ended.code, ended.reason);
     if (!config.terminal.interactive) {
       throw new Refusal(
         TerminalCloseCode.Disabled,
@@ -174,17 +181,22 @@ export async function startGateway(
       log.info('session started', { sessionId: session.id, pid: session.pid, command: session.command, sub });
     }
     const resumeToken = ticket ? undefined : (resume ?? undefined);
-    return { session, sub, role, resumeToken, offset };
+    return { session, sub, role, share, resumeToken, offset };
   }
 
   function onConnection(ws: WebSocket, adm: Admission): void {
     const { session } = adm;
+    // The share may have been revoked while the upgrade completed.
+    const ended = shares.refusal(adm.share);
+    if (ended) return ws.close(ended.code, ended.reason);
     const client: Attachment = {
       id: randomUUID(),
       sub: adm.sub,
       role: adm.role,
+      share: adm.share,
       connectedAt: new Date(),
-      resumeToken: adm.resumeToken ?? session.issueResumeToken(adm.sub, adm.role),
+      resumeToken:
+        adm.resumeToken ?? session.issueResumeToken({ sub: adm.sub, role: adm.role, share: adm.share }),
       mode: 'live',
       sentOffset: 0,
       ackedOffset: 0,
@@ -194,6 +206,7 @@ export async function startGateway(
       close: (code, reason) => ws.close(code, reason),
     };
     receiveDirect(ws);
+    const unwatch = shares.watch(client);
     let alive = true;
     ws.on('pong', () => (alive = true));
     const heartbeat = setInterval(() => {
@@ -224,6 +237,7 @@ export async function startGateway(
     });
     ws.on('close', () => {
       clearInterval(heartbeat);
+      unwatch();
       session.detach(client);
       log.info('client detached', { sessionId: session.id, clientId: client.id });
     });
@@ -257,6 +271,7 @@ export async function startGateway(
     if (ports.handleRequest(req, res)) return;
     const url = new URL(req.url ?? '/', 'http://gateway');
     if (exec.handle(req, res, url)) return;
+    if (shares.handle(req, res, url)) return;
     if (req.method === 'GET' && url.pathname === '/healthz') {
       const body: GatewayHealth = {
         ok: true,

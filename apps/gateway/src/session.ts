@@ -15,11 +15,26 @@ import { OutputRing } from './ring.js';
 import { ScreenMirror } from './screen-mirror.js';
 import { PtyWriter } from './pty-writer.js';
 
+/** A read-only link an observer came through: its id and expiry (seconds since the epoch). */
+export interface ShareBinding {
+  id: string;
+  exp: number | undefined;
+}
+
+/** Who an attachment (and the resume token it was given) acts for. */
+export interface AttachIdentity {
+  sub: string;
+  role: TerminalRole;
+  share: ShareBinding | undefined;
+}
+
 /** One WebSocket attached to a session; the server owns the socket, the session only sends. */
 export interface Attachment {
   readonly id: string;
   readonly sub: string;
   readonly role: TerminalRole;
+  /** Set for a viewer who came through a read-only link: it ends when the link does. */
+  readonly share: ShareBinding | undefined;
   readonly connectedAt: Date;
   readonly resumeToken: string;
   mode: 'live' | 'snapshot';
@@ -67,7 +82,7 @@ export class Session extends EventEmitter<{ pause: [boolean] }> {
   private readonly ring: OutputRing;
   private readonly mirror: ScreenMirror;
   private readonly clients = new Set<Attachment>();
-  private readonly resumeTokens = new Map<string, { sub: string; role: TerminalRole }>();
+  private readonly resumeTokens = new Map<string, AttachIdentity>();
   private readonly pauseReasons = new Set<string>();
   /** Clients waiting for the mirror to reach an offset the ring still holds. */
   private readonly awaitingSnapshot = new Set<Attachment>();
@@ -124,15 +139,32 @@ export class Session extends EventEmitter<{ pause: [boolean] }> {
     return this.pauseReasons.size > 0;
   }
 
-  /** Resume secret for a client that authenticated with a ticket; tickets are short-lived. */
-  issueResumeToken(sub: string, role: TerminalRole): string {
+  /**
+   * Resume secret for a client that authenticated with a ticket; tickets are short-lived. It keeps
+   * the ticket's share, so a resumed viewer is still cut off when that link ends.
+   */
+  issueResumeToken(ident: AttachIdentity): string {
     const token = randomBytes(24).toString('base64url');
-    this.resumeTokens.set(token, { sub, role });
+    this.resumeTokens.set(token, ident);
     return token;
   }
 
-  resolveResumeToken(token: string): { sub: string; role: TerminalRole } | undefined {
+  resolveResumeToken(token: string): AttachIdentity | undefined {
     return this.resumeTokens.get(token);
+  }
+
+  /**
+   * Closes the viewers who came through this link. Their resume tokens stay and still name the
+   * share, so a resume is refused with the same code (the server checks the share first).
+   */
+  endShare(shareId: string, code: number, reason: string): number {
+    let closed = 0;
+    for (const c of this.clients) {
+      if (c.share?.id !== shareId) continue;
+      c.close(code, reason);
+      closed++;
+    }
+    return closed;
   }
 
   clientInfos(): TerminalClientInfo[] {

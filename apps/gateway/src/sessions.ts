@@ -54,6 +54,13 @@ export class SessionRegistry extends EventEmitter<{ ended: [Session] }> {
     return session;
   }
 
+  /** Closes every viewer who came through this read-only link, in any session; returns how many. */
+  endShare(shareId: string, code: number, reason: string): number {
+    let closed = 0;
+    for (const s of this.sessions.values()) closed += s.endShare(shareId, code, reason);
+    return closed;
+  }
+
   async closeAll(reason: string): Promise<void> {
     await Promise.all(this.list().map((s) => s.close(reason)));
   }

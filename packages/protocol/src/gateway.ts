@@ -65,5 +65,12 @@ export const GatewayTokenClaims = z.object({
   port: z.number().int().min(1).max(65535).optional(),
   /** Scope `port`: `preview` (HTTP/WebSocket through the browser) or `forward` (raw TCP, owner only). */
   access: z.enum(['preview', 'forward']).optional(),
+  /**
+   * Scope `terminal`: the read-only link (share id) an observer ticket came from, and when the
+   * link expires (seconds since the epoch). The gateway closes such a viewer at `share_exp` and
+   * when the control plane revokes the share. Scope `exec`: the share being revoked.
+   */
+  share: z.string().min(1).max(64).optional(),
+  share_exp: z.number().int().positive().optional(),
 });
 export type GatewayTokenClaims = z.infer<typeof GatewayTokenClaims>;

@@ -37,6 +37,10 @@ export const TerminalCloseCode = {
   /** Operator turned interactive attach off (`terminal.interactive: false`). */
   Disabled: 4423,
   SessionEnded: 4410,
+  /** The read-only link this viewer came through was revoked by its owner. */
+  ShareRevoked: 4430,
+  /** The read-only link this viewer came through expired. */
+  ShareExpired: 4440,
   /** Gateway shutting down; a client may retry later. */
   GoingAway: 1001,
 } as const;
