@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { startGateway, type Gateway } from '@berth/gateway';
-import { connectTerminal, type TerminalClient } from '@berth/terminal';
+import { connectTerminal, type TerminalClient, type TerminalStatus } from '@berth/terminal';
 import { nodeSocketFactory } from '@berth/terminal/node';
 import {
   ADMIN,
@@ -17,8 +18,8 @@ import { collect, until } from '../helpers/terminal-output.js';
 
 /**
  * Read-only links: the owner shares a terminal session; another signed-in user opens it as an
- * observer under their own name (a real gateway with real PTYs), cannot type, and loses access
- * when the link is revoked or expires.
+ * observer under their own name (a real gateway with real PTYs), cannot type, and loses the
+ * screen at once when the link is revoked or expires.
  */
 let s: TestServer;
 let owner: Client;
@@ -61,6 +62,26 @@ beforeAll(async () => {
   }
 });
 
+/** How the gateway answers a reconnect with this resume token (`attached` if it lets it in). */
+function resume(ticketUrl: string, sid: string, token: string): Promise<{ code: number; reason: string }> {
+  const ws = new WebSocket(`${ticketUrl}?resume=${encodeURIComponent(token)}&sid=${sid}&offset=0`);
+  ws.on('error', () => undefined);
+  return new Promise((resolve) => {
+    ws.on('message', () => {
+      resolve({ code: 0, reason: 'attached' });
+      ws.terminate();
+    });
+    ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+  });
+}
+
+/** A client's status changes, to see that it never tried to reconnect. */
+function statuses(client: TerminalClient): TerminalStatus[] {
+  const seen: TerminalStatus[] = [];
+  client.onStatus((st) => seen.push(st));
+  return seen;
+}
+
 afterAll(async () => {
   for (const c of clients) c.close();
   await gateway?.close();
@@ -69,7 +90,7 @@ afterAll(async () => {
 });
 
 describe('read-only terminal links', () => {
-  it('another user opens the shared session read-only, under their own name, until the owner revokes the link', async () => {
+  it('another user opens the shared session read-only, under their own name, until the owner revokes the link, which cuts them off', async () => {
     const t = await owner.post(`/api/v1/environments/${envId}/terminals`, {});
     const driver = connectTerminal({
       url: t.json.url,
@@ -114,7 +135,8 @@ describe('read-only terminal links', () => {
     });
     clients.push(watcher);
     const seen = collect(watcher);
-    await watcher.ready();
+    const watcherStatus = statuses(watcher);
+    const { resumeToken } = await watcher.ready();
     watcher.write('echo viewer-typed-this\n');
     driver.write('echo shared-$((6*7))\n');
     await until(watcher, seen, /shared-42/);
@@ -146,9 +168,19 @@ describe('read-only terminal links', () => {
 
     expect(
       (await owner.del(`/api/v1/environments/${envId}/terminals/shares/${made.json.share.id}`)).json,
-    ).toEqual({
-      revoked: true,
+    ).toEqual({ revoked: true, viewersCutOff: true });
+    // The viewer who is watching loses the screen at once, for good: no reconnect, and the resume
+    // token it holds is refused.
+    expect(await watcher.closed).toEqual({ code: 4430, reason: 'share revoked' });
+    expect(watcherStatus).toEqual(['connecting', 'open', 'closed']);
+    expect(await resume(got.json.ticket.url as string, sessionId, resumeToken)).toEqual({
+      code: 4430,
+      reason: 'share revoked',
     });
+    // The owner's own connection goes on.
+    driver.write('echo owner-still-$((5*5))\n');
+    await until(driver, mine, /owner-still-25/);
+    expect(seen.text()).not.toContain('owner-still-25');
     const after = await viewer.post('/api/v1/terminal-shares/tickets', { token: made.json.token });
     expect(after.status).toBe(404);
     expect(after.json.error).toMatchObject({ code: 'share_not_found' });
@@ -194,5 +226,91 @@ describe('read-only terminal links', () => {
     expect(
       (await new Client(s.url).post('/api/v1/terminal-shares/tickets', { token: made.json.token })).status,
     ).toBe(401);
+  });
+  it('a viewer is cut off when the link expires, and cannot resume', async () => {
+    const t = await owner.post(`/api/v1/environments/${envId}/terminals`, {});
+    const driver = connectTerminal({
+      url: t.json.url,
+      token: t.json.token,
+      socketFactory: nodeSocketFactory,
+    });
+    clients.push(driver);
+    const { sessionId } = await driver.ready();
+    const made = await owner.post(`/api/v1/environments/${envId}/terminals/${sessionId}/shares`, {
+      expiresInMinutes: 1,
+    });
+    expect(made.status).toBe(201);
+    // A minute is the shortest lifetime the API gives; the row is brought forward to 2–3 s away,
+    // on a whole second as the ticket carries it, and the test awaits the close, not the clock.
+    const db = new pg.Client({ connectionString: s.db.url });
+    await db.connect();
+    try {
+      await db.query(
+        `UPDATE terminal_shares SET expires_at = date_trunc('second', now()) + interval '3 seconds' WHERE id = $1`,
+        [made.json.share.id],
+      );
+    } finally {
+      await db.end();
+    }
+    const got = await viewer.post('/api/v1/terminal-shares/tickets', { token: made.json.token });
+    expect(got.status).toBe(200);
+    const watcher = connectTerminal({
+      url: got.json.ticket.url,
+      token: got.json.ticket.token,
+      sessionId,
+      socketFactory: nodeSocketFactory,
+    });
+    clients.push(watcher);
+    const seen = collect(watcher);
+    const watcherStatus = statuses(watcher);
+    const { resumeToken } = await watcher.ready();
+    driver.write('echo before-expiry-$((3*3))\n');
+    await until(watcher, seen, /before-expiry-9/);
+
+    expect(await watcher.closed).toEqual({ code: 4440, reason: 'share expired' });
+    expect(watcherStatus).toEqual(['connecting', 'open', 'closed']);
+    expect(await resume(got.json.ticket.url as string, sessionId, resumeToken)).toEqual({
+      code: 4440,
+      reason: 'share expired',
+    });
+    const again = await viewer.post('/api/v1/terminal-shares/tickets', { token: made.json.token });
+    expect(again.json.error.code).toBe('share_expired');
+  });
+
+  it('revoking still works when the gateway cannot be told, and says so; a stopped environment needs no telling', async () => {
+    const share = async () =>
+      (await owner.post(`/api/v1/environments/${envId}/terminals/any-session/shares`, {})).json.share
+        .id as string;
+    const unreached = await share();
+    const stopped = await share();
+    const db = new pg.Client({ connectionString: s.db.url });
+    await db.connect();
+    try {
+      // Port 1 on loopback: nothing listens, the connection is refused at once.
+      await db.query(`UPDATE environments SET gateway_url = 'http://127.0.0.1:1' WHERE id = $1`, [envId]);
+      const r = await owner.del(`/api/v1/environments/${envId}/terminals/shares/${unreached}`);
+      expect(r.status).toBe(200);
+      expect(r.json).toMatchObject({ revoked: true, viewersCutOff: false });
+      expect(r.json.warning).toMatch(/the link is revoked, but the environment did not answer/);
+      await db.query(`UPDATE environments SET state = 'stopped' WHERE id = $1`, [envId]);
+      const st = await owner.del(`/api/v1/environments/${envId}/terminals/shares/${stopped}`);
+      expect(st.json).toEqual({ revoked: true, viewersCutOff: true });
+    } finally {
+      await db.query(`UPDATE environments SET state = 'ready', gateway_url = $2 WHERE id = $1`, [
+        envId,
+        `http://127.0.0.1:${gateway.port}`,
+      ]);
+      await db.end();
+    }
+    expect((await owner.get(`/api/v1/environments/${envId}/terminals/shares`)).json.items).toEqual(
+      expect.not.arrayContaining([expect.objectContaining({ id: unreached })]),
+    );
+    // Someone else's revoke of the owner's link is not found, and changes nothing.
+    const mine = await share();
+    expect((await viewer.del(`/api/v1/environments/${envId}/terminals/shares/${mine}`)).status).toBe(404);
+    expect((await owner.del(`/api/v1/environments/${envId}/terminals/shares/${mine}`)).json).toEqual({
+      revoked: true,
+      viewersCutOff: true,
+    });
   });
 });

@@ -17,6 +17,8 @@ export interface GatewayTokenRequest {
   /** Scope `port`: which port, and whether for a browser preview or raw TCP forwarding. */
   port?: number;
   access?: 'preview' | 'forward';
+  /** A read-only link: on a viewer's `terminal` ticket, or the `exec` token that revokes it. */
+  share?: { id: string; expiresAt: Date };
   /** Seconds; tickets are for immediate use. */
   ttlSeconds?: number;
 }
@@ -68,6 +70,10 @@ export class IdentityService {
     if (r.sessionId) claims.sid = r.sessionId;
     if (r.port) claims.port = r.port;
     if (r.access) claims.access = r.access;
+    if (r.share) {
+      claims.share = r.share.id;
+      claims.share_exp = Math.floor(r.share.expiresAt.getTime() / 1000);
+    }
     const token = await new SignJWT(claims)
       .setProtectedHeader({ alg: 'EdDSA', kid: this.keys.active.kid, typ: 'JWT' })
       .setIssuer(this.issuer)

@@ -46,7 +46,10 @@ export class TerminalSharesController {
   }
 
   @Delete('shares/:shareId')
-  @ApiOperation({ summary: 'Revoke a read-only link; viewers get no new tickets with it' })
+  @ApiOperation({
+    summary:
+      'Revoke a read-only link: no new tickets, and whoever watches through it is disconnected (`viewersCutOff: false` with a `warning` when the environment could not be reached)',
+  })
   revoke(@Auth() ctx: AuthContext, @Param('id') id: string, @Param('shareId') shareId: string) {
     return this.shares.revoke(ctx, idOr404(id, 'environment'), idOr404(shareId, 'share'));
   }

@@ -51,13 +51,15 @@ export class SharesRepository {
     return rows;
   }
 
-  async revoke(environmentId: string, id: string, now: Date): Promise<boolean> {
-    const { rowCount } = await this.db.query(
-      `UPDATE terminal_shares SET revoked_at = $3
-       WHERE id = $2 AND environment_id = $1 AND revoked_at IS NULL`,
+  /** The share as revoked now; undefined when there is none or it was revoked before. */
+  async revoke(environmentId: string, id: string, now: Date): Promise<ShareRow | undefined> {
+    const { rows } = await this.db.query<ShareRow>(
+      `UPDATE terminal_shares AS s SET revoked_at = $3
+       WHERE s.id = $2 AND s.environment_id = $1 AND s.revoked_at IS NULL
+       RETURNING ${COLUMNS}`,
       [environmentId, id, now],
     );
-    return (rowCount ?? 0) > 0;
+    return rows[0];
   }
 
   async byToken(tokenHash: Buffer): Promise<ShareLookup | undefined> {

@@ -62,13 +62,19 @@ export class TerminalsService {
 
   /**
    * An observer ticket for someone the owner shared a session with (see SharesService, which
-   * has checked the share): the viewer's own identity, never the owner's.
+   * has checked the share): the viewer's own identity, never the owner's, bound to the share so
+   * the gateway ends the viewer's connection with it.
    */
-  async sharedTicket(viewer: AuthContext, environmentId: string, sessionId: string): Promise<Ticket> {
+  async sharedTicket(
+    viewer: AuthContext,
+    environmentId: string,
+    sessionId: string,
+    share: { id: string; expiresAt: Date },
+  ): Promise<Ticket> {
     this.attachAllowed();
     const env = await this.envs.findById(environmentId);
     if (!env) throw notFound('environment', environmentId);
-    return this.ticket(viewer, await this.ready(env), sessionId, 'observer');
+    return this.ticket(viewer, await this.ready(env), sessionId, 'observer', share);
   }
 
   private async reachable(
@@ -110,6 +116,7 @@ export class TerminalsService {
     env: EnvironmentRow & { gateway_url: string },
     sessionId: string | null,
     role: 'driver' | 'observer',
+    share?: { id: string; expiresAt: Date },
   ): Promise<Ticket> {
     const { token, expiresAt } = await this.identity.signGatewayToken({
       environmentId: env.id,
@@ -117,6 +124,7 @@ export class TerminalsService {
       scope: 'terminal',
       role,
       ...(sessionId ? { sessionId } : {}),
+      ...(share ? { share } : {}),
       ttlSeconds: TICKET_TTL_SECONDS,
     });
     const url = env.gateway_url.replace(/^http/, 'ws').replace(/\/+$/, '') + TERMINAL_PATH;
