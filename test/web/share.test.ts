@@ -21,7 +21,8 @@ import {
 import { openTerminal, recordTerminalSockets, seeLine, termText, type TermWindow } from './terminal.js';
 
 // Read-only links (issue 8): the owner of a terminal makes a link; another signed-in user opens it,
-// watches the owner's shell live and cannot type into it; a revoked link says so with its hint.
+// watches the owner's shell live and cannot type into it; revoked, the viewers watching are cut
+// off at once and told so, and the link says so with its hint.
 // Real control plane, `local` provider (a real gateway with bash PTYs), two browser contexts.
 
 const MEMBER = { email: 'viewer@example.com', password: 'viewer password 1' };
@@ -101,7 +102,7 @@ describe('web app: read-only terminal links for other users', { timeout: 180_000
     return id;
   }
 
-  it('a member opens the link after signing in, watches live, cannot type; revoked, the link says so', async () => {
+  it('a member opens the link after signing in, watches live, cannot type; revoked, the watching viewers are told at once and the link says so', async () => {
     const id = await readyEnv('shared-one');
     const owner = await openTab(browser, s.url, DESKTOP);
     const viewer = await openTab(browser, s.url, DESKTOP);
@@ -195,14 +196,33 @@ describe('web app: read-only terminal links for other users', { timeout: 180_000
       expect(box.scroll).toBeGreaterThan(box.client);
       await screenshot(phone.page, 'share', 'phone', { fullPage: false });
 
-      // The owner revokes the link: opening it again says it is gone, with what to do.
+      // The owner revokes the link: both viewers lose the connection at once, without dropping
+      // anything themselves, and are told why; neither reconnects nor asks for another ticket.
+      const socketsBefore = await viewer.page.evaluate(
+        () => (globalThis as unknown as TermWindow).__terminalSockets.length,
+      );
       await item.first().getByRole('button', { name: 'Revoke' }).click();
       await owner.page.getByTestId('share-none').waitFor();
-      // The viewer still watching needs a new ticket at the next refused resume: it says why it stopped.
-      await dropSocket(viewer.page);
-      await viewer.page.locator('[data-testid="term-status"][data-status="closed"]').waitFor();
-      expect(await viewer.page.getByTestId('error').textContent()).toContain('does not exist or was revoked');
-      expect(shareTickets).toBe(3);
+      for (const p of [viewer.page, phone.page]) {
+        await p.getByTestId('share-ended').waitFor();
+        expect(await p.getByTestId('share-ended').textContent()).toContain(
+          'The owner stopped sharing this terminal',
+        );
+        expect(await p.getByTestId('share-ended').textContent()).toContain(
+          `Ask ${ADMIN.email} for a new link`,
+        );
+        await p.locator('[data-testid="term-status"][data-status="closed"]').waitFor();
+        expect(await p.getByTestId('reconnecting').count()).toBe(0);
+      }
+      // What was on the screen stays there to read.
+      await seeLine(viewer.page, 'fresh-9');
+      await expectPhoneFriendly(phone.page);
+      await screenshot(phone.page, 'share-ended', 'phone', { fullPage: false });
+      expect(shareTickets).toBe(2);
+      expect(
+        await viewer.page.evaluate(() => (globalThis as unknown as TermWindow).__terminalSockets.length),
+      ).toBe(socketsBefore);
+      // Opening the link again says it is gone, with what to do.
       await viewer.page.goto(link);
       await viewer.page.getByTestId('error').waitFor();
       expect(await viewer.page.getByTestId('error').textContent()).toContain('does not exist or was revoked');

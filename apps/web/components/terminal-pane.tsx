@@ -346,6 +346,21 @@ export function ctrlKey(ch: string): string {
 }
 
 function closeError(close: { code: number; reason: string }): ApiError {
+  // A read-only link's viewer (TerminalCloseCode.ShareRevoked, ShareExpired): final, no reconnect.
+  if (close.code === 4430)
+    return new ApiError(
+      0,
+      'share_revoked',
+      'The owner stopped sharing this terminal',
+      'ask the person who shared it for a new link',
+    );
+  if (close.code === 4440)
+    return new ApiError(
+      0,
+      'share_expired',
+      'This link expired',
+      'ask the person who shared the terminal for a new link',
+    );
   if (close.code === 4401 || close.code === 4403)
     return new ApiError(
       0,

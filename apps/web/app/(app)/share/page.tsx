@@ -13,8 +13,9 @@ import { useSession } from '@/lib/session';
 // A read-only link someone made for one of their terminals (`/share/?token=berth_shr_…`). This page
 // is in the signed-in group, so without a session the layout sends the viewer to
 // /login?next=<this page> and back here after. The share token is exchanged for an observer ticket on every connection
-// that needs one (the first, and a reconnect whose resume the gateway refused), so a revoked or
-// expired link stops working on the next one.
+// that needs one (the first, and a reconnect whose resume the gateway refused). The ticket names
+// the link, so when the owner revokes it or it expires the gateway closes the connection for good
+// (4430, 4440), and the page says which instead of reconnecting.
 
 const STATUS_TEXT: Record<PaneState['status'], string> = {
   ticket: 'Connecting…',
@@ -26,9 +27,13 @@ const STATUS_TEXT: Record<PaneState['status'], string> = {
 
 const NO_MODIFIERS = { ctrl: false, alt: false, consume: () => undefined };
 
+/** The pane's errors when the gateway ended the viewing: the link was revoked or expired. */
+const ENDED = new Set(['share_revoked', 'share_expired']);
+
 function SharedTerminal({ token, first }: { token: string; first: ShareTicket }) {
   const handle = useRef<TerminalHandle | null>(null);
   const [state, setState] = useState<PaneState>({ status: 'ticket' });
+  const ended = state.error !== undefined && ENDED.has(state.error.code);
   // The first ticket was fetched to show whose terminal this is; the pane uses it once (a ticket is
   // good for one connection within a minute), then asks for fresh ones.
   const unused = useRef<TerminalTicket | null>(first.ticket);
@@ -60,7 +65,16 @@ function SharedTerminal({ token, first }: { token: string; first: ShareTicket })
           <CopyButton label="Copy" getText={() => handle.current?.copyText() ?? ''} />
         </div>
       </div>
-      {state.error ? <ErrorNotice error={state.error} /> : null}
+      {ended ? (
+        <div className="notice" role="status" data-testid="share-ended">
+          <p className="notice-title">{state.error?.message}</p>
+          <p>
+            What you see is the terminal as it was then. Ask {first.sharedBy} for a new link to keep watching.
+          </p>
+        </div>
+      ) : state.error ? (
+        <ErrorNotice error={state.error} />
+      ) : null}
       {state.exited ? (
         <p className="notice small" data-testid="term-exited">
           The shell exited{state.exited.code ? ` with code ${state.exited.code}` : ''}: there is nothing more
@@ -83,9 +97,11 @@ function SharedTerminal({ token, first }: { token: string; first: ShareTicket })
           ticket={ticket}
         />
       </div>
-      <p className="small muted share-foot">
-        You are watching {first.sharedBy}&rsquo;s terminal as it happens; what you type is not sent.
-      </p>
+      {ended ? null : (
+        <p className="small muted share-foot">
+          You are watching {first.sharedBy}&rsquo;s terminal as it happens; what you type is not sent.
+        </p>
+      )}
     </div>
   );
 }
