@@ -1,4 +1,6 @@
 import pg from 'pg';
+import { connectTerminal } from '@berth/terminal';
+import { nodeSocketFactory } from '@berth/terminal/node';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -287,6 +289,53 @@ describe('web app: read-only terminal links for other users', { timeout: 180_000
       await screenshot(page, 'share-not-ready', 'phone');
       expect(problems).toEqual([]);
     } finally {
+      await context.close();
+    }
+    await admin.del(`/api/v1/environments/${id}`);
+  });
+
+  it('a viewer watching when the link expires is told so, without a reconnect', async () => {
+    const id = await readyEnv('shared-expiring');
+    // The owner's shell, from the API (a real gateway session with a driver attached).
+    const t = await admin.post(`/api/v1/environments/${id}/terminals`, {});
+    const driver = connectTerminal({
+      url: t.json.url,
+      token: t.json.token,
+      socketFactory: nodeSocketFactory,
+    });
+    const { page, context, problems } = await openTab(browser, s.url, PHONE);
+    try {
+      const { sessionId } = await driver.ready();
+      driver.write('echo expiring-$((8*8))\n');
+      const made = await admin.post(`/api/v1/environments/${id}/terminals/${sessionId}/shares`, {
+        expiresInMinutes: 1,
+      });
+      expect(made.status).toBe(201);
+      await signIn(page, MEMBER.email, MEMBER.password);
+      // A minute is the shortest lifetime the API gives: the row is brought forward to a few
+      // seconds away (room for the page to load and connect), then the close is awaited.
+      const db = new pg.Client({ connectionString: s.db.url });
+      await db.connect();
+      try {
+        await db.query(
+          `UPDATE terminal_shares SET expires_at = date_trunc('second', now()) + interval '6 seconds' WHERE id = $1`,
+          [made.json.share.id],
+        );
+      } finally {
+        await db.end();
+      }
+      await page.goto(`${s.url}${made.json.path as string}`);
+      await page.locator('[data-testid="term-status"][data-status="open"]').waitFor();
+      await seeLine(page, 'expiring-64');
+      await page.getByTestId('share-ended').waitFor();
+      expect(await page.getByTestId('share-ended').textContent()).toContain('This link expired');
+      await page.locator('[data-testid="term-status"][data-status="closed"]').waitFor();
+      expect(await page.getByTestId('reconnecting').count()).toBe(0);
+      await seeLine(page, 'expiring-64');
+      await expectPhoneFriendly(page);
+      expect(problems).toEqual([]);
+    } finally {
+      driver.close();
       await context.close();
     }
     await admin.del(`/api/v1/environments/${id}`);
