@@ -361,13 +361,37 @@ describe('web app: read-only terminal links for other users', { timeout: 180_000
       await expectPhoneFriendly(page);
       await screenshot(page, 'terminal-share-panel', 'phone', { fullPage: false });
 
-      await item.first().getByRole('button', { name: 'Revoke' }).tap();
-      await page.waitForFunction(
-        () =>
-          (
-            globalThis as unknown as { document: { querySelectorAll(s: string): { length: number } } }
-          ).document.querySelectorAll('.share-item').length === 1,
+      // The environment's gateway cannot be told (its address now refuses connections): the link is
+      // revoked all the same, and the owner learns that someone watching may go on.
+      const db = new pg.Client({ connectionString: s.db.url });
+      await db.connect();
+      let gatewayUrl: string | undefined;
+      try {
+        gatewayUrl = (
+          await db.query<{ gateway_url: string }>(`SELECT gateway_url FROM environments WHERE id = $1`, [id])
+        ).rows[0]!.gateway_url;
+        await db.query(`UPDATE environments SET gateway_url = 'http://127.0.0.1:1' WHERE id = $1`, [id]);
+        await item.first().getByRole('button', { name: 'Revoke' }).tap();
+        await page.waitForFunction(
+          () =>
+            (
+              globalThis as unknown as { document: { querySelectorAll(s: string): { length: number } } }
+            ).document.querySelectorAll('.share-item').length === 1,
+        );
+      } finally {
+        if (gatewayUrl)
+          await db.query(`UPDATE environments SET gateway_url = $2 WHERE id = $1`, [id, gatewayUrl]);
+        await db.end();
+      }
+      const warning = page.getByTestId('share').getByTestId('error');
+      await warning.waitFor();
+      expect(await warning.textContent()).toContain(
+        'the link is revoked, but the environment did not answer',
       );
+      expect(await page.getByTestId('share').getByTestId('error-hint').textContent()).toContain(
+        'stop the environment',
+      );
+      await expectPhoneFriendly(page);
       expect((await admin.get(`/api/v1/environments/${id}/terminals/shares`)).json.items).toHaveLength(1);
 
       // The environment's page lists the session's live link, and revokes it too.

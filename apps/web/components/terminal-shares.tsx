@@ -3,7 +3,7 @@
 import { useCallback, useEffect, useState } from 'react';
 import { CopyButton } from '@/components/copy-button';
 import { ErrorNotice } from '@/components/status';
-import { api, toApiError, type ApiError, type CreatedShare, type TerminalShare } from '@/lib/api';
+import { ApiError, api, toApiError, type CreatedShare, type TerminalShare } from '@/lib/api';
 import { formatDateTime, relative } from '@/lib/format';
 import { useSession } from '@/lib/session';
 
@@ -84,7 +84,7 @@ export function SharePanel({
     setBusy(id);
     setError(null);
     try {
-      await api.terminals.revokeShare(envId, id);
+      setError(notCutOff(await api.terminals.revokeShare(envId, id)));
       if (created?.share.id === id) setCreated(null);
       setItems((xs) => xs?.filter((s) => s.id !== id) ?? null);
       await load();
@@ -154,6 +154,20 @@ export function SharePanel({
         Close
       </button>
     </section>
+  );
+}
+
+/**
+ * A revoke whose environment could not be told to close the link's viewers: the link is revoked,
+ * but whoever watches may go on until it expires, which the owner should know.
+ */
+export function notCutOff(r: { viewersCutOff: boolean; warning?: string }): ApiError | null {
+  if (r.viewersCutOff) return null;
+  return new ApiError(
+    0,
+    'viewers_not_reached',
+    r.warning ?? 'the link is revoked, but anyone watching now could not be disconnected',
+    'to cut them off now, stop the environment',
   );
 }
 

@@ -446,8 +446,9 @@ export const api = {
         'GET',
         `/environments/${encodeURIComponent(envId)}/terminals/shares`,
       ),
+    /** `viewersCutOff: false` (with a `warning`) when the environment could not be told to close viewers. */
     revokeShare: (envId: string, shareId: string) =>
-      request<{ revoked: true }>(
+      request<{ revoked: true; viewersCutOff: boolean; warning?: string }>(
         'DELETE',
         `/environments/${encodeURIComponent(envId)}/terminals/shares/${encodeURIComponent(shareId)}`,
       ),

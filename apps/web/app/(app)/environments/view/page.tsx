@@ -7,7 +7,7 @@ import { EnvActionButtons, useEnvActions } from '@/components/env-actions';
 import { EnvStateBadge, describeSpec, isBusy } from '@/components/env-ui';
 import { EnvPorts } from '@/components/env-ports';
 import { ErrorNotice, Loadable, Loading } from '@/components/status';
-import { ShareList } from '@/components/terminal-shares';
+import { ShareList, notCutOff } from '@/components/terminal-shares';
 import { ApiError, api, toApiError, type Environment, type EnvironmentEvent } from '@/lib/api';
 import { formatDateTime } from '@/lib/format';
 import { useLive } from '@/lib/live';
@@ -109,7 +109,7 @@ function Sessions({ env, nudge }: { env: Environment; nudge: number }) {
     setRevoking(shareId);
     setShareError(null);
     try {
-      await api.terminals.revokeShare(env.id, shareId);
+      setShareError(notCutOff(await api.terminals.revokeShare(env.id, shareId)));
       shares.set((prev) => prev && { items: prev.items.filter((x) => x.id !== shareId) });
     } catch (err) {
       const e = toApiError(err);
