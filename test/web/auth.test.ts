@@ -5,33 +5,30 @@ import { join } from 'node:path';
 import express from 'express';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, startTestServer, type TestServer } from '../../apps/control-plane/src/testing/server.js';
+import { ADMIN, type TestServer } from '../../apps/control-plane/src/testing/server.js';
 import { webApp } from '../../apps/control-plane/src/web/static.js';
 import {
   DESKTOP,
   PHONE,
-  ensureWebBuilt,
   expectPhoneFriendly,
-  launchBrowser,
   openTab,
   screenshot,
   signIn,
+  startWebSuite,
+  type WebSuite,
 } from './browser.js';
 
 describe('web app: serving, sign in and sign out', { timeout: 120_000 }, () => {
+  let web: WebSuite;
   let s: TestServer;
   let browser: Browser;
 
   beforeAll(async () => {
-    await ensureWebBuilt();
-    s = await startTestServer();
-    browser = await launchBrowser();
+    web = await startWebSuite();
+    ({ server: s, browser } = web);
   }, 600_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await s?.stop();
-  });
+  afterAll(() => web?.close());
 
   it('serves pages with security headers, caches hashed assets, and never shadows the API', async () => {
     const html = await fetch(`${s.url}/login`, { headers: { accept: 'text/html' } });

@@ -1,35 +1,32 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../../apps/control-plane/src/testing/server.js';
+import type { TestServer } from '../../apps/control-plane/src/testing/server.js';
 import {
   DESKTOP,
   PHONE,
-  ensureWebBuilt,
   expectPhoneFriendly,
-  launchBrowser,
   openTab,
   screenshot,
+  startWebSuite,
+  type WebSuite,
 } from './browser.js';
 
 // A server started with no admin: its first start prints a one-time link to /bootstrap.
 describe('web app: first-run bootstrap page', { timeout: 120_000 }, () => {
+  let web: WebSuite;
   let s: TestServer;
   let browser: Browser;
   let link: string;
 
   beforeAll(async () => {
-    await ensureWebBuilt();
-    s = await startTestServer({}, { admin: false });
+    web = await startWebSuite({ server: { admin: false } });
+    ({ server: s, browser } = web);
     if (s.bootstrap.kind !== 'token-issued')
       throw new Error(`expected a bootstrap token, got ${s.bootstrap.kind}`);
     link = s.bootstrap.url;
-    browser = await launchBrowser();
   }, 600_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await s?.stop();
-  });
+  afterAll(() => web?.close());
 
   it('prints the link to the page', () => {
     expect(s.logs.join('\n')).toContain(`create the admin account at ${link}`);

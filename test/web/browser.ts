@@ -11,8 +11,13 @@ import {
   type Page,
 } from 'playwright-core';
 import { expect } from 'vitest';
-import type { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
-import type { Client } from '../../apps/control-plane/src/testing/server.js';
+import { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
+import {
+  ADMIN,
+  Client,
+  startTestServer,
+  type TestServer,
+} from '../../apps/control-plane/src/testing/server.js';
 
 const BUILD_SCRIPT = fileURLToPath(new URL('../../apps/web/scripts/build-if-stale.mjs', import.meta.url));
 export const SCREENSHOTS = fileURLToPath(new URL('../e2e/screenshots/', import.meta.url));
@@ -146,6 +151,68 @@ export async function signIn(page: Page, email: string, password: string): Promi
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByTestId('whoami').waitFor({ state: 'attached' });
+}
+
+export interface WebSuite {
+  server: TestServer;
+  browser: Browser;
+  /** An API client signed in as the admin (only with `api: 'admin'` or `'admin+live'`). */
+  admin: Client;
+  /** Live events for `admin` (only with `api: 'admin+live'`). */
+  live: LiveWaiter;
+  /** Closes what was started, last first. */
+  close(): Promise<void>;
+}
+
+export interface WebSuiteOptions {
+  /** The control plane's environment, e.g. `{ BERTH_PROVIDERS: 'local' }`. */
+  env?: Record<string, string>;
+  /** startTestServer's options: `{ admin: false }` starts with no admin account. */
+  server?: Parameters<typeof startTestServer>[1];
+  /** What the test also drives through the API: an admin client, and its live events. */
+  api?: 'admin' | 'admin+live';
+}
+
+/**
+ * What every browser suite starts in its beforeAll: the web app (built when stale), a control
+ * plane on its own database, Chromium, and when asked an admin API client with live events.
+ */
+export async function startWebSuite(opts: WebSuiteOptions = {}): Promise<WebSuite> {
+  await ensureWebBuilt();
+  const server = await startTestServer(opts.env ?? {}, opts.server ?? {});
+  let admin: Client | undefined;
+  let live: LiveWaiter | undefined;
+  let browser: Browser | undefined;
+  const close = async () => {
+    live?.close();
+    await browser?.close();
+    await server.stop();
+  };
+  try {
+    if (opts.api) {
+      admin = new Client(server.url);
+      await admin.login(ADMIN.email, ADMIN.password);
+      if (opts.api === 'admin+live') live = await LiveWaiter.connect(admin);
+    }
+    browser = await launchBrowser();
+  } catch (err) {
+    // beforeAll failed, so no afterAll sees a suite to close: close what did start here.
+    await close();
+    throw err;
+  }
+  return {
+    server,
+    browser,
+    get admin() {
+      if (!admin) throw new Error("startWebSuite: pass api: 'admin' for an admin client");
+      return admin;
+    },
+    get live() {
+      if (!live) throw new Error("startWebSuite: pass api: 'admin+live' for live events");
+      return live;
+    },
+    close,
+  };
 }
 
 /** Creates a `local` environment through the API and waits, on live events, until it is ready. */

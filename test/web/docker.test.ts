@@ -3,22 +3,16 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerName, ensureDocker } from '@berth/providers';
 import { ensureGatewayBundle } from '@berth/providers/testing';
-import {
-  ADMIN,
-  Client,
-  startTestServer,
-  type TestServer,
-} from '../../apps/control-plane/src/testing/server.js';
-import { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
+import { ADMIN, type TestServer } from '../../apps/control-plane/src/testing/server.js';
 import {
   DESKTOP,
   PHONE,
-  ensureWebBuilt,
   expectPhoneFriendly,
-  launchBrowser,
   openTab,
   screenshot,
   signIn,
+  startWebSuite,
+  type WebSuite,
 } from './browser.js';
 import { openTerminal, recordTerminalSockets, seeLine, termText, type TermWindow } from './terminal.js';
 
@@ -35,25 +29,18 @@ describe.skipIf(skip)(
   'web app: a docker environment, its terminal and a task from a phone',
   { timeout: 300_000 },
   () => {
+    let web: WebSuite;
     let s: TestServer;
     let browser: Browser;
-    let admin: Client;
-    let live: LiveWaiter;
     let envId: string | undefined;
 
     beforeAll(async () => {
-      await ensureWebBuilt();
       const base = ensureDocker();
       ensureGatewayBundle();
-      s = await startTestServer({
-        BERTH_PROVIDERS: 'docker',
-        BERTH_DOCKER_BASE_IMAGE: base,
-        BERTH_ENV_DEFAULT_MEMORY_MB: '512',
+      web = await startWebSuite({
+        env: { BERTH_PROVIDERS: 'docker', BERTH_DOCKER_BASE_IMAGE: base, BERTH_ENV_DEFAULT_MEMORY_MB: '512' },
       });
-      admin = new Client(s.url);
-      await admin.login(ADMIN.email, ADMIN.password);
-      live = await LiveWaiter.connect(admin);
-      browser = await launchBrowser();
+      ({ server: s, browser } = web);
     }, 900_000);
 
     afterAll(async () => {
@@ -63,9 +50,7 @@ describe.skipIf(skip)(
           .getContainer(containerName(envId))
           .remove({ force: true })
           .catch(() => undefined);
-      live?.close();
-      await browser?.close();
-      await s?.stop();
+      await web?.close();
     }, 120_000);
 
     it('creates from the form, types in its terminal, keeps the screen over a dropped connection', async () => {

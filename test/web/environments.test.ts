@@ -1,23 +1,18 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ADMIN,
-  Client,
-  startTestServer,
-  type TestServer,
-} from '../../apps/control-plane/src/testing/server.js';
-import { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
+import { ADMIN, type Client, type TestServer } from '../../apps/control-plane/src/testing/server.js';
+import type { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
 import {
   DESKTOP,
   PHONE,
-  ensureWebBuilt,
   expectPhoneFriendly,
-  launchBrowser,
   openTab,
   readyEnv,
   screenshot,
   signIn,
+  startWebSuite,
   type PageWindow,
+  type WebSuite,
 } from './browser.js';
 import { openTerminal, recordTerminalSockets, seeLine, termText, type TermWindow } from './terminal.js';
 
@@ -28,25 +23,18 @@ const envState = (page: Page) => page.locator('.page-head [data-testid="env-stat
 const rowOf = (page: Page, id: string) => page.locator(`[data-testid="env-row"][data-env-id="${id}"]`);
 
 describe('web app: environments and terminals (local provider)', { timeout: 180_000 }, () => {
+  let web: WebSuite;
   let s: TestServer;
   let browser: Browser;
   let admin: Client;
   let live: LiveWaiter;
 
   beforeAll(async () => {
-    await ensureWebBuilt();
-    s = await startTestServer({ BERTH_PROVIDERS: 'local' });
-    admin = new Client(s.url);
-    await admin.login(ADMIN.email, ADMIN.password);
-    live = await LiveWaiter.connect(admin);
-    browser = await launchBrowser();
+    web = await startWebSuite({ env: { BERTH_PROVIDERS: 'local' }, api: 'admin+live' });
+    ({ server: s, browser, admin, live } = web);
   }, 900_000);
 
-  afterAll(async () => {
-    live?.close();
-    await browser?.close();
-    await s?.stop();
-  });
+  afterAll(() => web?.close());
 
   it('creates from the form, shows progress until ready, and runs a shell that survives a dropped connection', async () => {
     const { page, context, problems } = await openTab(browser, s.url, DESKTOP);

@@ -5,28 +5,28 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ADMIN,
-  Client,
+  type Client,
   memberClient,
-  startTestServer,
   type TestServer,
 } from '../../apps/control-plane/src/testing/server.js';
-import { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
+import type { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
 import {
   DESKTOP,
   PHONE,
-  ensureWebBuilt,
   expectPhoneFriendly,
-  launchBrowser,
   openTab,
   readyEnv,
   screenshot,
   signIn,
+  startWebSuite,
+  type WebSuite,
 } from './browser.js';
 
 // The environment page's ports list against a real control plane, a `local` environment (its
 // gateway is a real child process) and an app on the environment's loopback.
 
 describe('web app: ports of an environment', { timeout: 180_000 }, () => {
+  let web: WebSuite;
   let s: TestServer;
   let browser: Browser;
   let admin: Client;
@@ -36,12 +36,8 @@ describe('web app: ports of an environment', { timeout: 180_000 }, () => {
   let envId: string;
 
   beforeAll(async () => {
-    await ensureWebBuilt();
-    s = await startTestServer({ BERTH_PROVIDERS: 'local' });
-    admin = new Client(s.url);
-    await admin.login(ADMIN.email, ADMIN.password);
-    live = await LiveWaiter.connect(admin);
-    browser = await launchBrowser();
+    web = await startWebSuite({ env: { BERTH_PROVIDERS: 'local' }, api: 'admin+live' });
+    ({ server: s, browser, admin, live } = web);
     app = createServer((req, res) => {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
       res.end(`<!doctype html><title>preview app</title><h1>hello from the app at ${req.url}</h1>`);
@@ -59,11 +55,9 @@ describe('web app: ports of an environment', { timeout: 180_000 }, () => {
         () => admin.get(`/api/v1/environments/${envId}`),
         (x) => ['destroyed', 'failed'].includes(x.json.environment.state as string),
       );
-    live?.close();
-    await browser?.close();
     app?.closeAllConnections();
     await new Promise((r) => app?.close(r));
-    await s?.stop();
+    await web?.close();
   });
 
   it('lists the listening port, opens it in a new tab, and asks before making it public', async () => {

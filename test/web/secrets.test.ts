@@ -1,41 +1,31 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ADMIN,
-  Client,
-  startTestServer,
-  type TestServer,
-} from '../../apps/control-plane/src/testing/server.js';
+import { ADMIN, type Client, type TestServer } from '../../apps/control-plane/src/testing/server.js';
 import {
   DESKTOP,
   PHONE,
-  ensureWebBuilt,
   expectPhoneFriendly,
-  launchBrowser,
   openTab,
   screenshot,
   signIn,
+  startWebSuite,
+  type WebSuite,
 } from './browser.js';
 
 const ref = (page: Page, env: string) => page.locator(`[data-testid="ref-row"][data-env="${env}"]`);
 
 describe('web app: secret settings page (Vault references only)', { timeout: 120_000 }, () => {
+  let web: WebSuite;
   let s: TestServer;
   let browser: Browser;
   let admin: Client;
 
   beforeAll(async () => {
-    await ensureWebBuilt();
-    s = await startTestServer();
-    admin = new Client(s.url);
-    await admin.login(ADMIN.email, ADMIN.password);
-    browser = await launchBrowser();
+    web = await startWebSuite({ api: 'admin' });
+    ({ server: s, browser, admin } = web);
   }, 600_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await s?.stop();
-  });
+  afterAll(() => web?.close());
 
   it('saves Vault settings, says when nothing changed, and shows field errors with the hint', async () => {
     const { page, context, problems } = await openTab(browser, s.url, DESKTOP);

@@ -1,20 +1,15 @@
 import type { Browser, Page, Route } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ADMIN,
-  Client,
-  startTestServer,
-  type TestServer,
-} from '../../apps/control-plane/src/testing/server.js';
+import type { TestServer } from '../../apps/control-plane/src/testing/server.js';
 import {
   DESKTOP,
   PHONE,
-  ensureWebBuilt,
   expectPhoneFriendly,
-  launchBrowser,
   openTab,
   screenshot,
   signIn,
+  startWebSuite,
+  type WebSuite,
 } from './browser.js';
 
 // Loading, empty and failed states of every list page, for a user who has nothing yet. The
@@ -44,23 +39,18 @@ async function intercept(page: Page, api: string, handle: (route: Route) => Prom
 }
 
 describe('web app: loading, empty and error states', { timeout: 180_000 }, () => {
+  let web: WebSuite;
   let s: TestServer;
   let browser: Browser;
   const user = { email: 'fresh@example.com', password: 'fresh password 1' };
 
   beforeAll(async () => {
-    await ensureWebBuilt();
-    s = await startTestServer();
-    const admin = new Client(s.url);
-    await admin.login(ADMIN.email, ADMIN.password);
-    expect((await admin.post('/api/v1/users', { ...user, role: 'member' })).status).toBe(201);
-    browser = await launchBrowser();
+    web = await startWebSuite({ api: 'admin' });
+    ({ server: s, browser } = web);
+    expect((await web.admin.post('/api/v1/users', { ...user, role: 'member' })).status).toBe(201);
   }, 600_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await s?.stop();
-  });
+  afterAll(() => web?.close());
 
   for (const list of LISTS) {
     it(`${list.path}: a spinner while the list loads, then its empty state`, async () => {

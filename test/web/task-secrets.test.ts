@@ -5,22 +5,21 @@ import { VaultClient, startFakeVault, type FakeVault } from '@berth/vault';
 import { berthKeys, trustBerth } from '@berth/vault/testing';
 import {
   ADMIN,
-  Client,
+  type Client,
   memberClient,
-  startTestServer,
   type TestServer,
 } from '../../apps/control-plane/src/testing/server.js';
-import { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
+import type { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
 import {
   DESKTOP,
   PHONE,
-  ensureWebBuilt,
   expectPhoneFriendly,
-  launchBrowser,
   openTab,
   readyEnv,
   screenshot,
   signIn,
+  startWebSuite,
+  type WebSuite,
 } from './browser.js';
 
 // Secrets picked in the task form, read from the user's own Vault (a FAKE Vault, as in
@@ -33,6 +32,7 @@ const AUDIENCE = 'vault.test/berth';
 const state = (page: Page) => page.locator('.page-head [data-testid="task-state"]');
 
 describe('web app: secrets picked at launch (FAKE Vault, local provider)', { timeout: 180_000 }, () => {
+  let web: WebSuite;
   let s: TestServer;
   let vault: FakeVault;
   let root: VaultClient;
@@ -44,12 +44,9 @@ describe('web app: secrets picked at launch (FAKE Vault, local provider)', { tim
   const npmCanary = `npm-${randomBytes(16).toString('hex')}`;
 
   beforeAll(async () => {
-    await ensureWebBuilt();
-    s = await startTestServer({ BERTH_PROVIDERS: 'local' });
-    admin = new Client(s.url);
-    await admin.login(ADMIN.email, ADMIN.password);
+    web = await startWebSuite({ env: { BERTH_PROVIDERS: 'local' }, api: 'admin+live' });
+    ({ server: s, browser, admin, live } = web);
     const adminId = (await admin.get('/api/v1/me')).json.user.id as string;
-    live = await LiveWaiter.connect(admin);
 
     // The user's one-time Vault setup from docs/secrets.md, against the fake.
     vault = await startFakeVault();
@@ -83,7 +80,6 @@ describe('web app: secrets picked at launch (FAKE Vault, local provider)', { tim
     }
 
     envId = await readyEnv({ admin, live }, 'secrets-web');
-    browser = await launchBrowser();
   }, 600_000);
 
   afterAll(async () => {
@@ -94,11 +90,9 @@ describe('web app: secrets picked at launch (FAKE Vault, local provider)', { tim
         (x) => ['destroyed', 'failed'].includes(x.json.environment.state as string),
       );
     }
-    live?.close();
-    await browser?.close();
     await root?.close();
     await vault?.close();
-    await s?.stop();
+    await web?.close();
   }, 120_000);
 
   /** Ticks the named secrets, runs `command`, and returns the task id once its page is open. */

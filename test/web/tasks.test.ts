@@ -1,24 +1,19 @@
 import { readFile } from 'node:fs/promises';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ADMIN,
-  Client,
-  startTestServer,
-  type TestServer,
-} from '../../apps/control-plane/src/testing/server.js';
-import { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
+import { ADMIN, type Client, type TestServer } from '../../apps/control-plane/src/testing/server.js';
+import type { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
 import {
   DESKTOP,
   PHONE,
-  ensureWebBuilt,
   expectPhoneFriendly,
-  launchBrowser,
   openTab,
   readyEnv,
   screenshot,
   signIn,
+  startWebSuite,
   type PageWindow,
+  type WebSuite,
 } from './browser.js';
 
 // Tasks run for real, in `local` environments (the gateway runs the command on this machine),
@@ -66,6 +61,7 @@ async function launch(page: Page, command: string): Promise<string> {
 }
 
 describe('web app: tasks (launch, live status, log, timeline)', { timeout: 180_000 }, () => {
+  let web: WebSuite;
   let s: TestServer;
   let browser: Browser;
   let admin: Client;
@@ -74,12 +70,8 @@ describe('web app: tasks (launch, live status, log, timeline)', { timeout: 180_0
   let workId: string;
 
   beforeAll(async () => {
-    await ensureWebBuilt();
-    s = await startTestServer({ BERTH_PROVIDERS: 'local' });
-    admin = new Client(s.url);
-    await admin.login(ADMIN.email, ADMIN.password);
-    live = await LiveWaiter.connect(admin);
-    browser = await launchBrowser();
+    web = await startWebSuite({ env: { BERTH_PROVIDERS: 'local' }, api: 'admin+live' });
+    ({ server: s, browser, admin, live } = web);
   }, 600_000);
 
   afterAll(async () => {
@@ -91,9 +83,7 @@ describe('web app: tasks (launch, live status, log, timeline)', { timeout: 180_0
         await untilEnv(e.id, ['destroyed', 'failed']);
       }
     }
-    live?.close();
-    await browser?.close();
-    await s?.stop();
+    await web?.close();
   }, 120_000);
 
   async function untilEnv(id: string, states: string[]): Promise<string> {

@@ -1,22 +1,17 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ADMIN,
-  Client,
-  startTestServer,
-  type TestServer,
-} from '../../apps/control-plane/src/testing/server.js';
+import { ADMIN, type Client, type TestServer } from '../../apps/control-plane/src/testing/server.js';
 import {
   DESKTOP,
   PHONE,
-  ensureWebBuilt,
   expectPhoneFriendly,
-  launchBrowser,
   openTab,
   screenshot,
   signIn,
+  startWebSuite,
   type PageElement,
   type PageWindow,
+  type WebSuite,
 } from './browser.js';
 
 async function meWithToken(base: string, token: string): Promise<number> {
@@ -45,22 +40,17 @@ async function loadAll(page: Page): Promise<void> {
 }
 
 describe('web app: API tokens page', { timeout: 120_000 }, () => {
+  let web: WebSuite;
   let s: TestServer;
   let browser: Browser;
   let admin: Client;
 
   beforeAll(async () => {
-    await ensureWebBuilt();
-    s = await startTestServer();
-    admin = new Client(s.url);
-    await admin.login(ADMIN.email, ADMIN.password);
-    browser = await launchBrowser();
+    web = await startWebSuite({ api: 'admin' });
+    ({ server: s, browser, admin } = web);
   }, 600_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await s?.stop();
-  });
+  afterAll(() => web?.close());
 
   it('starts empty, creates a token shown once with a copy button, and the token works', async () => {
     const { page, context, problems } = await openTab(browser, s.url, DESKTOP);

@@ -1,20 +1,15 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ADMIN,
-  Client,
-  startTestServer,
-  type TestServer,
-} from '../../apps/control-plane/src/testing/server.js';
+import { ADMIN, Client, type TestServer } from '../../apps/control-plane/src/testing/server.js';
 import {
   DESKTOP,
   PHONE,
-  ensureWebBuilt,
   expectPhoneFriendly,
-  launchBrowser,
   openTab,
   screenshot,
   signIn,
+  startWebSuite,
+  type WebSuite,
 } from './browser.js';
 
 const row = (page: Page, email: string) =>
@@ -30,19 +25,16 @@ async function canSignIn(base: string, email: string, password: string): Promise
 }
 
 describe('web app: users page (admin)', { timeout: 120_000 }, () => {
+  let web: WebSuite;
   let s: TestServer;
   let browser: Browser;
 
   beforeAll(async () => {
-    await ensureWebBuilt();
-    s = await startTestServer();
-    browser = await launchBrowser();
+    web = await startWebSuite();
+    ({ server: s, browser } = web);
   }, 600_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await s?.stop();
-  });
+  afterAll(() => web?.close());
 
   it('creates a member, changes the role both ways, resets the password, and deletes after confirmation', async () => {
     const { page, context, problems } = await openTab(browser, s.url, DESKTOP);
