@@ -25,6 +25,43 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/**
+ * Starts `berth server` from the image as infra/k8s runs it: read-only root, writable tmpfs for
+ * /tmp and the data directory, no capabilities. Host network, so it reaches the test Postgres on
+ * the host's loopback and listens there only. `extraArgs` go before the image.
+ */
+function runImage(name: string, env: Record<string, string>, extraArgs: string[] = []): ChildProcess {
+  const envArgs = Object.entries({ ...env, BERTH_HOST: '127.0.0.1' }).flatMap(([k, v]) => [
+    '-e',
+    `${k}=${v}`,
+  ]);
+  return spawn(
+    'docker',
+    [
+      'run',
+      '--rm',
+      '--name',
+      name,
+      '--network',
+      'host',
+      '--read-only',
+      '--tmpfs',
+      '/tmp',
+      '--tmpfs',
+      '/var/lib/berth:uid=1000,gid=1000',
+      '--cap-drop',
+      'ALL',
+      '--security-opt',
+      'no-new-privileges:true',
+      ...extraArgs,
+      ...envArgs,
+      image,
+      'server',
+    ],
+    { stdio: 'pipe' },
+  );
+}
+
 describe.skipIf(skip)('control-plane image (docker/control-plane/build-offline.sh)', () => {
   beforeAll(async () => {
     // Cached by input hash: a second run with an unchanged tree takes seconds. The first one may
@@ -91,40 +128,12 @@ describe.skipIf(skip)('control-plane image (docker/control-plane/build-offline.s
 
     it('starts, migrates, and answers /healthz and /readyz', async () => {
       const port = await freePort();
-      // Host network: the test Postgres listens on the host's loopback.
-      child = spawn(
-        'docker',
-        [
-          'run',
-          '--rm',
-          '--name',
-          name,
-          '--network',
-          'host',
-          '--read-only',
-          '--tmpfs',
-          '/tmp',
-          '--tmpfs',
-          '/var/lib/berth:uid=1000,gid=1000',
-          '--cap-drop',
-          'ALL',
-          '--security-opt',
-          'no-new-privileges:true',
-          '-e',
-          `DATABASE_URL=${db.url}`,
-          '-e',
-          `BERTH_PORT=${port}`,
-          '-e',
-          'BERTH_HOST=127.0.0.1',
-          '-e',
-          'BERTH_ADMIN_EMAIL=admin@example.com',
-          '-e',
-          'BERTH_ADMIN_PASSWORD=image test password',
-          image,
-          'server',
-        ],
-        { stdio: 'pipe' },
-      );
+      child = runImage(name, {
+        DATABASE_URL: db.url,
+        BERTH_PORT: String(port),
+        BERTH_ADMIN_EMAIL: 'admin@example.com',
+        BERTH_ADMIN_PASSWORD: 'image test password',
+      });
       await waitForLine(child, /listening on/);
       const base = `http://127.0.0.1:${port}`;
       expect((await fetch(`${base}/healthz`)).status).toBe(200);
@@ -184,52 +193,26 @@ describe.skipIf(skip)('control-plane image (docker/control-plane/build-offline.s
         const base = ensureDocker();
         const port = await freePort();
         const socketGid = String((await stat('/var/run/docker.sock')).gid);
-        child = spawn(
-          'docker',
+        child = runImage(
+          name,
+          {
+            BERTH_GATEWAY_ASSETS_DIR: assets,
+            BERTH_PROVIDERS: 'docker',
+            BERTH_DOCKER_BASE_IMAGE: base,
+            BERTH_ENV_DEFAULT_MEMORY_MB: '512',
+            DATABASE_URL: db.url,
+            BERTH_PORT: String(port),
+            BERTH_ADMIN_EMAIL: ADMIN.email,
+            BERTH_ADMIN_PASSWORD: ADMIN.password,
+          },
           [
-            'run',
-            '--rm',
-            '--name',
-            name,
-            '--network',
-            'host',
-            '--read-only',
-            '--tmpfs',
-            '/tmp',
-            '--tmpfs',
-            '/var/lib/berth:uid=1000,gid=1000',
-            '--cap-drop',
-            'ALL',
-            '--security-opt',
-            'no-new-privileges:true',
             '--group-add',
             socketGid,
             '-v',
             '/var/run/docker.sock:/var/run/docker.sock',
             '-v',
             `${assets}:${assets}`,
-            '-e',
-            `BERTH_GATEWAY_ASSETS_DIR=${assets}`,
-            '-e',
-            'BERTH_PROVIDERS=docker',
-            '-e',
-            `BERTH_DOCKER_BASE_IMAGE=${base}`,
-            '-e',
-            'BERTH_ENV_DEFAULT_MEMORY_MB=512',
-            '-e',
-            `DATABASE_URL=${db.url}`,
-            '-e',
-            `BERTH_PORT=${port}`,
-            '-e',
-            'BERTH_HOST=127.0.0.1',
-            '-e',
-            `BERTH_ADMIN_EMAIL=${ADMIN.email}`,
-            '-e',
-            `BERTH_ADMIN_PASSWORD=${ADMIN.password}`,
-            image,
-            'server',
           ],
-          { stdio: 'pipe' },
         );
         await waitForLine(child, /listening on/);
         const admin = new Client(`http://127.0.0.1:${port}`);
