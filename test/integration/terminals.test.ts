@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { startGateway, type Gateway } from '@berth/gateway';
 import { connectTerminal, type TerminalClient } from '@berth/terminal';
 import { nodeSocketFactory } from '@berth/terminal/node';
@@ -186,6 +186,8 @@ describe('berth attach', () => {
       env: { PATH: process.env.PATH ?? '', HOME: dir, BERTH_URL: s.url, BERTH_TOKEN: token, TERM: 'xterm' },
     });
     let screen = '';
+    // A CLI that never shows what a test waits for fails by the test's timeout: show its screen.
+    onTestFailed(() => console.error(`berth attach ${args.join(' ')}: the CLI's screen was:\n${screen}`));
     const waiters: Array<() => void> = [];
     p.onData((d) => {
       screen += d;
@@ -224,7 +226,7 @@ describe('berth attach', () => {
     const token = (await admin.post('/api/v1/tokens', { name: 'attach-pipe' })).json.token as string;
     const env = { HOME: dir, BERTH_URL: s.url, BERTH_TOKEN: token };
     const ok = await runCli(['attach', envId], env, 'echo piped-$((1+1))\n');
-    expect(ok.stdout).toContain('piped-2');
+    expect(ok.stdout, `stderr: ${ok.stderr}`).toContain('piped-2');
     expect(ok.code).toBe(0);
     const failed = await runCli(['attach', envId], env, 'false\n');
     expect(failed.code).toBe(1);

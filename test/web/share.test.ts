@@ -3,22 +3,18 @@ import { connectTerminal } from '@berth/terminal';
 import { nodeSocketFactory } from '@berth/terminal/node';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ADMIN,
-  Client,
-  startTestServer,
-  type TestServer,
-} from '../../apps/control-plane/src/testing/server.js';
-import { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
+import { ADMIN, type Client, type TestServer } from '../../apps/control-plane/src/testing/server.js';
+import type { LiveWaiter } from '../../apps/control-plane/src/testing/live.js';
 import {
   DESKTOP,
   PHONE,
-  ensureWebBuilt,
   expectPhoneFriendly,
-  launchBrowser,
   openTab,
+  readyEnv,
   screenshot,
   signIn,
+  startWebSuite,
+  type WebSuite,
 } from './browser.js';
 import { openTerminal, recordTerminalSockets, seeLine, termText, type TermWindow } from './terminal.js';
 
@@ -71,41 +67,24 @@ async function fillSignIn(page: Page, email: string, password: string): Promise<
 }
 
 describe('web app: read-only terminal links for other users', { timeout: 180_000 }, () => {
+  let web: WebSuite | undefined;
   let s: TestServer;
   let browser: Browser;
   let admin: Client;
   let live: LiveWaiter;
 
   beforeAll(async () => {
-    await ensureWebBuilt();
-    s = await startTestServer({ BERTH_PROVIDERS: 'local' });
-    admin = new Client(s.url);
-    await admin.login(ADMIN.email, ADMIN.password);
-    live = await LiveWaiter.connect(admin);
+    web = await startWebSuite({ env: { BERTH_PROVIDERS: 'local' }, api: 'admin+live' });
+    ({ server: s, browser, admin, live } = web);
     expect((await admin.post('/api/v1/users', { ...MEMBER, role: 'member' })).status).toBe(201);
-    browser = await launchBrowser();
   }, 900_000);
 
   afterAll(async () => {
-    live?.close();
-    await browser?.close();
-    await s?.stop();
+    await web?.close();
   });
 
-  async function readyEnv(name: string): Promise<string> {
-    const r = await admin.post('/api/v1/environments', { name, provider: 'local' });
-    expect(r.status).toBe(201);
-    const id = r.json.environment.id as string;
-    const done = await live.until(
-      () => admin.get(`/api/v1/environments/${id}`),
-      (x) => ['ready', 'failed'].includes(x.json.environment.state as string),
-    );
-    expect(done.json.environment.state).toBe('ready');
-    return id;
-  }
-
   it('a member opens the link after signing in, watches live, cannot type; revoked, the watching viewers are told at once and the link says so', async () => {
-    const id = await readyEnv('shared-one');
+    const id = await readyEnv({ admin, live }, 'shared-one');
     const owner = await openTab(browser, s.url, DESKTOP);
     const viewer = await openTab(browser, s.url, DESKTOP);
     await viewer.context.addInitScript(recordTerminalSockets);
@@ -245,7 +224,7 @@ describe('web app: read-only terminal links for other users', { timeout: 180_000
   });
 
   it('an expired link and a stopped environment say so, with their hints', async () => {
-    const id = await readyEnv('shared-stopped');
+    const id = await readyEnv({ admin, live }, 'shared-stopped');
     // Links made through the API (the session need not exist to make one); one is made to expire.
     const make = async () => {
       const r = await admin.post(`/api/v1/environments/${id}/terminals/some-session/shares`, {});
@@ -295,7 +274,7 @@ describe('web app: read-only terminal links for other users', { timeout: 180_000
   });
 
   it('a viewer watching when the link expires is told so, without a reconnect', async () => {
-    const id = await readyEnv('shared-expiring');
+    const id = await readyEnv({ admin, live }, 'shared-expiring');
     // The owner's shell, from the API (a real gateway session with a driver attached).
     const t = await admin.post(`/api/v1/environments/${id}/terminals`, {});
     const driver = connectTerminal({
@@ -342,7 +321,7 @@ describe('web app: read-only terminal links for other users', { timeout: 180_000
   });
 
   it("at 375 px the owner's share panel fits: link, copy, expiry, another link with a lifetime, revoke; the environment page revokes too", async () => {
-    const id = await readyEnv('shared-phone');
+    const id = await readyEnv({ admin, live }, 'shared-phone');
     const { page, context, problems } = await openTab(browser, s.url, PHONE);
     try {
       await signIn(page, ADMIN.email, ADMIN.password);

@@ -121,7 +121,10 @@ describe('web app: API tokens page', { timeout: 120_000 }, () => {
       await rows(page).first().waitFor();
       expect(await rows(page).count()).toBe(20);
       await page.getByRole('button', { name: 'Load more' }).click();
-      await page.getByRole('button', { name: 'Load more' }).waitFor({ state: 'detached' });
+      // While the next page loads the button reads "Loading…": wait for the rows themselves, then
+      // for the button to be gone for good (nothing more to load).
+      await rows(page).nth(20).waitFor();
+      await page.getByRole('button', { name: /^(Load more|Loading…)$/ }).waitFor({ state: 'detached' });
       const names = await rowNames(page);
       expect(names).toHaveLength(23); // 22 + ci-deploy, each once
       expect(new Set(names).size).toBe(23);
