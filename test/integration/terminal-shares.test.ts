@@ -82,6 +82,18 @@ function statuses(client: TerminalClient): TerminalStatus[] {
   return seen;
 }
 
+/** A viewer on the observer ticket a share gave them: what it shows, and its statuses. */
+function watch(ticket: { url: string; token: string }, sessionId: string) {
+  const watcher = connectTerminal({
+    url: ticket.url,
+    token: ticket.token,
+    sessionId,
+    socketFactory: nodeSocketFactory,
+  });
+  clients.push(watcher);
+  return { watcher, seen: collect(watcher), watcherStatus: statuses(watcher) };
+}
+
 afterAll(async () => {
   for (const c of clients) c.close();
   await gateway?.close();
@@ -127,15 +139,7 @@ describe('read-only terminal links', () => {
       sharedBy: ADMIN.email,
       ticket: { role: 'observer', sessionId },
     });
-    const watcher = connectTerminal({
-      url: got.json.ticket.url,
-      token: got.json.ticket.token,
-      sessionId,
-      socketFactory: nodeSocketFactory,
-    });
-    clients.push(watcher);
-    const seen = collect(watcher);
-    const watcherStatus = statuses(watcher);
+    const { watcher, seen, watcherStatus } = watch(got.json.ticket, sessionId);
     const { resumeToken } = await watcher.ready();
     watcher.write('echo viewer-typed-this\n');
     driver.write('echo shared-$((6*7))\n');
@@ -254,15 +258,7 @@ describe('read-only terminal links', () => {
     }
     const got = await viewer.post('/api/v1/terminal-shares/tickets', { token: made.json.token });
     expect(got.status).toBe(200);
-    const watcher = connectTerminal({
-      url: got.json.ticket.url,
-      token: got.json.ticket.token,
-      sessionId,
-      socketFactory: nodeSocketFactory,
-    });
-    clients.push(watcher);
-    const seen = collect(watcher);
-    const watcherStatus = statuses(watcher);
+    const { watcher, seen, watcherStatus } = watch(got.json.ticket, sessionId);
     const { resumeToken } = await watcher.ready();
     driver.write('echo before-expiry-$((3*3))\n');
     await until(watcher, seen, /before-expiry-9/);
