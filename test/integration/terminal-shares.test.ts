@@ -202,12 +202,9 @@ describe('read-only terminal links', () => {
       expiresInMinutes: 1,
     });
     expect(made.status).toBe(201);
-    const db = new pg.Client({ connectionString: s.db.url });
-    await db.connect();
-    await db.query(`UPDATE terminal_shares SET expires_at = now() - interval '1 second' WHERE id = $1`, [
+    await s.db.query(`UPDATE terminal_shares SET expires_at = now() - interval '1 second' WHERE id = $1`, [
       made.json.share.id,
     ]);
-    await db.end();
     const r = await viewer.post('/api/v1/terminal-shares/tickets', { token: made.json.token });
     expect(r.status).toBe(410);
     expect(r.json.error.code).toBe('share_expired');
@@ -246,16 +243,10 @@ describe('read-only terminal links', () => {
     expect(made.status).toBe(201);
     // A minute is the shortest lifetime the API gives; the row is brought forward to 2–3 s away,
     // on a whole second as the ticket carries it, and the test awaits the close, not the clock.
-    const db = new pg.Client({ connectionString: s.db.url });
-    await db.connect();
-    try {
-      await db.query(
-        `UPDATE terminal_shares SET expires_at = date_trunc('second', now()) + interval '3 seconds' WHERE id = $1`,
-        [made.json.share.id],
-      );
-    } finally {
-      await db.end();
-    }
+    await s.db.query(
+      `UPDATE terminal_shares SET expires_at = date_trunc('second', now()) + interval '3 seconds' WHERE id = $1`,
+      [made.json.share.id],
+    );
     const got = await viewer.post('/api/v1/terminal-shares/tickets', { token: made.json.token });
     expect(got.status).toBe(200);
     const { watcher, seen, watcherStatus } = watch(got.json.ticket, sessionId);

@@ -233,15 +233,9 @@ describe('web app: read-only terminal links for other users', { timeout: 180_000
     };
     const old = await make();
     const fresh = await make();
-    const db = new pg.Client({ connectionString: s.db.url });
-    await db.connect();
-    try {
-      await db.query(`UPDATE terminal_shares SET expires_at = now() - interval '1 second' WHERE id = $1`, [
-        old.id,
-      ]);
-    } finally {
-      await db.end();
-    }
+    await s.db.query(`UPDATE terminal_shares SET expires_at = now() - interval '1 second' WHERE id = $1`, [
+      old.id,
+    ]);
     expect((await admin.post(`/api/v1/environments/${id}/stop`)).status).toBe(200);
     await live.until(
       () => admin.get(`/api/v1/environments/${id}`),
@@ -293,16 +287,10 @@ describe('web app: read-only terminal links for other users', { timeout: 180_000
       await signIn(page, MEMBER.email, MEMBER.password);
       // A minute is the shortest lifetime the API gives: the row is brought forward to a few
       // seconds away (room for the page to load and connect), then the close is awaited.
-      const db = new pg.Client({ connectionString: s.db.url });
-      await db.connect();
-      try {
-        await db.query(
-          `UPDATE terminal_shares SET expires_at = date_trunc('second', now()) + interval '6 seconds' WHERE id = $1`,
-          [made.json.share.id],
-        );
-      } finally {
-        await db.end();
-      }
+      await s.db.query(
+        `UPDATE terminal_shares SET expires_at = date_trunc('second', now()) + interval '6 seconds' WHERE id = $1`,
+        [made.json.share.id],
+      );
       await page.goto(`${s.url}${made.json.path as string}`);
       await page.locator('[data-testid="term-status"][data-status="open"]').waitFor();
       await seeLine(page, 'expiring-64');

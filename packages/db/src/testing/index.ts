@@ -6,6 +6,8 @@ import { withDatabase } from '../url.js';
 export interface TestDatabase {
   url: string;
   name: string;
+  /** One statement on a connection of its own, closed after: for a test that reaches past the API. */
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, params?: unknown[]): Promise<R[]>;
   drop(): Promise<void>;
 }
 
@@ -22,9 +24,19 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   } finally {
     await admin.end();
   }
+  const url = withDatabase(adminUrl, name);
   return {
-    url: withDatabase(adminUrl, name),
+    url,
     name,
+    async query<R extends pg.QueryResultRow>(text: string, params: unknown[] = []) {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        return (await c.query<R>(text, params)).rows;
+      } finally {
+        await c.end();
+      }
+    },
     async drop() {
       const c = new pg.Client({ connectionString: adminUrl });
       await c.connect();
