@@ -82,6 +82,14 @@ function statuses(client: TerminalClient): TerminalStatus[] {
   return seen;
 }
 
+/** The owner's own shell in the environment: a new session, as its driver. */
+async function openDriver(): Promise<TerminalClient> {
+  const t = await owner.post(`/api/v1/environments/${envId}/terminals`, {});
+  const driver = connectTerminal({ url: t.json.url, token: t.json.token, socketFactory: nodeSocketFactory });
+  clients.push(driver);
+  return driver;
+}
+
 /** A viewer on the observer ticket a share gave them: what it shows, and its statuses. */
 function watch(ticket: { url: string; token: string }, sessionId: string) {
   const watcher = connectTerminal({
@@ -103,13 +111,7 @@ afterAll(async () => {
 
 describe('read-only terminal links', () => {
   it('another user opens the shared session read-only, under their own name, until the owner revokes the link, which cuts them off', async () => {
-    const t = await owner.post(`/api/v1/environments/${envId}/terminals`, {});
-    const driver = connectTerminal({
-      url: t.json.url,
-      token: t.json.token,
-      socketFactory: nodeSocketFactory,
-    });
-    clients.push(driver);
+    const driver = await openDriver();
     const mine = collect(driver);
     const { sessionId } = await driver.ready();
 
@@ -229,13 +231,7 @@ describe('read-only terminal links', () => {
     ).toBe(401);
   });
   it('a viewer is cut off when the link expires, and cannot resume', async () => {
-    const t = await owner.post(`/api/v1/environments/${envId}/terminals`, {});
-    const driver = connectTerminal({
-      url: t.json.url,
-      token: t.json.token,
-      socketFactory: nodeSocketFactory,
-    });
-    clients.push(driver);
+    const driver = await openDriver();
     const { sessionId } = await driver.ready();
     const made = await owner.post(`/api/v1/environments/${envId}/terminals/${sessionId}/shares`, {
       expiresInMinutes: 1,

@@ -228,3 +228,13 @@ export async function readyEnv(api: { admin: Client; live: LiveWaiter }, name: s
   expect(done.status === 404 ? 'gone' : done.json.environment.state).toBe('ready');
   return id;
 }
+
+/** Destroys an environment through the API and waits on live events until it is gone. */
+export async function destroyEnv(api: { admin: Client; live: LiveWaiter }, id: string): Promise<void> {
+  const { admin, live } = api;
+  await admin.del(`/api/v1/environments/${id}`);
+  await live.until(
+    () => admin.get(`/api/v1/environments/${id}`),
+    (x) => x.status === 404 || ['destroyed', 'failed'].includes(x.json.environment.state as string),
+  );
+}

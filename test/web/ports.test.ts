@@ -15,6 +15,7 @@ import {
   PHONE,
   expectPhoneFriendly,
   openTab,
+  destroyEnv,
   readyEnv,
   screenshot,
   signIn,
@@ -49,12 +50,7 @@ describe('web app: ports of an environment', { timeout: 180_000 }, () => {
   }, 900_000);
 
   afterAll(async () => {
-    if (envId) await admin.del(`/api/v1/environments/${envId}`);
-    if (envId)
-      await live.until(
-        () => admin.get(`/api/v1/environments/${envId}`),
-        (x) => ['destroyed', 'failed'].includes(x.json.environment.state as string),
-      );
+    if (envId) await destroyEnv({ admin, live }, envId);
     app?.closeAllConnections();
     await new Promise((r) => app?.close(r));
     await web?.close();

@@ -15,6 +15,7 @@ import {
   PHONE,
   expectPhoneFriendly,
   openTab,
+  destroyEnv,
   readyEnv,
   screenshot,
   signIn,
@@ -83,13 +84,7 @@ describe('web app: secrets picked at launch (FAKE Vault, local provider)', { tim
   }, 600_000);
 
   afterAll(async () => {
-    if (admin && live && envId) {
-      await admin.del(`/api/v1/environments/${envId}`);
-      await live.until(
-        () => admin.get(`/api/v1/environments/${envId}`),
-        (x) => ['destroyed', 'failed'].includes(x.json.environment.state as string),
-      );
-    }
+    if (admin && live && envId) await destroyEnv({ admin, live }, envId);
     await root?.close();
     await vault?.close();
     await web?.close();
