@@ -15,6 +15,7 @@ import {
 } from '@berth/protocol';
 import { AuthError, createTokenVerifier, JtiCache } from './auth.js';
 import { createExecApi, type ExecOptions } from './exec/exec-api.js';
+import { bearer, sendJson } from './http.js';
 import { createLogger, type Logger } from './log.js';
 import { createPortRoutes } from './ports/routes.js';
 import { SessionRegistry } from './sessions.js';
@@ -80,16 +81,6 @@ function intParam(url: URL, name: string): number | undefined {
   if (raw === null || raw === '') return undefined;
   const n = Number(raw);
   return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
-}
-
-function bearer(req: IncomingMessage): string | undefined {
-  const h = req.headers.authorization;
-  return h?.startsWith('Bearer ') ? h.slice(7) : undefined;
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-  res.end(JSON.stringify(body));
 }
 
 export async function startGateway(

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { TerminalCloseCode } from '@berth/protocol';
 import type { TokenVerifier } from './auth.js';
+import { bearer, sendJson } from './http.js';
 import type { Logger } from './log.js';
 import type { Attachment, ShareBinding } from './session.js';
 import type { SessionRegistry } from './sessions.js';
@@ -57,11 +58,11 @@ export class ShareGuard {
     const m = /^\/shares\/([^/]+)$/.exec(url.pathname);
     if (!m) return false;
     if (req.method !== 'DELETE') {
-      send(res, 405, { error: { code: 'method_not_allowed', message: 'use DELETE' } });
+      sendJson(res, 405, { error: { code: 'method_not_allowed', message: 'use DELETE' } });
       return true;
     }
     this.revoke(req, res, decodeURIComponent(m[1]!)).catch((err: unknown) =>
-      send(res, 500, { error: { code: 'internal', message: String(err) } }),
+      sendJson(res, 500, { error: { code: 'internal', message: String(err) } }),
     );
     return true;
   }
@@ -72,15 +73,15 @@ export class ShareGuard {
    */
   private async revoke(req: IncomingMessage, res: ServerResponse, shareId: string): Promise<void> {
     let exp: number | undefined;
-    const h = req.headers.authorization;
+    const token = bearer(req);
     try {
-      if (!h?.startsWith('Bearer ')) throw new Error('missing bearer token');
-      const claims = await this.verifier.verify(h.slice(7), 'exec');
+      if (!token) throw new Error('missing bearer token');
+      const claims = await this.verifier.verify(token, 'exec');
       if (!SHARE_ID.test(shareId) || claims.share !== shareId)
         throw new Error(`token is for share ${claims.share ?? 'none'}`);
       exp = claims.share_exp;
     } catch (err) {
-      return send(res, 401, { error: { code: 'unauthorized', message: (err as Error).message } });
+      return sendJson(res, 401, { error: { code: 'unauthorized', message: (err as Error).message } });
     }
     const now = Date.now() / 1000;
     for (const [id, until] of this.revoked) if (until < now) this.revoked.delete(id);
@@ -89,11 +90,6 @@ export class ShareGuard {
     this.revoked.set(shareId, Math.max(exp ?? now + REMEMBER_REVOKED_S, now + 120));
     const closed = this.sessions.endShare(shareId, TerminalCloseCode.ShareRevoked, 'share revoked');
     this.log.info('share revoked', { shareId, closed });
-    send(res, 200, { closed });
+    sendJson(res, 200, { closed });
   }
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-  res.end(JSON.stringify(body));
 }

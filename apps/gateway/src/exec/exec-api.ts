@@ -13,6 +13,7 @@ import {
   type GatewayConfig,
 } from '@berth/protocol';
 import { AuthError, JtiCache, type TokenVerifier } from '../auth.js';
+import { sendJson } from '../http.js';
 import type { Logger } from '../log.js';
 import { ClientSecretsBody, ClientSecretsStore } from './client-secrets.js';
 import { ExecTask, type ExecLimits, type ExecTaskDeps } from './exec-task.js';
@@ -44,11 +45,6 @@ class HttpError extends Error {
   ) {
     super(message);
   }
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-  res.end(JSON.stringify(body));
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
