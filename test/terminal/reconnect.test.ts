@@ -51,6 +51,10 @@ function chaos(
   const rand = seeded(seed);
   const stats = { drops: 0 };
   let stopped = false;
+  // An outage waits for the ring to move past it, but output may end first (the last keys
+  // redraw little): stop() then lets it come back at once, by exact replay.
+  let onStop = (): void => {};
+  const stoppedNow = new Promise<void>((resolve) => (onStop = resolve));
   let away = false;
   const outages: Promise<void>[] = [];
   let chunks = 0;
@@ -69,7 +73,7 @@ function chaos(
       b.client.close();
       outages.push(
         (async () => {
-          await reachOffset(a.client, from + ringBytes + 1);
+          await Promise.race([reachOffset(a.client, from + ringBytes + 1), stoppedNow]);
           const token = await gw.signer.sign({ sid: sessionId, role: 'observer' });
           const next = track(view(gw, token, { sessionId, lastOffset: from }, b.screen));
           b.client = next.client;
@@ -83,7 +87,10 @@ function chaos(
   };
   b.client.onOutput(onChunk);
   return {
-    stop: () => (stopped = true),
+    stop: () => {
+      stopped = true;
+      onStop();
+    },
     outages,
     get drops() {
       return stats.drops;
