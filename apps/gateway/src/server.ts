@@ -15,7 +15,7 @@ import {
 } from '@berth/protocol';
 import { AuthError, createTokenVerifier, JtiCache } from './auth.js';
 import { createExecApi, type ExecOptions } from './exec/exec-api.js';
-import { bearer, sendJson } from './http.js';
+import { authorizeBearer, bearer, sendJson } from './http.js';
 import { createLogger, type Logger } from './log.js';
 import { createPortRoutes } from './ports/routes.js';
 import { SessionRegistry } from './sessions.js';
@@ -244,17 +244,13 @@ export async function startGateway(
   }
 
   async function listSessions(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const token = bearer(req);
-    try {
-      if (!token) throw new AuthError('missing bearer token');
-      const claims = await verifier.verify(token, 'terminal');
-      // The list names every session and its command: only for the owner's tokens, not for a
-      // ticket to one session (an observer someone shared a session with holds one of those).
-      if (claims.role === 'observer' || claims.sid)
+    // The list names every session and its command: only for the owner's tokens, not for a
+    // ticket to one session (an observer someone shared a session with holds one of those).
+    const claims = await authorizeBearer(req, res, verifier, 'terminal', (c) => {
+      if (c.role === 'observer' || c.sid)
         throw new AuthError('this ticket is for one terminal session; it cannot list them');
-    } catch (err) {
-      return sendJson(res, 401, { error: { code: 'unauthorized', message: (err as Error).message } });
-    }
+    });
+    if (!claims) return;
     sendJson(res, 200, { sessions: sessions.list().map((s) => s.describe()) });
   }
 

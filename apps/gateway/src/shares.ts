@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { TerminalCloseCode } from '@berth/protocol';
 import type { TokenVerifier } from './auth.js';
-import { bearer, sendJson } from './http.js';
+import { authorizeBearer, sendJson } from './http.js';
 import type { Logger } from './log.js';
 import type { Attachment, ShareBinding } from './session.js';
 import type { SessionRegistry } from './sessions.js';
@@ -72,17 +72,12 @@ export class ShareGuard {
    * `share` claim naming this share, so a token minted for one link cannot end another.
    */
   private async revoke(req: IncomingMessage, res: ServerResponse, shareId: string): Promise<void> {
-    let exp: number | undefined;
-    const token = bearer(req);
-    try {
-      if (!token) throw new Error('missing bearer token');
-      const claims = await this.verifier.verify(token, 'exec');
-      if (!SHARE_ID.test(shareId) || claims.share !== shareId)
-        throw new Error(`token is for share ${claims.share ?? 'none'}`);
-      exp = claims.share_exp;
-    } catch (err) {
-      return sendJson(res, 401, { error: { code: 'unauthorized', message: (err as Error).message } });
-    }
+    const claims = await authorizeBearer(req, res, this.verifier, 'exec', (c) => {
+      if (!SHARE_ID.test(shareId) || c.share !== shareId)
+        throw new Error(`token is for share ${c.share ?? 'none'}`);
+    });
+    if (!claims) return;
+    const exp = claims.share_exp;
     const now = Date.now() / 1000;
     for (const [id, until] of this.revoked) if (until < now) this.revoked.delete(id);
     // Past its expiry a link is refused anyway; until then tickets made before the revoke (good

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { GatewayConfig } from '@berth/protocol';
 import type { JtiCache, TokenVerifier } from '../auth.js';
+import { authorizeBearer, bearer, sendJson } from '../http.js';
 import type { Logger } from '../log.js';
 import { parseCookies, PORT_COOKIE_TTL_S, PortCookies } from './cookie.js';
 import { bridge, dialLoopback } from './forward.js';
@@ -163,17 +164,10 @@ export function createPortRoutes(d: Deps): PortRoutes {
    * sharing is lowered: browsers that opened it before must come back through Berth.
    */
   async function revoke(req: IncomingMessage, res: ServerResponse, port: number): Promise<void> {
-    const h = req.headers.authorization;
-    try {
-      if (!h?.startsWith('Bearer ')) throw new Error('missing bearer token');
-      const claims = await d.verifier.verify(h.slice(7), 'exec');
-      if (claims.port !== port) throw new Error(`token is for port ${claims.port ?? 'none'}`);
-    } catch (err) {
-      res.writeHead(401, { 'content-type': 'application/json' });
-      return void res.end(
-        JSON.stringify({ error: { code: 'unauthorized', message: (err as Error).message } }),
-      );
-    }
+    const claims = await authorizeBearer(req, res, d.verifier, 'exec', (c) => {
+      if (c.port !== port) throw new Error(`token is for port ${c.port ?? 'none'}`);
+    });
+    if (!claims) return;
     cookies.revoke(port);
     d.log.info('port cookies revoked', { port });
     res.writeHead(204);
@@ -181,20 +175,10 @@ export function createPortRoutes(d: Deps): PortRoutes {
   }
 
   async function listPorts(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const h = req.headers.authorization;
-    try {
-      if (!h?.startsWith('Bearer ')) throw new Error('missing bearer token');
-      await d.verifier.verify(h.slice(7), 'port');
-    } catch (err) {
-      res.writeHead(401, { 'content-type': 'application/json' });
-      return void res.end(
-        JSON.stringify({ error: { code: 'unauthorized', message: (err as Error).message } }),
-      );
-    }
+    if (!(await authorizeBearer(req, res, d.verifier, 'port'))) return;
     const self = selfPort();
     const ports = (await listeningPorts()).filter((p) => p.port !== self);
-    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-    res.end(JSON.stringify({ ports }));
+    sendJson(res, 200, { ports });
   }
 
   function refusedSelf(port: number): boolean {
@@ -295,8 +279,7 @@ export function createPortRoutes(d: Deps): PortRoutes {
     const port = validPort(url.pathname.slice(FORWARD_PREFIX.length));
     if (!port) return refuse('404 Not Found', 'no such port');
     if (refusedSelf(port)) return refuse('403 Forbidden', 'the gateway’s own port cannot be forwarded');
-    const h = req.headers.authorization;
-    const token = h?.startsWith('Bearer ') ? h.slice(7) : url.searchParams.get('token');
+    const token = bearer(req) ?? url.searchParams.get('token');
     try {
       if (!token) throw new Error('missing token');
       const claims = await d.verifier.verify(token, 'port');
