@@ -148,3 +148,27 @@ function decodePayload(type: number, payload: Buffer): ExecEvent {
       throw new Error(`unknown exec frame type ${type}`);
   }
 }
+
+/**
+ * A task as the gateway keeps it on disk (`<dataDir>/exec/<task>/state.json`), across its own
+ * restarts. The local provider reads it too: tasks it ran outside a sandbox can outlive a gateway
+ * killed from outside, and stopping the environment must kill them. Unknown fields are kept, so
+ * an older reader never drops what a newer gateway wrote.
+ */
+export const ExecTaskRecord = z.looseObject({
+  id: z.string(),
+  appliedSeq: z.number().int(),
+  tty: z.boolean(),
+  /** Written before the process is spawned: a start is applied at most once, even across a crash. */
+  started: z.boolean(),
+  pid: z.number().int().positive().optional(),
+  /** With the pid, names the process exactly (a reused pid is never signalled): see processStartTime. */
+  procStart: z.string().optional(),
+  /** The exit code, or 128 + n when killed by signal n (as a shell reports it). */
+  exit: z.object({ code: z.number().int().nullable(), signal: z.string().nullable() }).optional(),
+  /** Why the process is gone without an exit (the gateway stopped or restarted while it ran). */
+  lost: z.string().optional(),
+  /** The control plane has stored the output up to here. */
+  acked: z.number().int(),
+});
+export type ExecTaskRecord = z.infer<typeof ExecTaskRecord>;

@@ -4,6 +4,7 @@ import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promise
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { EnvironmentInfo, EnvironmentSpec, GatewayConfigInput } from '@berth/protocol';
+import { readExecTaskRecord, taskStillRunning } from '@berth/protocol/node';
 import { assertBundle, defaultGatewayAssets, type GatewayAssets } from './assets.js';
 import { readContextConfig } from './config-files.js';
 import { ProviderError } from './errors.js';
@@ -243,7 +244,7 @@ export class LocalProvider implements EnvironmentProvider {
    * Without a sandbox, tasks run in process groups of their own (so a task stops as a whole) and
    * outlive a gateway killed from outside. The gateway kills them when it starts again, but an
    * environment stopped or destroyed instead would leave them running: kill what the gateway's
-   * task records (`<env>/gateway/exec/<task>/state.json`, written by apps/gateway exec-task.ts)
+   * task records (`ExecTaskRecord` in `<env>/gateway/exec/<task>/`, @berth/protocol)
    * name, when pid and kernel start time still match. Under bubblewrap the pids are the sandbox's
    * own, and its pid namespace ended with the gateway.
    */
@@ -251,14 +252,8 @@ export class LocalProvider implements EnvironmentProvider {
     if (this.bwrap) return;
     const root = join(this.dir(id), 'gateway', 'exec');
     for (const task of existsSync(root) ? readdirSync(root) : []) {
-      let state: { pid?: unknown; procStart?: unknown; exit?: unknown };
-      try {
-        state = JSON.parse(readFileSync(join(root, task, 'state.json'), 'utf8')) as typeof state;
-      } catch {
-        continue;
-      }
-      if (typeof state.pid !== 'number' || typeof state.procStart !== 'string' || state.exit) continue;
-      if (processStartTime(state.pid) === state.procStart) this.killGroup(state.pid, 'SIGKILL');
+      const record = readExecTaskRecord(join(root, task));
+      if (record?.pid && taskStillRunning(record)) this.killGroup(record.pid, 'SIGKILL');
     }
   }
 
@@ -389,16 +384,5 @@ export class LocalProvider implements EnvironmentProvider {
     const file = join(this.dir(meta.id), 'meta.json');
     await writeFile(`${file}.tmp`, JSON.stringify(meta));
     await rename(`${file}.tmp`, file);
-  }
-}
-
-/** /proc/<pid>/stat field 22 (start time in clock ticks), as the gateway records it. */
-function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
   }
 }

@@ -1,27 +1,19 @@
-import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { EXEC_SIGNALS, ExecStartBody, type ExecControlMessage } from '@berth/protocol';
+import { EXEC_SIGNALS, ExecStartBody, type ExecControlMessage, type ExecTaskRecord } from '@berth/protocol';
+import {
+  EXEC_TASK_RECORD_FILE,
+  processStartTime,
+  readExecTaskRecord,
+  taskStillRunning,
+} from '@berth/protocol/node';
 import type { ClientSecretsStore } from './client-secrets.js';
 import { DiskLog } from './disk-log.js';
 import { loadSecrets, maskStream, secretsFailure, StartSecrets, type LaunchSecrets } from './secrets.js';
-import { processStartTime, signalGroup, spawnTask, type TaskExit, type TaskProcess } from './task-process.js';
+import { signalGroup, spawnTask, type TaskExit, type TaskProcess } from './task-process.js';
 
-/** What survives a gateway restart, in `<dataDir>/exec/<task>/state.json`. */
-export interface ExecTaskState {
-  id: string;
-  appliedSeq: number;
-  tty: boolean;
-  /** Written before the process is spawned: a start is applied at most once, even across a crash. */
-  started: boolean;
-  pid?: number;
-  /** With the pid, names the process exactly (a reused pid is never signalled). */
-  procStart?: string;
-  exit?: TaskExit;
-  /** Why the process is gone without an exit (the gateway stopped or restarted while it ran). */
-  lost?: string;
-  /** The control plane has stored the output up to here. */
-  acked: number;
-}
+/** What survives a gateway restart; the format is shared with the local provider (@berth/protocol). */
+export type ExecTaskState = ExecTaskRecord;
 
 export interface ExecLimits {
   /** Output kept on disk that the control plane has not stored yet; past it the process's output is paused. */
@@ -77,16 +69,11 @@ export class ExecTask {
    * output pipe died with that gateway); whatever of its group is still running is killed.
    */
   static recover(deps: ExecTaskDeps): ExecTask | undefined {
-    let state: ExecTaskState;
-    try {
-      state = JSON.parse(readFileSync(join(deps.dir, 'state.json'), 'utf8')) as ExecTaskState;
-    } catch {
-      return undefined;
-    }
+    const state = readExecTaskRecord(deps.dir);
+    if (!state) return undefined;
     const task = new ExecTask(state, deps);
     if (state.started && !state.exit && !state.lost) {
-      if (state.pid && state.procStart && processStartTime(state.pid) === state.procStart)
-        signalGroup(state.pid, 'SIGKILL');
+      if (taskStillRunning(state) && state.pid) signalGroup(state.pid, 'SIGKILL');
       state.lost = RESTARTED;
       task.persist();
     }
@@ -330,7 +317,7 @@ export class ExecTask {
   }
 
   private persist(): void {
-    const file = join(this.deps.dir, 'state.json');
+    const file = join(this.deps.dir, EXEC_TASK_RECORD_FILE);
     try {
       writeFileSync(`${file}.tmp`, JSON.stringify(this.state), { mode: 0o600 });
       renameSync(`${file}.tmp`, file);

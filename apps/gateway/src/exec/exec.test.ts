@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ExecFrameDecoder, type ExecEvent } from '@berth/protocol';
 import { startTestGateway, type TestGateway } from '../testing.js';
-import { processStartTime } from './task-process.js';
+import { processStartTime } from '@berth/protocol/node';
 
 const gateways: TestGateway[] = [];
 afterEach(async () => {

@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import * as pty from 'node-pty';
 
@@ -47,20 +46,6 @@ export function signalGroup(pgid: number, sig: NodeJS.Signals | number): boolean
     return true;
   } catch {
     return false;
-  }
-}
-
-/**
- * The kernel's start time of a process (clock ticks since boot, /proc/<pid>/stat field 22):
- * with the pid it names one process, so a pid reused after a restart is never signalled.
- */
-export function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
   }
 }
 
