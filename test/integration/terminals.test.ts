@@ -48,7 +48,11 @@ async function insertReadyEnvironment(
 }
 
 beforeAll(async () => {
-  s = await startTestServer();
+  // The environment rows below are not ones a provider made: keep the reaper from reconciling
+  // them while this file runs. Its first sweep (30 s after start) finds no local process for them
+  // and marks them failed, and every later `berth attach` then ends at once with "environment is
+  // failed": on a loaded machine the attach tests start past that mark (how all four failed once).
+  s = await startTestServer({ BERTH_ENV_REAP_SECONDS: '86400' });
   admin = new Client(s.url);
   await admin.login(ADMIN.email, ADMIN.password);
   const me = (await admin.get('/api/v1/me')).json.user.id as string;
@@ -193,10 +197,24 @@ describe('berth attach', () => {
       screen += d;
       for (const w of waiters.splice(0)) w();
     });
-    const exited = new Promise<number>((resolve) => p.onExit((e) => resolve(e.exitCode)));
+    let gone = false;
+    const exited = new Promise<number>((resolve) =>
+      p.onExit((e) => {
+        gone = true;
+        resolve(e.exitCode);
+        for (const w of waiters.splice(0)) w();
+      }),
+    );
+    // A CLI that exits before showing `re` (an error, say) fails the wait at once, with its screen,
+    // instead of leaving it to the test's timeout.
     const see = (re: RegExp) =>
-      new Promise<void>((resolve) => {
-        const check = () => (re.test(screen) ? resolve() : waiters.push(check));
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (re.test(screen)) resolve();
+          else if (gone)
+            reject(new Error(`berth attach exited before showing ${re}; its screen:\n${screen}`));
+          else waiters.push(check);
+        };
         check();
       });
     return { p, see, exited, screen: () => screen };
