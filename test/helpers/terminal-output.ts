@@ -7,9 +7,13 @@ export function collect(client: TerminalClient): { text: () => string } {
   return { text: () => Buffer.concat(chunks).toString('utf8') };
 }
 
-/** Resolves when the collected output matches `re` (checked on each output event). */
+/**
+ * Resolves when the collected output matches `re` (checked on each output event). Rejects when the
+ * client closes for good first (refused, revoked, expired, session ended): that output can no
+ * longer come, so the test fails at once with what it got instead of by its timeout.
+ */
 export function until(client: TerminalClient, out: { text: () => string }, re: RegExp): Promise<void> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const check = () => {
       if (re.test(out.text())) {
         off();
@@ -18,5 +22,15 @@ export function until(client: TerminalClient, out: { text: () => string }, re: R
     };
     const off = client.onOutput(() => queueMicrotask(check));
     check();
+    void client.closed.then((c) => {
+      off();
+      if (re.test(out.text())) resolve();
+      else
+        reject(
+          new Error(
+            `terminal closed (${c.code} ${c.reason}) before its output matched ${re}; got ${JSON.stringify(out.text().slice(-300))}`,
+          ),
+        );
+    });
   });
 }

@@ -30,7 +30,11 @@ let dir: string;
 const clients: TerminalClient[] = [];
 
 beforeAll(async () => {
-  s = await startTestServer();
+  // The environment row below is not one a provider made: keep the reaper from reconciling it
+  // while this file runs. Its first sweep (30 s after start) finds no local process for it and
+  // marks it failed (gateway URL gone), and every test after that mark would fail; a loaded
+  // machine gets there (test/integration/terminals.test.ts lost its attach tests so once).
+  s = await startTestServer({ BERTH_ENV_REAP_SECONDS: '86400' });
   owner = new Client(s.url);
   await owner.login(ADMIN.email, ADMIN.password);
   viewer = await memberClient(s, owner, 'share-viewer@example.com');
@@ -85,6 +89,8 @@ function statuses(client: TerminalClient): TerminalStatus[] {
 /** The owner's own shell in the environment: a new session, as its driver. */
 async function openDriver(): Promise<TerminalClient> {
   const t = await owner.post(`/api/v1/environments/${envId}/terminals`, {});
+  // Without a ticket the client would never open, and the test wait for it until its timeout.
+  if (t.status !== 201) throw new Error(`no terminal ticket: ${t.status} ${t.text}`);
   const driver = connectTerminal({ url: t.json.url, token: t.json.token, socketFactory: nodeSocketFactory });
   clients.push(driver);
   return driver;
