@@ -22,8 +22,11 @@ describe('OpenTelemetry traces (OTLP)', () => {
     const created = await admin.post('/api/v1/environments', { name: 'traced' });
     expect(created.status).toBe(201);
     const id = created.json.environment.id as string;
-    await vi.waitFor(async () =>
-      expect((await admin.get(`/api/v1/environments/${id}`)).json.environment.state).toBe('ready'),
+    // vi.waitFor's default is 1 s: too short for a job-queue round trip on a loaded CI machine.
+    await vi.waitFor(
+      async () =>
+        expect((await admin.get(`/api/v1/environments/${id}`)).json.environment.state).toBe('ready'),
+      { timeout: 20_000 },
     );
     // Shutting down flushes every span still buffered.
     await s.stop();

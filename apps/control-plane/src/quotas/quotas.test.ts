@@ -2,6 +2,11 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FakeProvider } from '@berth/providers';
 import { ADMIN, Client, memberClient, startTestServer, type TestServer } from '../testing/server.js';
 
+// vi.waitFor gives up after 1 s unless told otherwise: too short for work that goes through the job
+// queue (a worker, the provider, the Postgres the whole run shares) on a loaded CI machine. These
+// waits allow 20 s; a state that never comes still fails them.
+const SETTLE = { timeout: 20_000 };
+
 let s: TestServer;
 let admin: Client;
 let member: Client;
@@ -61,8 +66,9 @@ describe('quotas', () => {
     ).toEqual(['one']);
 
     await member.del(`/api/v1/environments/${one.json.environment.id}`);
-    await vi.waitFor(async () =>
-      expect(await state(member, one.json.environment.id as string)).toBe('destroyed'),
+    await vi.waitFor(
+      async () => expect(await state(member, one.json.environment.id as string)).toBe('destroyed'),
+      SETTLE,
     );
     const again = await member.post('/api/v1/environments', {
       name: 'two',
@@ -78,9 +84,9 @@ describe('quotas', () => {
   it('environment-hours per day: time spent running is recorded, and create and start are refused past the quota', async () => {
     const env = await admin.post('/api/v1/environments', { name: 'hours' });
     const id = env.json.environment.id as string;
-    await vi.waitFor(async () => expect(await state(admin, id)).toBe('ready'));
+    await vi.waitFor(async () => expect(await state(admin, id)).toBe('ready'), SETTLE);
     await admin.post(`/api/v1/environments/${id}/stop`);
-    await vi.waitFor(async () => expect(await state(admin, id)).toBe('stopped'));
+    await vi.waitFor(async () => expect(await state(admin, id)).toBe('stopped'), SETTLE);
     const { rows } = await s.pool.query<{ open: boolean }>(
       `SELECT ended_at IS NULL AS open FROM environment_usage WHERE environment_id = $1`,
       [id],

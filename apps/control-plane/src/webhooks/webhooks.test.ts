@@ -6,6 +6,11 @@ import { transitionTask } from '@berth/db';
 import { ADMIN, Client, memberClient, startTestServer, type TestServer } from '../testing/server.js';
 import { verifySignature } from './secret.js';
 
+// vi.waitFor gives up after 1 s unless told otherwise: too short for work that goes through the job
+// queue (a worker, the provider, the Postgres the whole run shares) on a loaded CI machine. These
+// waits allow 20 s; a state that never comes still fails them.
+const SETTLE = { timeout: 20_000 };
+
 interface Received {
   headers: IncomingHttpHeaders;
   body: string;
@@ -111,8 +116,10 @@ describe('webhooks', () => {
 
     const env = await admin.post('/api/v1/environments', { name: 'hooked' });
     const envId = env.json.environment.id as string;
-    await vi.waitFor(async () =>
-      expect((await admin.get(`/api/v1/environments/${envId}`)).json.environment.state).toBe('ready'),
+    await vi.waitFor(
+      async () =>
+        expect((await admin.get(`/api/v1/environments/${envId}`)).json.environment.state).toBe('ready'),
+      SETTLE,
     );
     const before = receiver.got.length;
     expect((await admin.post(`/api/v1/environments/${envId}/stop`)).status).toBe(200);
@@ -143,15 +150,17 @@ describe('webhooks', () => {
       verifySignature(rotated.json.secret as string, got!.body, sig, Math.floor(Date.now() / 1000)),
     ).toBe(false);
 
-    await vi.waitFor(async () =>
-      expect(await deliveries(admin, created.json.id as string)).toEqual([
-        expect.objectContaining({
-          event: 'environment.stopped',
-          state: 'succeeded',
-          attempts: 1,
-          responseStatus: 204,
-        }),
-      ]),
+    await vi.waitFor(
+      async () =>
+        expect(await deliveries(admin, created.json.id as string)).toEqual([
+          expect.objectContaining({
+            event: 'environment.stopped',
+            state: 'succeeded',
+            attempts: 1,
+            responseStatus: 204,
+          }),
+        ]),
+      SETTLE,
     );
     await admin.del(`/api/v1/webhooks/${created.json.id}`);
   });
@@ -207,7 +216,7 @@ describe('webhooks', () => {
         receiver.got.slice(before).filter((g) => g.headers['berth-delivery'] === ping.json.id),
       ).toHaveLength(8);
       // Marked failed by the last attempt itself: its job ends there, nothing more is scheduled.
-      await vi.waitFor(async () => expect(await job()).toBeUndefined());
+      await vi.waitFor(async () => expect(await job()).toBeUndefined(), SETTLE);
       // Exponential backoff from BERTH_WEBHOOK_RETRY_BASE_MS (20), doubling, with up to half of
       // each gap random: gap n is within [20·2ⁿ⁻¹/2, 20·2ⁿ⁻¹], so never shorter than the one before,
       // and more than the one two before.
@@ -226,8 +235,9 @@ describe('webhooks', () => {
     // Recovering: the next ping succeeds at once and is listed first.
     receiver.statuses = [];
     await admin.post(`/api/v1/webhooks/${hook.json.id}/ping`);
-    await vi.waitFor(async () =>
-      expect((await deliveries(admin, hook.json.id as string))[0]?.state).toBe('succeeded'),
+    await vi.waitFor(
+      async () => expect((await deliveries(admin, hook.json.id as string))[0]?.state).toBe('succeeded'),
+      SETTLE,
     );
     await admin.del(`/api/v1/webhooks/${hook.json.id}`);
   });
