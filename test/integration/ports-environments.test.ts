@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect as connectTcp, createServer as createTcpServer, type AddressInfo } from 'node:net';
+import { connect as connectTcp } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
@@ -28,10 +28,12 @@ import { BERTH_BIN, waitForLine } from '../helpers/cli.js';
  */
 
 // The app inside the environment: HTTP (with a 10 MB download), a minimal WebSocket echo (the
-// environment has no `ws` package) and a TCP echo on PORT+1.
+// environment has no `ws` package) and a TCP echo on PORT+1. With PORT 0 it takes two adjacent free
+// ports itself and prints which: a pair found free beforehand and released could be taken by
+// anything on the host (another test's connection) before the app binds it.
 const APP = String.raw`
 import http from 'node:http'; import net from 'node:net'; import crypto from 'node:crypto';
-const port = Number(process.argv[2]);
+const want = Number(process.argv[2]);
 const big = Buffer.alloc(10 * 1024 * 1024); for (let i = 0; i < big.length; i++) big[i] = (i * 7) % 251;
 const server = http.createServer((req, res) => {
   if (req.url === '/big') { res.writeHead(200, { 'content-length': big.length }); return res.end(big); }
@@ -59,32 +61,23 @@ server.on('upgrade', (req, sock) => {
     }
   });
 });
-server.listen(port, '127.0.0.1', () =>
-  net.createServer({ allowHalfOpen: true }, (s) => { s.on('error', () => {}); s.pipe(s); })
-    .listen(port + 1, '127.0.0.1', () => console.log('app-' + 'listening-' + port)));
+const echo = net.createServer({ allowHalfOpen: true }, (s) => { s.on('error', () => {}); s.pipe(s); });
+const start = () => server.listen(want, '127.0.0.1', () => {
+  const port = server.address().port;
+  const again = (e) => { if (want) throw e; server.close(start); };
+  if (port >= 65535) return again(new Error('no port after ' + port));
+  // Listeners, not listen's callback: a failed listen would leave its callback for the next one.
+  const onError = (e) => { echo.off('listening', onListening); again(e); };
+  const onListening = () => { echo.off('error', onError); console.log('app-' + 'listening-' + port); };
+  echo.once('error', onError).once('listening', onListening).listen(port + 1, '127.0.0.1');
+});
+start();
 `;
 const BIG_SHA = (() => {
   const big = Buffer.alloc(10 * 1024 * 1024);
   for (let i = 0; i < big.length; i++) big[i] = (i * 7) % 251;
   return createHash('sha256').update(big).digest('hex');
 })();
-
-async function freePortPair(): Promise<number> {
-  // Two adjacent free ports on the host loopback (the `local` environment shares it).
-  for (;;) {
-    const a = createTcpServer().listen(0, '127.0.0.1');
-    await once(a, 'listening');
-    const p = (a.address() as AddressInfo).port;
-    const b = createTcpServer().listen(p + 1, '127.0.0.1');
-    const ok = await Promise.race([
-      once(b, 'listening').then(() => true),
-      once(b, 'error').then(() => false),
-    ]);
-    await new Promise((r) => a.close(r));
-    if (ok) await new Promise((r) => b.close(r));
-    if (ok && p < 65000) return p;
-  }
-}
 
 function suite(provider: 'local' | 'docker', env: () => Record<string, string>) {
   let s: TestServer;
@@ -114,7 +107,8 @@ function suite(provider: 'local' | 'docker', env: () => Record<string, string>) 
     );
     expect(ready.json.environment.state).toBe('ready');
     gatewayUrl = ready.json.environment.gatewayUrl as string;
-    appPort = provider === 'local' ? await freePortPair() : 38080;
+    // A local environment shares the host's loopback: the app picks its own ports there (0).
+    const wantPort = provider === 'local' ? 0 : 38080;
 
     // Start the app from a Berth terminal and keep it in the foreground there.
     const t = await admin.post(`/api/v1/environments/${envId}/terminals`, {});
@@ -126,14 +120,19 @@ function suite(provider: 'local' | 'docker', env: () => Record<string, string>) 
     });
     await term.ready();
     let out = '';
-    await new Promise<void>((resolve) => {
+    appPort = await new Promise<number>((resolve, reject) => {
       term!.onOutput((d) => {
         out += Buffer.from(d).toString();
-        if (out.includes(`app-listening-${appPort}`)) resolve();
+        const m = /app-listening-(\d+)\r?\n/.exec(out); // the whole number, not a part of it
+        if (m) resolve(Number(m[1]));
       });
+      // The app runs in the shell's place (exec): if it dies, the session ends; say so at once.
+      void term!.closed.then((c) =>
+        reject(new Error(`the terminal closed (${c.code} ${c.reason}) before the app listened:\n${out}`)),
+      );
       const b64 = Buffer.from(APP).toString('base64');
       term!.write(
-        `echo ${b64} | base64 -d > port-app.mjs && exec "$(command -v node || echo /opt/berth/bin/node)" port-app.mjs ${appPort}\n`,
+        `echo ${b64} | base64 -d > port-app.mjs && exec "$(command -v node || echo /opt/berth/bin/node)" port-app.mjs ${wantPort}\n`,
       );
     });
   }, 240_000);
